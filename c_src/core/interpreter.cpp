@@ -1,0 +1,152 @@
+#include "interpreter.hpp"
+
+#include <dlfcn.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+namespace sb {
+
+std::atomic<int> g_busy_workers{0};
+
+namespace {
+
+std::once_flag g_init_once;
+std::atomic<bool> g_ready{false};
+PyInterpreterState* g_interp = nullptr;
+std::string g_init_error;
+
+thread_local PyThreadState* t_state = nullptr;
+thread_local int t_depth = 0;  // nesting of Gil scopes on this thread
+
+std::mutex g_release_mu;
+std::vector<PyObject*> g_release_queue;
+std::atomic<size_t> g_release_count{0};
+
+void set_config_string(PyConfig* config, wchar_t** field, const std::string& value) {
+  PyStatus st = PyConfig_SetBytesString(config, field, value.c_str());
+  if (PyStatus_Exception(st)) {
+    throw std::runtime_error(std::string("cannot set Python config: ") +
+                             (st.err_msg ? st.err_msg : "unknown error"));
+  }
+}
+
+void start(const InterpreterConfig& cfg) {
+  // The BEAM loads NIFs RTLD_LOCAL; extension modules (numpy, _ctypes) expect the
+  // Py* symbols to be global, so re-open libpython with RTLD_GLOBAL first.
+  if (!cfg.libpython_soname.empty() &&
+      !dlopen(cfg.libpython_soname.c_str(), RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD) &&
+      !dlopen(cfg.libpython_soname.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+    throw std::runtime_error("cannot re-open " + cfg.libpython_soname + " RTLD_GLOBAL: " +
+                             dlerror());
+  }
+
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  struct Clear {
+    PyConfig* c;
+    ~Clear() { PyConfig_Clear(c); }
+  } clear{&config};
+  config.install_signal_handlers = 0;  // the BEAM owns signals
+  config.parse_argv = 0;
+  config.use_environment = 0;  // a stray PYTHONHOME must not break start-up
+  config.buffered_stdio = 0;
+  if (!cfg.python_executable.empty()) {
+    // program_name drives the path calculation: a venv's bin/python finds its
+    // pyvenv.cfg and so its site-packages; sys.executable reports the same path.
+    set_config_string(&config, &config.program_name, cfg.python_executable);
+    set_config_string(&config, &config.executable, cfg.python_executable);
+  }
+  if (!cfg.pythonpath.empty()) set_config_string(&config, &config.pythonpath_env, cfg.pythonpath);
+
+  PyStatus st = Py_InitializeFromConfig(&config);
+  if (PyStatus_Exception(st)) {
+    throw std::runtime_error(std::string("Python failed to start: ") +
+                             (st.func ? std::string(st.func) + ": " : "") +
+                             (st.err_msg ? st.err_msg : "unknown error"));
+  }
+
+  // ERTS ignores SIGCHLD; an ignored SIGCHLD makes the kernel reap children itself,
+  // so subprocess's waitpid() fails with ECHILD. The BEAM's own children belong to
+  // its forker process, so restoring the default here is safe.
+  struct sigaction sa;
+  if (sigaction(SIGCHLD, nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+    sa.sa_handler = SIG_DFL;
+    sa.sa_flags = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, nullptr);
+  }
+
+  PyRef sys_path = PyRef::borrow(PySys_GetObject("path"));
+  for (auto it = cfg.extra_paths.rbegin(); it != cfg.extra_paths.rend(); ++it) {
+    PyRef p = PyRef::steal(PyUnicode_DecodeFSDefault(it->c_str()));
+    if (!p || PyList_Insert(sys_path.get(), 0, p.get()) < 0) PyErr_Clear();
+  }
+
+  g_interp = PyInterpreterState_Get();
+  t_state = PyEval_SaveThread();  // this thread keeps its main thread state for later
+}
+
+}  // namespace
+
+void initialize_interpreter(const InterpreterConfig& config) {
+  std::call_once(g_init_once, [&] {
+    try {
+      start(config);
+      g_ready = true;
+    } catch (const std::exception& e) {
+      g_init_error = e.what();
+    }
+  });
+  if (!g_ready) throw std::runtime_error(g_init_error);
+}
+
+bool interpreter_ready() { return g_ready.load(std::memory_order_acquire); }
+
+PyThreadState* this_thread_state() {
+  if (!t_state) t_state = PyThreadState_New(g_interp);
+  return t_state;
+}
+
+Gil::Gil() : acquired_(t_depth == 0) {
+  if (acquired_) PyEval_RestoreThread(this_thread_state());
+  ++t_depth;
+}
+
+Gil::~Gil() {
+  --t_depth;
+  if (acquired_) PyEval_SaveThread();
+}
+
+GilRelease::GilRelease() : saved_(PyEval_SaveThread()) {}
+GilRelease::~GilRelease() { PyEval_RestoreThread(saved_); }
+
+void release_later(PyObject* obj) {
+  if (!obj) return;
+  std::lock_guard<std::mutex> lock(g_release_mu);
+  g_release_queue.push_back(obj);
+  g_release_count.store(g_release_queue.size(), std::memory_order_relaxed);
+}
+
+size_t drain_released(size_t max) {
+  if (g_release_count.load(std::memory_order_relaxed) == 0) return 0;
+  std::vector<PyObject*> batch;
+  size_t remaining;
+  {
+    std::lock_guard<std::mutex> lock(g_release_mu);
+    size_t n = std::min(max, g_release_queue.size());
+    batch.assign(g_release_queue.end() - static_cast<std::ptrdiff_t>(n), g_release_queue.end());
+    g_release_queue.resize(g_release_queue.size() - n);
+    remaining = g_release_queue.size();
+    g_release_count.store(remaining, std::memory_order_relaxed);
+  }
+  // Outside the lock: a __del__ may drop more references and re-enter release_later.
+  for (PyObject* o : batch) Py_DECREF(o);
+  return remaining;
+}
+
+size_t pending_releases() { return g_release_count.load(std::memory_order_relaxed); }
+
+}  // namespace sb

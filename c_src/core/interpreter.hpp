@@ -1,0 +1,70 @@
+// The one embedded CPython interpreter: start-up, per-thread GIL handling, and the
+// deferred release of references dropped by threads that must not take the GIL.
+#pragma once
+#include "pyref.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace sb {
+
+struct InterpreterConfig {
+  std::string python_executable;   // e.g. /usr/bin/python3 or a venv's bin/python
+  std::string libpython_soname;    // re-opened RTLD_GLOBAL so extension modules link
+  std::vector<std::string> extra_paths;  // prepended to sys.path
+  std::string pythonpath;          // PYTHONPATH to honour (the environment is otherwise ignored)
+};
+
+// Starts CPython once (later calls are no-ops). Throws std::runtime_error with a
+// readable message if the interpreter cannot start. Never finalises: extension
+// modules such as numpy cannot be initialised twice in one process.
+void initialize_interpreter(const InterpreterConfig& config);
+bool interpreter_ready();
+
+// Holds the GIL for a scope. Each OS thread gets one PyThreadState the first time it
+// enters Python and keeps it for life: creating and destroying thread states per call
+// is slow, and mixing PyGILState_* with ad-hoc states has crashed other embedders.
+// Re-entrant on the same thread.
+class Gil {
+ public:
+  Gil();
+  ~Gil();
+  Gil(const Gil&) = delete;
+  Gil& operator=(const Gil&) = delete;
+
+ private:
+  bool acquired_;
+};
+
+// Releases the GIL for a scope inside a Gil scope (blocking waits, sleeps).
+class GilRelease {
+ public:
+  GilRelease();
+  ~GilRelease();
+  GilRelease(const GilRelease&) = delete;
+  GilRelease& operator=(const GilRelease&) = delete;
+
+ private:
+  PyThreadState* saved_;
+};
+
+// This thread's persistent thread state (created on first use); used to aim an
+// asynchronous exception at the thread running a call.
+PyThreadState* this_thread_state();
+
+// Drops a reference without the GIL: queued and released by the next thread that
+// holds the GIL (see drain_released). Safe from any thread, including BEAM
+// resource destructors.
+void release_later(PyObject* obj);
+// GIL held. Releases up to `max` queued references; returns how many remain.
+size_t drain_released(size_t max = SIZE_MAX);
+size_t pending_releases();
+
+// Counts threads that are inside a call on the worker pool (holding the GIL or
+// waiting in a GIL-free section of one). The in-process fast path only runs
+// when this is zero, so a BEAM scheduler never queues behind a long call.
+extern std::atomic<int> g_busy_workers;
+
+}  // namespace sb

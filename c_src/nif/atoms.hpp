@@ -1,0 +1,30 @@
+// Atoms the NIF uses, created once at load.
+#pragma once
+#include <erl_nif.h>
+
+namespace sb::nif {
+
+#define SB_ATOMS(X)                                                                         \
+  X(ok) X(error) X(nil) X(true_, "true") X(false_, "false") X(infinity) X(neg_infinity)      \
+  X(nan) X(pending) X(python) X(unconvertible) X(conversion) X(__struct__)                   \
+  X(calendar) X(year) X(month) X(day) X(hour) X(minute) X(second) X(microsecond)          \
+  X(time_zone) X(zone_abbr) X(utc_offset) X(std_offset) X(map) X(version) X(ref) X(type)   \
+  X(owner) X(data) X(auto_, "auto") X(value) X(cancelled) X(sent) X(stdout_, "stdout")      \
+  X(stderr_, "stderr") X(snakebridge_output) X(call) X(getattr) X(setattr) X(eval) X(exec)  \
+  X(to_elixir) X(repr) X(reason) X(unhashable) X(collision) X(too_deep) X(info)             \
+  X(elixir_calendar_iso, "Elixir.Calendar.ISO") X(elixir_date, "Elixir.Date")               \
+  X(elixir_time, "Elixir.Time") X(elixir_naive, "Elixir.NaiveDateTime")                     \
+  X(elixir_datetime, "Elixir.DateTime") X(elixir_mapset, "Elixir.MapSet")                   \
+  X(elixir_object, "Elixir.SnakeBridge.Object") X(elixir_bytes, "Elixir.SnakeBridge.Bytes") \
+  X(output_server, "Elixir.SnakeBridge.Output")
+
+struct Atoms {
+#define SB_DECLARE_ATOM(name, ...) ERL_NIF_TERM name;
+  SB_ATOMS(SB_DECLARE_ATOM)
+#undef SB_DECLARE_ATOM
+};
+
+extern Atoms atoms;
+void make_atoms(ErlNifEnv* env);
+
+}  // namespace sb::nif

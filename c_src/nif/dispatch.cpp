@@ -1,0 +1,363 @@
+#include "dispatch.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "../core/call_sites.hpp"
+#include "../core/errors.hpp"
+#include "../core/interpreter.hpp"
+#include "../core/operations.hpp"
+#include "../core/values.hpp"
+#include "../core/worker_pool.hpp"
+#include "atoms.hpp"
+#include "object_resource.hpp"
+#include "python_output.hpp"
+#include "python_to_terms.hpp"
+#include "terms_to_python.hpp"
+
+namespace sb::nif {
+namespace {
+
+// ---------------------------------------------------------------- requests
+
+ERL_NIF_TERM make_binary(ErlNifEnv* env, const std::string& s) {
+  ERL_NIF_TERM t;
+  unsigned char* buf = enif_make_new_binary(env, s.size(), &t);
+  if (!s.empty()) memcpy(buf, s.data(), s.size());
+  return t;
+}
+
+// An atom or a binary as text; false for anything else.
+bool get_text(ErlNifEnv* env, ERL_NIF_TERM t, std::string* out) {
+  ErlNifBinary bin;
+  if (enif_inspect_binary(env, t, &bin)) {
+    out->assign(reinterpret_cast<const char*>(bin.data), bin.size);
+    return true;
+  }
+  // OTP 25 reads atoms as Latin-1 only; re-encode as UTF-8.
+  char buf[256];
+  int n = enif_get_atom(env, t, buf, sizeof buf, ERL_NIF_LATIN1);
+  if (n <= 0) return false;
+  out->clear();
+  for (int i = 0; i < n - 1; ++i) {
+    auto c = static_cast<unsigned char>(buf[i]);
+    if (c < 0x80) {
+      out->push_back(static_cast<char>(c));
+    } else {
+      out->push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return true;
+}
+
+struct BadRequest : std::exception {};
+
+std::string text(ErlNifEnv* env, ERL_NIF_TERM t) {
+  std::string s;
+  if (!get_text(env, t, &s)) throw BadRequest();
+  return s;
+}
+
+// The call-site key: what identifies "the same call" for fast-path learning.
+std::string site_key(ErlNifEnv* env, int arity, const ERL_NIF_TERM* req) {
+  std::string key;
+  if (arity < 2) return key;
+  char op[16];
+  if (enif_get_atom(env, req[0], op, sizeof op, ERL_NIF_LATIN1) <= 0) return key;
+  key.append(op).push_back('|');
+  PyObject* obj;
+  if (get_object(env, req[1], &obj)) {
+    char ptr[32];
+    snprintf(ptr, sizeof ptr, "%p", static_cast<void*>(Py_TYPE(obj)));  // type, no GIL needed
+    key.append(ptr);
+  } else {
+    std::string s;
+    if (get_text(env, req[1], &s)) key.append(s);
+  }
+  if (arity > 2) {
+    key.push_back('|');
+    std::string s;
+    if (get_text(env, req[2], &s)) key.append(s);
+  }
+  return key;
+}
+
+PyRef resolve_target(ErlNifEnv* env, ERL_NIF_TERM target) {
+  PyObject* obj;
+  if (get_object(env, target, &obj)) return PyRef::borrow(obj);
+  return import_module(text(env, target));
+}
+
+// Looks up `name` on the target; an empty name or nil means the target itself.
+PyRef resolve_member(ErlNifEnv* env, PyObject* target, ERL_NIF_TERM name) {
+  if (name == atoms.nil) return PyRef::borrow(target);
+  std::string n = text(env, name);
+  if (n.empty()) return PyRef::borrow(target);
+  return get_path(target, n);
+}
+
+ERL_NIF_TERM python_error_term(ErlNifEnv* env, const PythonErrorInfo& e) {
+  ERL_NIF_TERM info = enif_make_tuple5(env, atoms.python, make_binary(env, e.type), make_binary(env, e.qualified_type),
+                                       make_binary(env, e.message), make_binary(env, e.traceback));
+  return enif_make_tuple2(env, atoms.error, info);
+}
+
+// Runs one request with the GIL held; every failure becomes an {:error, _} term.
+ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode) {
+  try {
+    int arity;
+    const ERL_NIF_TERM* req;
+    if (!enif_get_tuple(env, request, &arity, &req) || arity < 2) throw BadRequest();
+    TermReader reader(env);
+    TermWriter writer(env, mode);
+    ERL_NIF_TERM op = req[0];
+    ERL_NIF_TERM result;
+    if (op == atoms.call && arity == 5) {
+      PyRef target = resolve_target(env, req[1]);
+      PyRef fn = resolve_member(env, target.get(), req[2]);
+      PyRef args = reader.read_args(req[3]);
+      PyRef kwargs = reader.read_kwargs(req[4]);
+      PyRef out = call_object(fn.get(), args.get(), kwargs.get());
+      result = writer.write_result(out.get());
+    } else if (op == atoms.getattr && arity == 3) {
+      PyRef target = resolve_target(env, req[1]);
+      PyRef out = get_path(target.get(), text(env, req[2]));
+      result = writer.write_result(out.get());
+    } else if (op == atoms.setattr && arity == 4) {
+      PyRef target = resolve_target(env, req[1]);
+      std::string name = text(env, req[2]);
+      PyRef value = reader.read(req[3]);
+      PyRef pyname = check(PyUnicode_FromStringAndSize(name.data(), static_cast<Py_ssize_t>(name.size())));
+      check_status(PyObject_SetAttr(target.get(), pyname.get(), value.get()));
+      result = atoms.nil;
+    } else if ((op == atoms.eval || op == atoms.exec) && arity == 3) {
+      std::string code = text(env, req[1]);
+      PyRef globals = reader.read(req[2]);
+      if (!PyDict_CheckExact(globals.get())) throw BadRequest();
+      if (op == atoms.eval) {
+        PyRef out = eval_expression(code, globals.get());
+        result = writer.write_result(out.get());
+      } else {
+        exec_statements(code, globals.get());
+        if (PyDict_DelItemString(globals.get(), "__builtins__") < 0) PyErr_Clear();
+        result = writer.write(globals.get());
+      }
+    } else if (op == atoms.to_elixir && arity == 2) {
+      PyRef target = resolve_target(env, req[1]);
+      result = TermWriter(env, ReturnMode::Value).write(target.get());
+    } else if (op == atoms.repr && arity == 3) {
+      PyRef target = resolve_target(env, req[1]);
+      unsigned max;
+      if (!enif_get_uint(env, req[2], &max)) throw BadRequest();
+      result = make_binary(env, short_repr(target.get(), max));
+    } else {
+      throw BadRequest();
+    }
+    if (PyErr_Occurred()) PyErr_Clear();  // never return to the BEAM with one pending
+    return enif_make_tuple2(env, atoms.ok, result);
+  } catch (const PythonException& e) {
+    return python_error_term(env, e.info());
+  } catch (const TermError& e) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    ERL_NIF_TERM path = enif_make_list_from_array(env, e.path.data(), static_cast<unsigned>(e.path.size()));
+    return enif_make_tuple2(env, atoms.error, enif_make_tuple4(env, atoms.unconvertible, e.reason, e.term, path));
+  } catch (const ValueError& e) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return enif_make_tuple2(env, atoms.error, enif_make_tuple3(env, atoms.conversion, make_binary(env, e.type_name),
+                                                               make_binary(env, e.repr)));
+  } catch (const BadRequest&) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return enif_make_tuple2(env, atoms.error, enif_make_tuple2(env, enif_make_atom(env, "badrequest"), request));
+  } catch (const std::exception& e) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return enif_make_tuple2(env, atoms.error, enif_make_tuple2(env, enif_make_atom(env, "internal"), make_binary(env, e.what())));
+  }
+}
+
+bool parse_mode(ErlNifEnv*, ERL_NIF_TERM t, ReturnMode* mode) {
+  if (t == atoms.auto_) *mode = ReturnMode::Auto;
+  else if (t == atoms.ref) *mode = ReturnMode::Ref;
+  else if (t == atoms.value) *mode = ReturnMode::Value;
+  else return false;
+  return true;
+}
+
+// ---------------------------------------------------------------- jobs
+
+enum JobState : int { kQueued, kRunning, kSent, kCancelled };
+
+struct Job {
+  ErlNifEnv* env;  // owns the copied request, then the reply
+  ERL_NIF_TERM request;
+  ERL_NIF_TERM ref;
+  ErlNifPid caller;
+  ReturnMode mode;
+  CallSite* site;
+  std::atomic<int> state;
+  // Both guarded by the GIL: set when the job's Python work is over.
+  bool finished;
+  PyThreadState* tstate;
+};
+
+ErlNifResourceType* g_job_type = nullptr;
+
+void job_dtor(ErlNifEnv*, void* p) {
+  auto* job = static_cast<Job*>(p);
+  if (job->env) enif_free_env(job->env);
+  job->~Job();
+}
+
+void run_job(Job* job) {
+  int expected = kQueued;
+  if (!job->state.compare_exchange_strong(expected, kRunning)) {
+    enif_release_resource(job);  // cancelled before it started
+    return;
+  }
+  g_busy_workers.fetch_add(1);
+  ERL_NIF_TERM reply;
+  bool send;
+  {
+    Gil gil;
+    job->tstate = this_thread_state();
+    uint64_t t0 = monotonic_ns();
+    {
+      CallerScope scope(nullptr, &job->caller);
+      reply = run_request(job->env, job->request, job->mode);
+    }
+    record_pool_run(job->site, monotonic_ns() - t0);
+    job->finished = true;
+    expected = kRunning;
+    send = job->state.compare_exchange_strong(expected, kSent);
+    if (!send) {
+      // A cancel may have aimed an exception at this thread after the work ended.
+      PyThreadState_SetAsyncExc(static_cast<unsigned long>(job->tstate->thread_id), nullptr);
+      PyErr_Clear();
+    }
+    drain_released(256);
+  }
+  g_busy_workers.fetch_sub(1);
+  if (send) {
+    ERL_NIF_TERM msg = enif_make_tuple2(job->env, job->ref, reply);
+    enif_send(nullptr, &job->caller, job->env, msg);
+  }
+  enif_release_resource(job);
+}
+
+// One thread aims interrupts at running jobs: it must take the GIL to do so, which
+// a scheduler thread must never wait for.
+class Interrupter {
+ public:
+  static Interrupter& instance() {
+    static Interrupter* i = new Interrupter();
+    return *i;
+  }
+  void interrupt(Job* job) {
+    enif_keep_resource(job);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_) {
+      std::thread([this] { loop(); }).detach();
+      started_ = true;
+    }
+    queue_.push_back(job);
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    while (true) {
+      Job* job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty(); });
+        job = queue_.front();
+        queue_.pop_front();
+      }
+      {
+        Gil gil;
+        if (!job->finished && job->tstate) interrupt_thread(job->tstate);
+      }
+      enif_release_resource(job);
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job*> queue_;
+  bool started_ = false;
+};
+
+}  // namespace
+
+void open_job_type(ErlNifEnv* env) {
+  g_job_type = enif_open_resource_type(env, nullptr, "snakebridge_job", job_dtor,
+                                       static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), nullptr);
+}
+
+ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_term) {
+  ReturnMode mode;
+  int arity;
+  const ERL_NIF_TERM* req;
+  if (!parse_mode(env, mode_term, &mode) || !enif_get_tuple(env, request, &arity, &req)) return enif_make_badarg(env);
+  if (!interpreter_ready()) {
+    return enif_make_tuple2(env, atoms.error, enif_make_atom(env, "not_started"));
+  }
+  CallSite* site = call_site(site_key(env, arity, req));
+
+  // Fast path: the site is known to be quick and no pool thread is inside Python,
+  // so the GIL is free (or about to be) and this scheduler is not held up.
+  if (site->fast.load(std::memory_order_acquire) && g_fast_path_enabled.load(std::memory_order_relaxed) &&
+      g_busy_workers.load(std::memory_order_acquire) == 0) {
+    uint64_t t0 = monotonic_ns();
+    ERL_NIF_TERM result;
+    {
+      Gil gil;
+      ErlNifPid self;
+      enif_self(env, &self);
+      CallerScope scope(env, &self);
+      result = run_request(env, request, mode);
+      drain_released(64);
+    }
+    uint64_t elapsed = monotonic_ns() - t0;
+    record_fast_run(site, elapsed);
+    int percent = static_cast<int>(elapsed / 10'000);  // of a 1 ms timeslice
+    if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+    return result;
+  }
+
+  auto* job = static_cast<Job*>(enif_alloc_resource(g_job_type, sizeof(Job)));
+  new (job) Job();
+  job->env = enif_alloc_env();
+  job->request = enif_make_copy(job->env, request);
+  job->ref = enif_make_ref(job->env);
+  enif_self(env, &job->caller);
+  job->mode = mode;
+  job->site = site;
+  job->state = kQueued;
+  job->finished = false;
+  job->tstate = nullptr;
+  ERL_NIF_TERM job_term = enif_make_resource(env, job);
+  ERL_NIF_TERM ref = enif_make_copy(env, job->ref);
+  // The pool's reference to the job; the term's reference is released by the GC.
+  WorkerPool::instance().submit([job] { run_job(job); });
+  return enif_make_tuple3(env, atoms.pending, job_term, ref);
+}
+
+ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job_term) {
+  Job* job;
+  if (!enif_get_resource(env, job_term, g_job_type, reinterpret_cast<void**>(&job))) return enif_make_badarg(env);
+  int s = job->state.load();
+  while (true) {
+    if (s == kSent) return atoms.sent;
+    if (s == kCancelled) return atoms.cancelled;
+    if (job->state.compare_exchange_weak(s, kCancelled)) break;
+  }
+  if (s == kRunning) Interrupter::instance().interrupt(job);
+  return atoms.cancelled;
+}
+
+}  // namespace sb::nif

@@ -1,0 +1,18 @@
+// Runs a request either right here on the calling scheduler (fast path) or on the
+// worker pool, which replies with a message. See docs/backends.md, "Threading model".
+#pragma once
+#include <erl_nif.h>
+
+namespace sb::nif {
+
+void open_job_type(ErlNifEnv* env);
+
+// execute(request, return_mode) ->
+//   {:ok, term} | {:error, reason}        ran on this scheduler
+//   {:pending, job, ref}                   reply {ref, {:ok, term} | {:error, reason}} follows
+ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode);
+
+// cancel(job) -> :cancelled (no reply will be sent) | :sent (the reply is in the mailbox)
+ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job);
+
+}  // namespace sb::nif

@@ -1,0 +1,186 @@
+defmodule SnakeBridge do
+  @moduledoc """
+  Use Python libraries from Elixir as if they were Elixir.
+
+  SnakeBridge embeds CPython in the BEAM. Call module functions, build objects,
+  call their methods, read and set attributes, evaluate expressions:
+
+      iex> SnakeBridge.call("math", "sqrt", [16.0])
+      {:ok, 4.0}
+
+      iex> SnakeBridge.call!("json", "dumps", [%{"test" => "data"}])
+      ~s({"test": "data"})
+
+      iex> SnakeBridge.call!("json", "dumps", [[1, 2]], indent: 2)
+      "[\\n  1,\\n  2\\n]"
+
+      iex> {:ok, f} = SnakeBridge.new("fractions", "Fraction", [3, 4])
+      iex> SnakeBridge.method!(f, "limit_denominator", [2]) |> SnakeBridge.getattr!("denominator")
+      1
+
+      iex> SnakeBridge.eval!("x * y", %{"x" => 6, "y" => 7})
+      42
+
+  ## Arguments and results
+
+  Positional arguments are a list; keyword arguments a keyword list or a map with
+  string keys; SnakeBridge's own options always come last, so Python keyword
+  arguments named like them (`timeout`) never clash. Values convert as described
+  in `docs/type_mapping.md`: numbers, strings, binaries, lists, tuples, maps,
+  `MapSet`s and the calendar types cross both ways; anything else Python returns
+  is a `SnakeBridge.Object` reference.
+
+  ## Options
+
+    * `:timeout` — milliseconds or `:infinity` (default `30_000`). Past it the call
+      returns `{:error, %SnakeBridge.TimeoutError{}}` and the Python work is
+      interrupted.
+    * `:return` — `:auto` (default), `:ref` (always a `SnakeBridge.Object`) or
+      `:value` (deep conversion; `SnakeBridge.ConversionError` if impossible).
+    * `:backend` — `:nif` (default, in-process).
+
+  ## Errors
+
+  Functions return `{:ok, value}` or `{:error, exception}`: a
+  `SnakeBridge.PythonError` for a Python exception, `SnakeBridge.TimeoutError`,
+  `ArgumentError` for an Elixir term that cannot cross (naming it and where it
+  sits), `SnakeBridge.ConversionError` for `return: :value`. Each function has a
+  `!` form that returns the value or raises the exception.
+  """
+
+  alias SnakeBridge.{Object, Runtime}
+
+  @type name :: String.t() | atom()
+  @type target :: name() | Object.t()
+  @type kwargs :: keyword() | %{optional(String.t() | atom()) => term()}
+  @type result :: {:ok, term()} | {:error, Exception.t()}
+
+  defguardp is_name(x) when is_binary(x) or is_atom(x)
+  defguardp is_kwargs(x) when is_list(x) or is_map(x)
+
+  @doc """
+  Calls `module.function(*args, **kwargs)`.
+
+  `module` is a module name (`"os.path"`), imported once and cached, or a
+  `SnakeBridge.Object` whose attribute is called. `function` may be dotted
+  (`"datetime.now"` on module `"datetime"`). With an object and an empty
+  `function` (`""` or `nil`) the object itself is called.
+  """
+  @spec call(target(), name() | nil, list(), kwargs(), keyword()) :: result()
+  def call(module, function, args \\ [], kwargs \\ [], opts \\ [])
+      when (is_name(module) or is_struct(module, Object)) and is_list(args) and is_kwargs(kwargs) do
+    Runtime.run({:call, module, function, args, kwargs}, opts)
+  end
+
+  @doc "Like `call/5` but returns the value or raises."
+  @spec call!(target(), name() | nil, list(), kwargs(), keyword()) :: term()
+  def call!(module, function, args \\ [], kwargs \\ [], opts \\ []),
+    do: unwrap(call(module, function, args, kwargs, opts))
+
+  @doc """
+  Creates an instance of `module.class(*args, **kwargs)`; always a `SnakeBridge.Object`.
+  """
+  @spec new(target(), name(), list(), kwargs(), keyword()) :: {:ok, Object.t()} | {:error, Exception.t()}
+  def new(module, class, args \\ [], kwargs \\ [], opts \\ [])
+      when (is_name(module) or is_struct(module, Object)) and is_name(class) and is_list(args) and is_kwargs(kwargs) do
+    Runtime.run({:call, module, class, args, kwargs}, Keyword.put(opts, :return, :ref))
+  end
+
+  @doc "Like `new/5` but returns the object or raises."
+  @spec new!(target(), name(), list(), kwargs(), keyword()) :: Object.t()
+  def new!(module, class, args \\ [], kwargs \\ [], opts \\ []), do: unwrap(new(module, class, args, kwargs, opts))
+
+  @doc """
+  Calls `object.name(*args, **kwargs)`: instance, class and static methods alike.
+  """
+  @spec method(Object.t(), name(), list(), kwargs(), keyword()) :: result()
+  def method(%Object{} = object, name, args \\ [], kwargs \\ [], opts \\ [])
+      when is_name(name) and is_list(args) and is_kwargs(kwargs) do
+    Runtime.run({:call, object, name, args, kwargs}, opts)
+  end
+
+  @doc "Like `method/5` but returns the value or raises."
+  @spec method!(Object.t(), name(), list(), kwargs(), keyword()) :: term()
+  def method!(object, name, args \\ [], kwargs \\ [], opts \\ []), do: unwrap(method(object, name, args, kwargs, opts))
+
+  @doc """
+  Reads an attribute of an object, or of a module given by name (dots follow
+  attributes: `getattr("sys", "version_info.major")`).
+  """
+  @spec getattr(target(), name(), keyword()) :: result()
+  def getattr(object_or_module, name, opts \\ [])
+      when (is_name(object_or_module) or is_struct(object_or_module, Object)) and is_name(name) do
+    Runtime.run({:getattr, object_or_module, name}, opts)
+  end
+
+  @doc "Like `getattr/3` but returns the value or raises."
+  @spec getattr!(target(), name(), keyword()) :: term()
+  def getattr!(object_or_module, name, opts \\ []), do: unwrap(getattr(object_or_module, name, opts))
+
+  @doc "Sets `object.name = value`. Returns `{:ok, nil}`."
+  @spec setattr(target(), name(), term(), keyword()) :: result()
+  def setattr(object, name, value, opts \\ [])
+      when (is_name(object) or is_struct(object, Object)) and is_name(name) do
+    Runtime.run({:setattr, object, name, value}, opts)
+  end
+
+  @doc "Like `setattr/4` but returns `nil` or raises."
+  @spec setattr!(target(), name(), term(), keyword()) :: nil
+  def setattr!(object, name, value, opts \\ []), do: unwrap(setattr(object, name, value, opts))
+
+  @doc """
+  Evaluates a Python expression with `globals` (a map with string keys) as its
+  variables.
+  """
+  @spec eval(String.t(), map(), keyword()) :: result()
+  def eval(expression, globals \\ %{}, opts \\ []) when is_binary(expression) and is_map(globals) do
+    Runtime.run({:eval, expression, globals}, opts)
+  end
+
+  @doc "Like `eval/3` but returns the value or raises."
+  @spec eval!(String.t(), map(), keyword()) :: term()
+  def eval!(expression, globals \\ %{}, opts \\ []), do: unwrap(eval(expression, globals, opts))
+
+  @doc """
+  Runs Python statements with `globals` as their module namespace, and returns
+  the namespace afterwards (every variable the code defined, `__builtins__` left
+  out).
+
+      iex> SnakeBridge.exec!("import math\\ny = math.floor(x)", %{"x" => 2.5}) |> Map.take(["x", "y"])
+      %{"x" => 2.5, "y" => 2}
+  """
+  @spec exec(String.t(), map(), keyword()) :: result()
+  def exec(code, globals \\ %{}, opts \\ []) when is_binary(code) and is_map(globals) do
+    Runtime.run({:exec, code, globals}, opts)
+  end
+
+  @doc "Like `exec/3` but returns the namespace or raises."
+  @spec exec!(String.t(), map(), keyword()) :: map()
+  def exec!(code, globals \\ %{}, opts \\ []), do: unwrap(exec(code, globals, opts))
+
+  @doc """
+  Converts a referenced object deeply into Elixir terms: dict subclasses and other
+  mappings become maps, list and tuple subclasses lists and tuples, numpy arrays
+  nested lists, numpy scalars numbers. `SnakeBridge.ConversionError` if some part
+  has no Elixir equivalent.
+  """
+  @spec to_elixir(Object.t(), keyword()) :: result()
+  def to_elixir(%Object{} = object, opts \\ []), do: Runtime.run({:to_elixir, object}, opts)
+
+  @doc "Like `to_elixir/2` but returns the value or raises."
+  @spec to_elixir!(Object.t(), keyword()) :: term()
+  def to_elixir!(object, opts \\ []), do: unwrap(to_elixir(object, opts))
+
+  @doc """
+  Marks a binary to cross as Python `bytes`, even if it is valid UTF-8 (which
+  would otherwise become `str`).
+
+      iex> SnakeBridge.call!("builtins", "type", [SnakeBridge.bytes("abc")]) |> SnakeBridge.getattr!("__name__")
+      "bytes"
+  """
+  @spec bytes(binary()) :: SnakeBridge.Bytes.t()
+  def bytes(binary) when is_binary(binary), do: %SnakeBridge.Bytes{data: binary}
+
+  defp unwrap({:ok, value}), do: value
+  defp unwrap({:error, exception}), do: raise(exception)
+end

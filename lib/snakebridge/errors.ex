@@ -1,0 +1,49 @@
+defmodule SnakeBridge.PythonError do
+  @moduledoc """
+  A Python exception raised by the code SnakeBridge ran.
+
+    * `type` — the exception class name, `"ValueError"`
+    * `python_type` — module-qualified, `"json.decoder.JSONDecodeError"`
+    * `message` — `str(exception)`
+    * `traceback` — the formatted Python traceback, as Python prints it
+  """
+  defexception [:type, :python_type, :message, :traceback]
+
+  @impl true
+  def message(%__MODULE__{type: type, message: message}), do: "#{type}: #{message}"
+end
+
+defmodule SnakeBridge.TimeoutError do
+  @moduledoc """
+  A call ran past its `:timeout`. The Python work was interrupted: a
+  `snakebridge.Cancelled` exception (a `BaseException`) is raised in the thread
+  running it at its next bytecode boundary.
+  """
+  defexception [:timeout, :operation]
+
+  @impl true
+  def message(%__MODULE__{timeout: timeout, operation: op}) do
+    "Python #{op || "call"} did not finish within #{timeout} ms and was interrupted"
+  end
+end
+
+defmodule SnakeBridge.WorkerCrashError do
+  @moduledoc "The port worker running a call died (`reason` is its exit status or signal)."
+  defexception [:reason, :worker]
+
+  @impl true
+  def message(%__MODULE__{reason: reason}), do: "Python worker crashed: #{inspect(reason)}"
+end
+
+defmodule SnakeBridge.ConversionError do
+  @moduledoc """
+  `return: :value` (or `SnakeBridge.to_elixir/2`) met a Python object that has no
+  Elixir equivalent. `python_type` names it and `repr` shows it.
+  """
+  defexception [:python_type, :repr]
+
+  @impl true
+  def message(%__MODULE__{python_type: type, repr: repr}) do
+    "no Elixir value for Python #{type} object #{repr}; use return: :auto or :ref to get a reference"
+  end
+end

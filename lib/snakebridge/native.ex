@@ -1,0 +1,21 @@
+defmodule SnakeBridge.Native do
+  @moduledoc false
+  # The NIF (c_src/nif/). Functions here are replaced when priv/snakebridge_nif.so loads.
+
+  @on_load :load_nif
+
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:snakebridge), ~c"snakebridge_nif")
+
+    case :erlang.load_nif(path, 0) do
+      :ok -> :ok
+      {:error, {:reload, _}} -> :ok
+      {:error, reason} -> {:error, reason}
+    end
+  end
+
+  def init(_config), do: :erlang.nif_error(:nif_not_loaded)
+  def execute(_request, _mode), do: :erlang.nif_error(:nif_not_loaded)
+  def cancel(_job), do: :erlang.nif_error(:nif_not_loaded)
+  def stats, do: :erlang.nif_error(:nif_not_loaded)
+end

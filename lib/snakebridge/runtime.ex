@@ -1,0 +1,159 @@
+defmodule SnakeBridge.Runtime do
+  @moduledoc false
+  # Runs one request on the in-process backend: the NIF either answers at once
+  # (fast path) or hands the work to its thread pool, which replies by message.
+  # Everything about options, timeouts and error structs lives here.
+
+  alias SnakeBridge.{ConversionError, Native, PythonError, TimeoutError}
+
+  @default_timeout 30_000
+
+  @spec run(tuple(), keyword()) :: {:ok, term()} | {:error, Exception.t()}
+  def run(request, opts) do
+    {mode, timeout} = options(opts)
+
+    case Native.execute(request, mode) do
+      {:ok, _} = ok -> ok
+      {:pending, job, ref} -> await(job, ref, timeout, request, mode, opts)
+      {:error, reason} -> failed(reason, request, opts)
+    end
+  end
+
+  defp await(job, ref, timeout, request, _mode, opts) do
+    receive do
+      {^ref, {:ok, _} = ok} -> ok
+      {^ref, {:error, reason}} -> failed(reason, request, opts)
+    after
+      timeout ->
+        case Native.cancel(job) do
+          :cancelled ->
+            {:error, %TimeoutError{timeout: timeout, operation: elem(request, 0)}}
+
+          :sent ->
+            # Finished just as the deadline passed: the reply is in the mailbox.
+            receive do
+              {^ref, {:ok, _} = ok} -> ok
+              {^ref, {:error, reason}} -> failed(reason, request, opts)
+            end
+        end
+    end
+  end
+
+  defp options([]), do: {:auto, @default_timeout}
+
+  defp options(opts) when is_list(opts) do
+    Enum.reduce(opts, {:auto, @default_timeout}, fn
+      {:return, mode}, {_, t} when mode in [:auto, :ref, :value] -> {mode, t}
+      {:timeout, :infinity}, {m, _} -> {m, :infinity}
+      {:timeout, t}, {m, _} when is_integer(t) and t >= 0 -> {m, t}
+      {:backend, :nif}, acc -> acc
+      {:encoded, _}, acc -> acc
+      other, _ -> raise ArgumentError, "invalid SnakeBridge option: #{inspect(other)}"
+    end)
+  end
+
+  # ------------------------------------------------------------------ errors
+
+  defp failed({:python, type, python_type, message, traceback}, _request, _opts) do
+    {:error, %PythonError{type: type, python_type: python_type, message: message, traceback: traceback}}
+  end
+
+  defp failed({:unconvertible, :unconvertible, %_{} = struct, path}, request, opts) do
+    # A struct of the user's: apply SnakeBridge.Encoder and try again (once).
+    if not Keyword.get(opts, :encoded, false) and SnakeBridge.Encoder.impl_for(struct) do
+      run(encode_request(request), [{:encoded, true} | opts])
+    else
+      {:error, unconvertible(:unconvertible, struct, path)}
+    end
+  end
+
+  defp failed({:unconvertible, reason, term, path}, _request, _opts) do
+    {:error, unconvertible(reason, term, path)}
+  end
+
+  defp failed({:conversion, type, repr}, _request, _opts) do
+    {:error, %ConversionError{python_type: type, repr: repr}}
+  end
+
+  defp failed(:not_started, _request, _opts) do
+    {:error, %RuntimeError{message: "SnakeBridge is not started: add :snakebridge to your applications"}}
+  end
+
+  defp failed({:badrequest, request}, _request, _opts) do
+    {:error, %ArgumentError{message: "malformed SnakeBridge request #{inspect(request)}"}}
+  end
+
+  defp failed({:internal, message}, _request, _opts) do
+    {:error, %RuntimeError{message: "SnakeBridge internal error: #{message}"}}
+  end
+
+  defp unconvertible(reason, term, path) do
+    why =
+      case reason do
+        :unconvertible -> describe(term)
+        :unhashable -> "a map cannot be a Python dict key or set element (it is unhashable)"
+        :collision -> "two of its keys are equal in Python (such as 1 and 1.0, 1 and true, or \"a\" and :a)"
+        :too_deep -> "it is nested more than 1000 levels deep"
+      end
+
+    %ArgumentError{
+      message: "cannot convert #{inspect(term, limit: 10, printable_limit: 60)}#{format_path(path)} to Python: #{why}"
+    }
+  end
+
+  defp describe(term) when is_pid(term), do: "a pid has no Python equivalent"
+  defp describe(term) when is_port(term), do: "a port has no Python equivalent"
+  defp describe(term) when is_reference(term), do: "a reference has no Python equivalent"
+  defp describe(term) when is_function(term), do: "a function has no Python equivalent"
+  defp describe(term) when is_bitstring(term) and not is_binary(term), do: "a bitstring that is not a whole number of bytes has no Python equivalent"
+  defp describe(term) when is_list(term), do: "an improper list has no Python equivalent"
+  defp describe(term) when is_atom(term), do: "the atom's name is not Latin-1"
+
+  defp describe(%{__struct__: mod, calendar: cal}) when mod in [Date, Time, NaiveDateTime, DateTime] do
+    if cal == Calendar.ISO, do: "its fields are out of range for Python", else: "only Calendar.ISO maps to Python"
+  end
+
+  defp describe(%{__struct__: mod}), do: "#{inspect(mod)} does not implement SnakeBridge.Encoder"
+  defp describe(_), do: "it has no Python equivalent"
+
+  defp format_path([]), do: ""
+
+  defp format_path([first | rest]) do
+    head =
+      cond do
+        is_integer(first) -> " (argument #{first}"
+        true -> " (at #{inspect(first)}"
+      end
+
+    head <> Enum.map_join(rest, "", &"[#{inspect(&1)}]") <> ")"
+  end
+
+  # ------------------------------------------------------------------ encoder
+
+  defp encode_request({:call, target, name, args, kwargs}),
+    do: {:call, target, name, encode(args), encode(kwargs)}
+
+  defp encode_request({:setattr, target, name, value}), do: {:setattr, target, name, encode(value)}
+  defp encode_request({op, code, globals}) when op in [:eval, :exec], do: {op, code, encode(globals)}
+  defp encode_request(other), do: other
+
+  @passthrough [SnakeBridge.Object, SnakeBridge.Bytes, MapSet, Date, Time, NaiveDateTime, DateTime]
+
+  @doc false
+  def encode(%mod{} = struct) when mod in @passthrough, do: struct
+
+  def encode(%_{} = struct) do
+    case SnakeBridge.Encoder.impl_for(struct) do
+      nil -> struct
+      impl -> encode(impl.encode(struct))
+    end
+  end
+
+  def encode(map) when is_map(map), do: Map.new(map, fn {k, v} -> {encode(k), encode(v)} end)
+  def encode(list) when is_list(list), do: encode_list(list)
+  def encode(tuple) when is_tuple(tuple), do: tuple |> Tuple.to_list() |> Enum.map(&encode/1) |> List.to_tuple()
+  def encode(other), do: other
+
+  defp encode_list([h | t]), do: [encode(h) | encode_list(t)]
+  defp encode_list(other), do: other
+end
