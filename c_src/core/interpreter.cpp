@@ -1,6 +1,7 @@
 #include "interpreter.hpp"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -42,6 +43,15 @@ void start(const InterpreterConfig& cfg) {
     throw std::runtime_error("cannot re-open " + cfg.libpython_soname + " RTLD_GLOBAL: " +
                              dlerror());
   }
+
+  // Python allocates large objects (bytes, arrays) with malloc. Past the mmap
+  // threshold each one is a fresh mapping that page-faults on first write and is
+  // unmapped on free: measured here, a 1 MiB bytes copy took ~400 µs instead of
+  // ~20 µs. glibc raises the threshold by itself after the first such free, but
+  // not once the threshold has been set explicitly, as in the BEAM. Keep blocks
+  // up to 16 MiB in the heap, and give memory back once 32 MiB sit free at its top.
+  mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
 
   PyConfig config;
   PyConfig_InitPythonConfig(&config);

@@ -1,0 +1,167 @@
+defmodule Mix.Tasks.Snakebridge.Bench do
+  @shortdoc "Measures SnakeBridge call latency, throughput and memory"
+  @moduledoc """
+  Runs the benchmark suite of `docs/benchmarks.md` against the in-process backend
+  and prints a Markdown table.
+
+      mix snakebridge.bench              # everything
+      mix snakebridge.bench --only trivial,json
+      mix snakebridge.bench --quick      # fewer iterations, for a smoke run
+
+  Benchmarks: `trivial` (math.sqrt(2.0) after 100k warm-up calls), `json`
+  (json.dumps of a small map), `bytes` (1 MiB binary to Python bytes and back),
+  `list` (10,000-integer list to Python and back), `object` (create a
+  fractions.Fraction and call a method), `concurrent` (100 processes calling at
+  once), `memory` (1,000,000 calls and 100,000 objects created and dropped: RSS and
+  Python object count before and after).
+
+  Run it with `MIX_ENV=prod` for figures comparable to `docs/benchmarks.md`.
+  """
+  use Mix.Task
+
+  @all ~w(trivial json bytes list object concurrent memory)
+
+  @impl true
+  def run(argv) do
+    {opts, _, _} = OptionParser.parse(argv, strict: [only: :string, quick: :boolean])
+    Mix.Task.run("app.start")
+    only = if opts[:only], do: String.split(opts[:only], ","), else: @all
+    scale = if opts[:quick], do: 0.05, else: 1.0
+
+    ident = SnakeBridge.exec!("def ident(x):\n    return x\n")["ident"]
+    ctx = %{scale: scale, ident: ident}
+
+    IO.puts("SnakeBridge #{Mix.Project.config()[:version]} — OTP #{System.otp_release()}, " <>
+              "#{System.schedulers_online()} schedulers, Python #{SnakeBridge.getattr!("sys", "version") |> String.split() |> hd()}\n")
+    IO.puts("| benchmark | median | p99 | notes |")
+    IO.puts("|---|---|---|---|")
+
+    for name <- only, name in @all do
+      bench(name, ctx)
+    end
+  end
+
+  defp n(ctx, count), do: max(trunc(count * ctx.scale), 10)
+
+  defp bench("trivial", ctx) do
+    f = fn -> SnakeBridge.call("math", "sqrt", [2.0]) end
+    for _ <- 1..n(ctx, 100_000), do: f.()
+    report("math.sqrt(2.0)", sample(f, n(ctx, 200_000)), "after #{n(ctx, 100_000)} warm-up calls")
+  end
+
+  defp bench("json", ctx) do
+    map = %{"name" => "snakebridge", "n" => 42, "tags" => ["a", "b"], "ok" => true}
+    f = fn -> SnakeBridge.call("json", "dumps", [map]) end
+    warm(f, ctx)
+    report("json.dumps(small map)", sample(f, n(ctx, 100_000)), "4 keys")
+  end
+
+  defp bench("bytes", ctx) do
+    bin = :crypto.strong_rand_bytes(1_048_576)
+    f = fn -> {:ok, ^bin} = SnakeBridge.call(ctx.ident, nil, [SnakeBridge.bytes(bin)]) end
+    warm(f, ctx, 200)
+    report("1 MiB bytes round trip", sample(f, n(ctx, 2_000)), "identity function")
+  end
+
+  defp bench("list", ctx) do
+    list = Enum.to_list(1..10_000)
+    f = fn -> {:ok, ^list} = SnakeBridge.call(ctx.ident, nil, [list]) end
+    warm(f, ctx, 200)
+    report("10,000-integer list round trip", sample(f, n(ctx, 2_000)), "identity function")
+  end
+
+  defp bench("object", ctx) do
+    f = fn ->
+      {:ok, frac} = SnakeBridge.new("fractions", "Fraction", [3, 4])
+      {:ok, _} = SnakeBridge.method(frac, "limit_denominator", [2])
+    end
+
+    warm(f, ctx)
+    report("Fraction(3, 4) + method call", sample(f, n(ctx, 50_000)), "new/5 then method/5")
+  end
+
+  defp bench("concurrent", ctx) do
+    callers = 100
+    per = n(ctx, 2_000)
+    f = fn -> SnakeBridge.call("math", "sqrt", [2.0]) end
+    warm(f, ctx)
+    t0 = System.monotonic_time(:nanosecond)
+
+    samples =
+      1..callers
+      |> Enum.map(fn _ -> Task.async(fn -> sample(f, per) end) end)
+      |> Task.await_many(:infinity)
+      |> Enum.concat()
+
+    elapsed = System.monotonic_time(:nanosecond) - t0
+    rate = callers * per / (elapsed / 1.0e9)
+    report("100 concurrent callers (math.sqrt)", samples, "#{fmt_rate(rate)} calls/s in total")
+  end
+
+  defp bench("memory", ctx) do
+    calls = n(ctx, 1_000_000)
+    objects = n(ctx, 100_000)
+    count_objects = fn -> SnakeBridge.eval!("len(__import__('gc').get_objects())") end
+    # Imports and caches first, so the baseline holds them.
+    for _ <- 1..1000, do: {SnakeBridge.call("math", "sqrt", [2.0]), SnakeBridge.new!("fractions", "Fraction", [1, 7])}
+    count_objects.()
+    settle()
+    rss0 = rss_kb()
+    py0 = count_objects.()
+
+    for _ <- 1..calls, do: {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0])
+
+    for _ <- 1..div(objects, 1000) do
+      batch = for i <- 1..1000, do: SnakeBridge.new!("fractions", "Fraction", [i, 7])
+      _ = length(batch)
+    end
+
+    settle()
+    rss1 = rss_kb()
+    py1 = count_objects.()
+
+    IO.puts("| memory: #{calls} calls + #{objects} objects | — | — | RSS #{div(rss0, 1024)} → #{div(rss1, 1024)} MB " <>
+              "(#{sign(rss1 - rss0)}#{Float.round((rss1 - rss0) / 1024, 1)} MB); Python gc objects #{py0} → #{py1} |")
+  end
+
+  defp warm(f, ctx, count \\ 10_000), do: for(_ <- 1..n(ctx, count), do: f.())
+
+  defp sample(f, count) do
+    for _ <- 1..count do
+      t0 = System.monotonic_time(:nanosecond)
+      f.()
+      System.monotonic_time(:nanosecond) - t0
+    end
+  end
+
+  # Let the NIF's idle threads release dropped references, and the BEAM collect.
+  defp settle do
+    for _ <- 1..5 do
+      for p <- Process.list(), do: :erlang.garbage_collect(p)
+      Process.sleep(200)
+    end
+  end
+
+  defp rss_kb do
+    "/proc/self/status"
+    |> File.read!()
+    |> then(&Regex.run(~r/VmRSS:\s+(\d+)/, &1))
+    |> Enum.at(1)
+    |> String.to_integer()
+  end
+
+  defp report(name, samples, note) do
+    sorted = Enum.sort(samples)
+    len = length(sorted)
+    p50 = Enum.at(sorted, div(len, 2))
+    p99 = Enum.at(sorted, min(len - 1, trunc(len * 0.99)))
+    IO.puts("| #{name} | #{fmt_ns(p50)} | #{fmt_ns(p99)} | #{note} |")
+  end
+
+  defp fmt_ns(ns) when ns < 10_000, do: "#{Float.round(ns / 1000, 2)} µs"
+  defp fmt_ns(ns) when ns < 10_000_000, do: "#{Float.round(ns / 1000, 1)} µs"
+  defp fmt_ns(ns), do: "#{Float.round(ns / 1_000_000, 1)} ms"
+  defp fmt_rate(r), do: "#{Float.round(r / 1_000_000, 2)} M"
+  defp sign(x) when x >= 0, do: "+"
+  defp sign(_), do: ""
+end
