@@ -62,6 +62,7 @@ ERL_NIF_TERM init_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
   }
   bool first = !interpreter_ready();
   try {
+    // (init's own handler turns start-up failures into {:error, text})
     initialize_interpreter(cfg);
     if (first) {
       Gil gil;
@@ -76,9 +77,25 @@ ERL_NIF_TERM init_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
   return atoms.ok;
 }
 
-ERL_NIF_TERM execute_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) { return execute(env, argv[0], argv[1]); }
+// The last line of defence: whatever C++ throws becomes an Elixir exception.
+template <typename F>
+ERL_NIF_TERM guarded(ErlNifEnv* env, F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return enif_raise_exception(env, error_text(env, std::string("snakebridge NIF: ") + e.what()));
+  } catch (...) {
+    return enif_raise_exception(env, error_text(env, "snakebridge NIF: unknown C++ exception"));
+  }
+}
 
-ERL_NIF_TERM cancel_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) { return cancel(env, argv[0]); }
+ERL_NIF_TERM execute_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+  return guarded(env, [&] { return execute(env, argv[0], argv[1]); });
+}
+
+ERL_NIF_TERM cancel_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+  return guarded(env, [&] { return cancel(env, argv[0]); });
+}
 
 ERL_NIF_TERM stats_nif(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {
   WorkerPool& pool = WorkerPool::instance();

@@ -14,8 +14,9 @@ namespace sb::nif {
 namespace {
 
 // Deeper nesting than this is almost certainly a bug, and converting it would
-// recurse deep into a scheduler's C stack.
-constexpr int kMaxDepth = 1000;
+// recurse deep into a scheduler's C stack. Above the 1000 levels that results are
+// converted to, so anything SnakeBridge returned can be passed back.
+constexpr int kMaxDepth = 1024;
 
 struct Descend {
   std::vector<ERL_NIF_TERM>& path;

@@ -7,9 +7,23 @@ defmodule SnakeBridge.Application do
     children = [SnakeBridge.Output]
     {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one, name: SnakeBridge.Supervisor)
 
-    case SnakeBridge.Native.init(SnakeBridge.Config.interpreter()) do
-      :ok -> {:ok, sup}
+    config = SnakeBridge.Config.interpreter()
+
+    with :ok <- check_executable(config.python),
+         :ok <- SnakeBridge.Native.init(config) do
+      {:ok, sup}
+    else
       {:error, message} -> {:error, {:python_failed_to_start, message}}
+    end
+  end
+
+  defp check_executable(python) do
+    if File.exists?(python) do
+      :ok
+    else
+      {:error,
+       "Python interpreter #{python} does not exist " <>
+         "(set SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path`)"}
     end
   end
 end

@@ -93,7 +93,7 @@ defmodule SnakeBridge.Runtime do
         :unconvertible -> describe(term)
         :unhashable -> "a map cannot be a Python dict key or set element (it is unhashable)"
         :collision -> "two of its keys are equal in Python (such as 1 and 1.0, 1 and true, or \"a\" and :a)"
-        :too_deep -> "it is nested more than 1000 levels deep"
+        :too_deep -> "it is nested more than 1024 levels deep"
       end
 
     %ArgumentError{
@@ -122,11 +122,21 @@ defmodule SnakeBridge.Runtime do
     head =
       cond do
         is_integer(first) -> " (argument #{first}"
-        true -> " (at #{inspect(first)}"
+        true -> " (at #{inspect(first, limit: 5, printable_limit: 40)}"
       end
 
-    head <> Enum.map_join(rest, "", &"[#{inspect(&1)}]") <> ")"
+    steps =
+      if length(rest) > 12 do
+        Enum.take(rest, 5) ++ [:__elided__] ++ Enum.take(rest, -5)
+      else
+        rest
+      end
+
+    head <> Enum.map_join(steps, "", &format_step/1) <> ")"
   end
+
+  defp format_step(:__elided__), do: "..."
+  defp format_step(step), do: "[#{inspect(step, limit: 5, printable_limit: 40)}]"
 
   # ------------------------------------------------------------------ encoder
 
