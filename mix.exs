@@ -62,7 +62,7 @@ defmodule SnakeBridge.MixProject do
 
   def application do
     [
-      extra_applications: [:logger],
+      extra_applications: [:logger, :crypto],
       mod: {SnakeBridge.Application, []}
     ]
   end

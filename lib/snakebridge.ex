@@ -50,6 +50,58 @@ defmodule SnakeBridge do
 
   alias SnakeBridge.{Object, Runtime}
 
+  @doc """
+  Generates, at compile time, an Elixir interface to a Python module in the
+  module that uses it:
+
+      defmodule MyApp.Json do
+        use SnakeBridge, python: "json"
+      end
+
+      MyApp.Json.dumps!(%{"a" => 1}, indent: 2)
+
+  Each Python function `f` becomes `f/N` and `f!/N`, each class `MyApp.Json.Class`
+  with `new/N`, its methods and properties (see `docs/generated_modules.md`).
+
+  Options:
+
+    * `:python` — the Python module (required)
+    * `:only` / `:except` — Python names to include / leave out
+    * `:backend` — default `:backend` option of every generated call
+    * `:depth` — also generate submodules this deep (default 0), as `MyApp.Json.Decoder`
+    * `:private` — include `_private` names (default false)
+
+  The schema is cached under `_build/snakebridge/` so compiling needs no Python
+  when nothing changed; the module recompiles when the Python library on disk
+  changes (another version installed) or the cache is removed.
+  """
+  defmacro __using__(opts) do
+    opts = Macro.expand(opts, __CALLER__) |> Enum.map(fn {k, v} -> {k, Macro.expand(v, __CALLER__)} end)
+    python = opts |> Keyword.fetch!(:python) |> to_string()
+    depth = Keyword.get(opts, :depth, 0)
+    describe_opts = [depth: depth, private: Keyword.get(opts, :private, false)]
+
+    case SnakeBridge.SchemaCache.fetch(python, describe_opts) do
+      {:ok, schema, cache_file} ->
+        generated = SnakeBridge.Generator.quoted(schema, __CALLER__.module, Keyword.put(opts, :module, __CALLER__.module))
+
+        quote do
+          @external_resource unquote(cache_file)
+
+          @doc false
+          def __mix_recompile__?, do: not SnakeBridge.SchemaCache.fresh?(unquote(cache_file))
+
+          unquote(generated)
+        end
+
+      {:error, error} ->
+        raise CompileError,
+          file: __CALLER__.file,
+          line: __CALLER__.line,
+          description: "use SnakeBridge, python: #{inspect(python)}: " <> Exception.message(error)
+    end
+  end
+
   @type name :: String.t() | atom()
   @type target :: name() | Object.t()
   @type kwargs :: keyword() | %{optional(String.t() | atom()) => term()}
@@ -170,6 +222,36 @@ defmodule SnakeBridge do
   @doc "Like `to_elixir/2` but returns the value or raises."
   @spec to_elixir!(Object.t(), keyword()) :: term()
   def to_elixir!(object, opts \\ []), do: unwrap(to_elixir(object, opts))
+
+  @doc """
+  Describes a Python module: its functions, classes, constants and submodules,
+  with signatures, docs and annotations (see `SnakeBridge.Schema` for the shape).
+  The description is made by the embedded interpreter's own introspection and
+  never runs more than importing the module does.
+
+  Options (besides the common ones):
+
+    * `:depth` — how many levels of already-imported submodules to describe
+      (default 1; unimported ones are listed by name in `:unimported_submodules`)
+    * `:private` — include `_private` names (default false)
+
+      iex> {:ok, schema} = SnakeBridge.describe_library("json")
+      iex> Enum.find(schema.functions, &(&1.name == "dumps")).signature |> String.slice(0, 20)
+      "(obj, *, skipkeys=Fa"
+  """
+  @spec describe_library(name(), keyword()) :: {:ok, SnakeBridge.Schema.t()} | {:error, Exception.t()}
+  def describe_library(module, opts \\ []) when is_name(module) do
+    {depth, opts} = Keyword.pop(opts, :depth, 1)
+    {private, opts} = Keyword.pop(opts, :private, false)
+
+    with {:ok, raw} <- Runtime.run({:describe, to_string(module), depth, private == true}, opts) do
+      {:ok, SnakeBridge.Schema.from_python(raw)}
+    end
+  end
+
+  @doc "Like `describe_library/2` but returns the schema or raises."
+  @spec describe_library!(name(), keyword()) :: SnakeBridge.Schema.t()
+  def describe_library!(module, opts \\ []), do: unwrap(describe_library(module, opts))
 
   @doc """
   Marks a binary to cross as Python `bytes`, even if it is valid UTF-8 (which

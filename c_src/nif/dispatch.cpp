@@ -11,6 +11,7 @@
 #include "../core/call_sites.hpp"
 #include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
+#include "../core/introspection.hpp"
 #include "../core/operations.hpp"
 #include "../core/values.hpp"
 #include "../core/worker_pool.hpp"
@@ -148,6 +149,11 @@ ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode) 
         if (PyDict_DelItemString(globals.get(), "__builtins__") < 0) PyErr_Clear();
         result = writer.write(globals.get());
       }
+    } else if (op == atoms.describe && arity == 4) {
+      int depth;
+      if (!enif_get_int(env, req[2], &depth)) throw BadRequest();
+      PyRef schema = describe_module(text(env, req[1]), depth, req[3] == atoms.true_);
+      result = TermWriter(env, ReturnMode::Value).write(schema.get());
     } else if (op == atoms.to_elixir && arity == 2) {
       PyRef target = resolve_target(env, req[1]);
       result = TermWriter(env, ReturnMode::Value).write(target.get());

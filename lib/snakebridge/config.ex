@@ -30,7 +30,10 @@ defmodule SnakeBridge.Config do
   def interpreter do
     %{
       python: python(),
-      paths: Enum.map(Application.get_env(:snakebridge, :python_paths, []), &to_string/1),
+      # SnakeBridge's own Python helpers (introspection) go last.
+      paths:
+        Enum.map(Application.get_env(:snakebridge, :python_paths, []), &to_string/1) ++
+          [Path.join(to_string(:code.priv_dir(:snakebridge)), "python")],
       pythonpath: System.get_env("PYTHONPATH") || "",
       max_threads: Application.get_env(:snakebridge, :max_python_threads, 128),
       fast_path: Application.get_env(:snakebridge, :fast_path, true)

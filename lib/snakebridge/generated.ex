@@ -1,0 +1,158 @@
+defmodule SnakeBridge.Generated do
+  @moduledoc """
+  Runtime support for generated modules (`use SnakeBridge`, `mix snakebridge.gen`).
+
+  A generated function passes its arguments here with a compact description of
+  the Python parameters; this module turns them into a positional list and
+  keyword arguments for `SnakeBridge.call/5`:
+
+    * required parameters are the function's leading arguments; keyword-only
+      ones are sent by name;
+    * optional positional parameters may be given positionally (after the
+      required ones) or by name in the trailing keyword list;
+    * a trailing keyword list given where an optional positional parameter
+      stands is taken as the keyword arguments (then the SnakeBridge options):
+      `Fraction.new(3, denominator: 4)`. To pass a keyword list *as* such a
+      parameter's value, name it: `f(x, param: [a: 1])`;
+    * positional-only optional parameters named in the keyword list are moved
+      to their position, earlier gaps filled with their Python defaults;
+    * `*args` is given by its Python name in the keyword list: `join("a", p: ["b", "c"])`;
+    * typed argument mapping: a binary for a `bytes` parameter becomes `bytes`,
+      an integer for a `float` one a float, a list for a `tuple` one a tuple.
+  """
+
+  @unset :__snakebridge_unset__
+
+  @doc false
+  def unset, do: @unset
+
+  @doc false
+  # spec: %{required: [{name, :pos | :kw}], optional: [{name, :pos_only | :pos, default}],
+  #         var_positional: name | nil, coerce: %{name => :bytes | :float | :tuple}}
+  def call(target, function, spec, required, optional, kwargs, opts, defaults) do
+    {optional, kwargs, opts} = shift_tails(optional, kwargs, opts)
+
+    with {:ok, args, kw} <- build(spec, required, optional, kwargs) do
+      SnakeBridge.call(target, function, args, kw, Keyword.merge(defaults, opts))
+    end
+  end
+
+  @doc false
+  # A callable without a known signature: positional list, keyword arguments, options.
+  def call_untyped(target, function, args, kwargs, opts, defaults) do
+    SnakeBridge.call(target, function, args, kwargs, Keyword.merge(defaults, opts))
+  end
+
+  @doc false
+  def unwrap({:ok, value}), do: value
+  def unwrap({:error, exception}), do: raise(exception)
+
+  # ------------------------------------------------------------------ arguments
+
+  defp shift_tails(optional, kwargs, opts) do
+    given = Enum.take_while(optional, &(&1 != @unset))
+
+    room =
+      cond do
+        kwargs == [] and opts == [] -> 2
+        opts == [] -> 1
+        true -> 0
+      end
+
+    tails = given |> Enum.reverse() |> Enum.take_while(&keywordish?/1) |> Enum.take(room) |> Enum.reverse()
+
+    case {tails, kwargs} do
+      {[], _} -> {given, kwargs, opts}
+      {[kw], []} -> {drop_last(given, 1), kw, []}
+      {[kw, o], []} -> {drop_last(given, 2), kw, o}
+      {[kw], given_kwargs} -> {drop_last(given, 1), kw, given_kwargs}
+    end
+  end
+
+  defp keywordish?([_ | _] = list), do: Keyword.keyword?(list)
+  defp keywordish?(_), do: false
+
+  defp drop_last(list, n), do: Enum.take(list, length(list) - n)
+
+  defp build(spec, required, optional, kwargs) do
+    coerce = Map.get(spec, :coerce, %{})
+    kwargs = normalize_kwargs(kwargs)
+
+    {pos, kw} =
+      spec.required
+      |> Enum.zip(required)
+      |> Enum.reduce({[], []}, fn
+        {{name, :pos}, value}, {pos, kw} -> {[coerce(value, coerce[name]) | pos], kw}
+        {{name, :kw}, value}, {pos, kw} -> {pos, [{name, coerce(value, coerce[name])} | kw]}
+      end)
+
+    pos = Enum.reverse(pos)
+    kw = Enum.reverse(kw)
+    optional_spec = Map.get(spec, :optional, [])
+
+    given =
+      optional_spec
+      |> Enum.zip(optional)
+      |> Enum.map(fn {{name, _, _}, value} -> coerce(value, coerce[name]) end)
+
+    # Positional-only optionals (and *args) named in kwargs must go by position.
+    rest = Enum.drop(optional_spec, length(given))
+    var_positional = Map.get(spec, :var_positional)
+    {star, kwargs} = if var_positional, do: pop(kwargs, var_positional), else: {nil, kwargs}
+
+    last_needed =
+      rest
+      |> Enum.with_index()
+      |> Enum.filter(fn {{name, kind, _}, _} -> kind == :pos_only and List.keymember?(kwargs, name, 0) end)
+      |> Enum.map(&elem(&1, 1))
+      |> Enum.max(fn -> -1 end)
+
+    last_needed = if star != nil, do: length(rest) - 1, else: last_needed
+
+    with {:ok, filled, kwargs} <- fill(Enum.take(rest, last_needed + 1), kwargs, coerce) do
+      kwargs = Enum.map(kwargs, fn {k, v} -> {k, coerce(v, coerce[k])} end)
+      {:ok, pos ++ given ++ filled ++ List.wrap(star || []), kw ++ kwargs}
+    end
+  end
+
+  defp fill(params, kwargs, coerce) do
+    Enum.reduce_while(params, {:ok, [], kwargs}, fn {name, _kind, default}, {:ok, acc, kwargs} ->
+      case pop(kwargs, name) do
+        {nil, kwargs} ->
+          case default do
+            {:value, v} ->
+              {:cont, {:ok, [v | acc], kwargs}}
+
+            _ ->
+              {:halt,
+               {:error,
+                %ArgumentError{
+                  message: "#{name} must be given: a later positional-only argument was, and its Python default cannot be expressed"
+                }}}
+          end
+
+        {value, kwargs} ->
+          {:cont, {:ok, [coerce(value, coerce[name]) | acc], kwargs}}
+      end
+    end)
+    |> case do
+      {:ok, acc, kwargs} -> {:ok, Enum.reverse(acc), kwargs}
+      error -> error
+    end
+  end
+
+  defp normalize_kwargs(kwargs) when is_map(kwargs), do: Enum.map(kwargs, fn {k, v} -> {to_string(k), v} end)
+  defp normalize_kwargs(kwargs) when is_list(kwargs), do: Enum.map(kwargs, fn {k, v} -> {to_string(k), v} end)
+
+  defp pop(kwargs, name) do
+    case List.keytake(kwargs, name, 0) do
+      {{_, value}, rest} -> {value, rest}
+      nil -> {nil, kwargs}
+    end
+  end
+
+  defp coerce(value, :bytes) when is_binary(value), do: SnakeBridge.bytes(value)
+  defp coerce(value, :float) when is_integer(value), do: value * 1.0
+  defp coerce(value, :tuple) when is_list(value), do: List.to_tuple(value)
+  defp coerce(value, _), do: value
+end
