@@ -1,20 +1,37 @@
-# make demo: use a Python library from Elixir.
-IO.puts("SnakeBridge demo — Python #{SnakeBridge.getattr!("sys", "version") |> String.split() |> hd()} embedded in the BEAM\n")
+# make demo: discover a Python library, generate its Elixir module, call it.
+python_version = SnakeBridge.getattr!("sys", "version") |> String.split() |> hd()
+IO.puts("SnakeBridge demo — Python #{python_version} embedded in the BEAM\n")
 
-IO.puts("json.dumps(%{\"test\" => \"data\"}, indent: 2):")
-IO.puts(SnakeBridge.call!("json", "dumps", [%{"test" => "data", "list" => [1, 2.5, nil]}], indent: 2))
+# 1. Discover: the embedded interpreter describes the library.
+{micros, {:ok, schema}} = :timer.tc(fn -> SnakeBridge.describe_library("statistics") end)
+IO.puts("1. describe_library(\"statistics\") in #{div(micros, 1000)} ms: #{length(schema.functions)} functions, #{length(schema.classes)} classes")
 
-IO.puts("\nmath.sqrt(2.0) = #{SnakeBridge.call!("math", "sqrt", [2.0])}")
-IO.puts("statistics.mean([1, 2, 3, 4]) = #{SnakeBridge.call!("statistics", "mean", [[1, 2, 3, 4]])}")
-
-counter = SnakeBridge.new!("collections", "Counter", ["abracadabra"])
-IO.puts("\nA Python object held from Elixir: #{inspect(counter)}")
-IO.puts("counter.most_common(2) = #{inspect(SnakeBridge.method!(counter, "most_common", [2]))}")
-
-array = SnakeBridge.call!("numpy", "arange", [12]) |> SnakeBridge.method!("reshape", [3, 4])
-IO.puts("\nnumpy: #{inspect(array)}")
-IO.puts("array.sum(axis=0) as Elixir: #{inspect(SnakeBridge.method!(array, "sum", [], axis: 0) |> SnakeBridge.to_elixir!())}")
-
-case SnakeBridge.call("json", "loads", ["{not json"]) do
-  {:error, %SnakeBridge.PythonError{} = e} -> IO.puts("\nA Python exception comes back as an Elixir error:\n  #{Exception.message(e)}")
+for f <- Enum.filter(schema.functions, &(&1.name in ~w(mean median stdev correlation))) do
+  IO.puts("     #{f.name}#{f.signature}")
 end
+
+# 2. Generate an Elixir module from the schema and compile it.
+[{name, source}] = SnakeBridge.Generator.files(schema, module: "Demo.Statistics")
+modules = Code.compile_string(source) |> Enum.map(&elem(&1, 0))
+IO.puts("\n2. generated #{name} (#{length(modules)} modules, #{byte_size(source)} bytes of source), e.g.:\n")
+source |> String.split("\n") |> Enum.drop_while(&(not String.contains?(&1, "@spec mean("))) |> Enum.take(5) |> Enum.each(&IO.puts("   " <> &1))
+
+# 3. Call it like Elixir.
+IO.puts("\n3. calling the generated module:")
+IO.puts("     Demo.Statistics.mean!([1, 2, 3, 4])        = #{inspect(Demo.Statistics.mean!([1, 2, 3, 4]))}")
+IO.puts("     Demo.Statistics.median!([3, 1, 4, 1, 5])   = #{inspect(Demo.Statistics.median!([3, 1, 4, 1, 5]))}")
+IO.puts("     Demo.Statistics.stdev!([2, 4, 4, 4, 5, 5, 7, 9]) = #{inspect(Demo.Statistics.stdev!([2, 4, 4, 4, 5, 5, 7, 9]))}")
+
+case Demo.Statistics.mean([]) do
+  {:error, %SnakeBridge.PythonError{} = e} -> IO.puts("     Demo.Statistics.mean([])  => {:error, #{inspect(e.type)}: #{e.message}}")
+end
+
+# 4. The runtime API directly: objects, numpy, errors.
+IO.puts("\n4. the runtime API:")
+counter = SnakeBridge.new!("collections", "Counter", ["abracadabra"])
+IO.puts("     #{inspect(counter)}")
+IO.puts("     most_common(2) = #{inspect(SnakeBridge.method!(counter, "most_common", [2]))}")
+array = SnakeBridge.call!("numpy", "arange", [12]) |> SnakeBridge.method!("reshape", [3, 4])
+IO.puts("     numpy: #{array |> inspect() |> String.replace("\n", " ")}")
+IO.puts("     array.sum(axis=0) -> #{inspect(SnakeBridge.method!(array, "sum", [], axis: 0) |> SnakeBridge.to_elixir!())}")
+IO.puts("     json.dumps -> #{SnakeBridge.call!("json", "dumps", [%{"test" => "data"}])}")

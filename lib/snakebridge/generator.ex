@@ -98,7 +98,14 @@ defmodule SnakeBridge.Generator do
     keep? = fn name -> (only == nil or name in only) and name not in except end
 
     functions = Enum.filter(schema.functions, &keep?.(&1.name))
-    classes = Enum.filter(schema.classes, &keep?.(&1.name))
+    # A class exported under several names (numpy.uint64 and numpy.uint) gets one
+    # module, named after its first exported name; the others are listed in its doc.
+    classes =
+      schema.classes
+      |> Enum.filter(&keep?.(&1.name))
+      |> Enum.group_by(& &1.qualname)
+      |> Enum.map(fn {_, [first | rest]} -> Map.put(first, :also_exported_as, Enum.map(rest, & &1.name)) end)
+      |> Enum.sort_by(& &1.name)
     constants = Enum.filter(schema.constants, &keep?.(&1.name))
     defaults = defaults(opts)
 
@@ -115,11 +122,19 @@ defmodule SnakeBridge.Generator do
         {constant(c, name, schema.name), MapSet.put(taken, name)}
       end)
 
-    {class_defs, _} =
+    {aliases, _} =
       Enum.map_reduce(classes, MapSet.new(), fn c, taken ->
         alias_name = free_alias(Naming.alias_name(c.name), taken)
-        {{alias_name, class_body(c, schema, defaults)}, MapSet.put(taken, alias_name)}
+        {{c.qualname, alias_name}, MapSet.put(taken, alias_name)}
       end)
+
+    # A method wrapper works on any object, so a method inherited from a class
+    # generated alongside is left to that class's module (numpy's scalar types
+    # would otherwise each repeat numpy.generic's sixty methods).
+    local = Map.new(aliases)
+
+    class_defs =
+      Enum.map(classes, fn c -> {local[c.qualname], class_body(c, schema, defaults, local)} end)
 
 
     body = [
@@ -201,9 +216,14 @@ defmodule SnakeBridge.Generator do
 
   # ------------------------------------------------------------------ classes
 
-  defp class_body(class, schema, defaults) do
+  defp class_body(class, schema, defaults, local) do
     class_path = class.name
     taken = MapSet.new(["new", "new!"])
+    elsewhere? = fn m -> m.defined_in && m.defined_in != class.qualname && Map.has_key?(local, m.defined_in) end
+    delegated = (class.methods ++ class.class_methods ++ class.static_methods) |> Enum.filter(elsewhere?)
+    class = %{class | methods: Enum.reject(class.methods, elsewhere?),
+                      class_methods: Enum.reject(class.class_methods, elsewhere?),
+                      static_methods: Enum.reject(class.static_methods, elsewhere?)}
 
     ctor =
       if class.init do
@@ -212,14 +232,24 @@ defmodule SnakeBridge.Generator do
         callable(%{name: class.name, doc: class.doc, has_signature: false, signature: nil, parameters: [], return_annotation: nil, kind: :class}, "new", {:module, class_path}, :constructor)
       end
 
+    # Inherited methods keep a short doc: numpy's ~50 scalar types would
+    # otherwise each repeat the whole documentation of numpy.generic.
+    inherited = fn m ->
+      if m.defined_in && m.defined_in != class.qualname do
+        %{m | doc: "#{first_paragraph(m.doc)}\n\nInherited from `#{m.defined_in}`."}
+      else
+        m
+      end
+    end
+
     {methods, taken} =
-      Enum.map_reduce(class.methods, taken, fn m, taken ->
+      Enum.map_reduce(Enum.map(class.methods, inherited), taken, fn m, taken ->
         name = Naming.function_name(m.name, taken, ["new"])
         {callable(m, name, {:method, m.name}, :value), taken |> MapSet.put(name) |> MapSet.put(name <> "!")}
       end)
 
     {statics, taken} =
-      Enum.map_reduce(class.class_methods ++ class.static_methods, taken, fn m, taken ->
+      Enum.map_reduce(Enum.map(class.class_methods ++ class.static_methods, inherited), taken, fn m, taken ->
         name = Naming.function_name(m.name, taken, ["new"])
         {callable(m, name, {:module, class_path <> "." <> m.name}, :value), taken |> MapSet.put(name) |> MapSet.put(name <> "!")}
       end)
@@ -245,7 +275,7 @@ defmodule SnakeBridge.Generator do
       doc_lines(
         "Python class `#{class.qualname}`#{if class.exception, do: " (an exception class)", else: ""}, " <>
           "from module `#{schema.name}`. Build instances with `new/N`; methods take the object first." <>
-          if(class.doc, do: "\n\n" <> class.doc, else: "")
+          aliases_note(class) <> inherited_note(delegated, local) <> if(class.doc, do: "\n\n" <> class.doc, else: "")
       ),
       "  \"\"\"\n\n",
       attributes(schema, defaults),
@@ -253,6 +283,23 @@ defmodule SnakeBridge.Generator do
       Enum.intersperse([ctor | methods ++ statics ++ props], "\n")
     ]
     |> with_kernel_except()
+  end
+
+  defp aliases_note(%{also_exported_as: [_ | _] = names, name: name, qualname: q}) do
+    " `#{q}` is also exported as " <> Enum.map_join(names, ", ", &"`#{&1}`") <> "; this module uses `#{name}`."
+  end
+
+  defp aliases_note(_), do: ""
+
+  defp inherited_note([], _local), do: ""
+
+  defp inherited_note(methods, local) do
+    by_owner = Enum.group_by(methods, & &1.defined_in, & &1.name)
+
+    "\n\nInherited methods have their wrappers in the module of the class that defines them " <>
+      "(they work on instances of this class too): " <>
+      Enum.map_join(by_owner, "; ", fn {owner, names} -> "`#{local[owner]}`: #{Enum.map_join(Enum.sort(names), ", ", &"`#{&1}`")}" end) <>
+      "."
   end
 
   defp attributes(schema, defaults) do
@@ -432,6 +479,9 @@ defmodule SnakeBridge.Generator do
   end
 
   # ------------------------------------------------------------------ text
+
+  defp first_paragraph(nil), do: "(No Python docstring.)"
+  defp first_paragraph(doc), do: doc |> String.split(~r/\n\s*\n/, parts: 2) |> hd()
 
   defp doc_lines(text) do
     text

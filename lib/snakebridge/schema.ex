@@ -20,7 +20,8 @@ defmodule SnakeBridge.Schema do
         signature: "(obj, *, skipkeys=False, ...)" | nil,
         has_signature: true,            # false: a C function without one; still callable
         parameters: [parameter], return_annotation: "str" | nil,
-        generator: false, coroutine: false
+        generator: false, coroutine: false,
+        defined_in: "numpy.generic" | nil   # methods: the class that defines it
       }
 
   A parameter:
@@ -77,7 +78,8 @@ defmodule SnakeBridge.Schema do
       parameters: Enum.map(f["parameters"] || [], &parameter/1),
       return_annotation: f["return_annotation"],
       generator: f["generator"] == true,
-      coroutine: f["coroutine"] == true
+      coroutine: f["coroutine"] == true,
+      defined_in: f["defined_in"]
     }
   end
 

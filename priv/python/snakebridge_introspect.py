@@ -322,6 +322,8 @@ class _Describer:
         for klass in cls.__mro__:
             if klass is object:
                 continue
+            owner = "%s.%s" % (getattr(klass, "__module__", "?"), getattr(klass, "__qualname__", "?"))
+            before = {key: len(out[key]) for key in ("methods", "class_methods", "static_methods")}
             for attr, value in list(vars(klass).items()):
                 if attr in seen or (not self.public(attr) and attr not in ("__call__",)):
                     continue
@@ -349,6 +351,9 @@ class _Describer:
                                                  "value": value, "repr": _safe_repr(value)})
                 except Exception as e:
                     self.fail(where, e)
+            for key, start in before.items():
+                for fn in out[key][start:]:
+                    fn["defined_in"] = owner
         return out
 
     @staticmethod
