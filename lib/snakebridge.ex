@@ -224,6 +224,83 @@ defmodule SnakeBridge do
   def to_elixir!(object, opts \\ []), do: unwrap(to_elixir(object, opts))
 
   @doc """
+  Calls `module.function(*args, **kwargs)` and returns a lazy `Stream` over the
+  result, which must be iterable (a generator, an iterator, a list, a cursor...).
+
+      iex> SnakeBridge.stream("itertools", "count", [10]) |> Enum.take(3)
+      [10, 11, 12]
+
+  Items are pulled in batches as the consumer asks for them (never more than one
+  batch ahead of it). Halting early closes the Python generator, so its
+  `finally` runs; a Python exception raised while iterating is raised in the
+  consumer after the items produced before it. Each item converts like a call's
+  result (`:return` option). `:batch_size` caps the batch (default 1024; batches
+  start at 8 and double). Nothing runs until the stream is enumerated.
+  """
+  @spec stream(target(), name() | nil, list(), kwargs(), keyword()) :: Enumerable.t()
+  def stream(module, function, args \\ [], kwargs \\ [], opts \\ [])
+      when (is_name(module) or is_struct(module, Object)) and is_list(args) and is_kwargs(kwargs) do
+    SnakeBridge.PyStream.iter({:call, {:call, module, function, args, kwargs}}, opts)
+  end
+
+  @doc """
+  A lazy `Stream` over any Python iterable held as an object (see `stream/5`).
+
+      iex> {:ok, conn} = SnakeBridge.call("sqlite3", "connect", [":memory:"])
+      iex> cursor = SnakeBridge.method!(conn, "execute", ["select 1 union select 2"])
+      iex> SnakeBridge.iter(cursor) |> Enum.to_list()
+      [{1}, {2}]
+  """
+  @spec iter(Object.t(), keyword()) :: Enumerable.t()
+  def iter(%Object{} = object, opts \\ []), do: SnakeBridge.PyStream.iter({:object, object}, opts)
+
+  @doc """
+  Starts `module.function(*args, **kwargs)` in the background and returns at
+  once; the result arrives as `{:snakebridge, ref, {:ok, value} | {:error, e}}`
+  to `opts[:to]` (default the caller), where `ref` is the returned handle's
+  `ref`. See `SnakeBridge.Async` for cancellation.
+
+      iex> task = SnakeBridge.async_call("math", "factorial", [20])
+      iex> ref = task.ref
+      iex> receive do {:snakebridge, ^ref, result} -> result end
+      {:ok, 2432902008176640000}
+  """
+  @spec async_call(target(), name() | nil, list(), kwargs(), keyword()) :: SnakeBridge.Async.t()
+  def async_call(module, function, args \\ [], kwargs \\ [], opts \\ [])
+      when (is_name(module) or is_struct(module, Object)) and is_list(args) and is_kwargs(kwargs) do
+    SnakeBridge.Async.call({:call, module, function, args, kwargs}, opts)
+  end
+
+  @doc """
+  Streams the items of `module.function(*args, **kwargs)` as messages:
+  `{:snakebridge_stream, ref, {:items, list}}` batches, then `:done` or
+  `{:error, exception}`. Acknowledge each batch with `ack/1`; at most `:window`
+  (default 2) batches are outstanding. See `SnakeBridge.Async`.
+  """
+  @spec async_stream(target(), name() | nil, list(), kwargs(), keyword()) :: SnakeBridge.Async.t()
+  def async_stream(module, function, args \\ [], kwargs \\ [], opts \\ [])
+      when (is_name(module) or is_struct(module, Object)) and is_list(args) and is_kwargs(kwargs) do
+    SnakeBridge.Async.stream({:call, {:call, module, function, args, kwargs}}, opts)
+  end
+
+  @doc "Acknowledges one batch of an `async_stream/5`, letting the producer send another."
+  @spec ack(SnakeBridge.Async.t()) :: :ok
+  def ack(%SnakeBridge.Async{} = async), do: SnakeBridge.Async.ack(async)
+
+  @doc """
+  Cancels an `async_call/5` or `async_stream/5`: the Python work is interrupted
+  and no message of it arrives after this returns.
+  """
+  @spec cancel(SnakeBridge.Async.t()) :: :ok
+  def cancel(%SnakeBridge.Async{} = async), do: SnakeBridge.Async.cancel(async)
+
+  @doc """
+  Waits for the result of an `async_call/5` (in the process that receives it).
+  """
+  @spec await(SnakeBridge.Async.t(), timeout()) :: result()
+  def await(%SnakeBridge.Async{kind: :call} = async, timeout \\ :infinity), do: SnakeBridge.Async.await(async, timeout)
+
+  @doc """
   Describes a Python module: its functions, classes, constants and submodules,
   with signatures, docs and annotations (see `SnakeBridge.Schema` for the shape).
   The description is made by the embedded interpreter's own introspection and

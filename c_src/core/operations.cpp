@@ -98,8 +98,4 @@ PyObject* cancelled_exception() {
   return g_cancelled;
 }
 
-void interrupt_thread(PyThreadState* tstate) {
-  PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), cancelled_exception());
-}
-
 }  // namespace sb

@@ -28,8 +28,4 @@ void exec_statements(std::string_view source, PyObject* globals);
 // A BaseException, so `except Exception:` in user code does not swallow it.
 PyObject* cancelled_exception();
 
-// Asks the thread running `tstate` to raise cancelled_exception() at its next
-// bytecode boundary. GIL held.
-void interrupt_thread(PyThreadState* tstate);
-
 }  // namespace sb

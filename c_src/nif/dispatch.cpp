@@ -11,7 +11,9 @@
 #include "../core/call_sites.hpp"
 #include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
+#include "../core/interrupts.hpp"
 #include "../core/introspection.hpp"
+#include "../core/iteration.hpp"
 #include "../core/operations.hpp"
 #include "../core/values.hpp"
 #include "../core/worker_pool.hpp"
@@ -154,6 +156,25 @@ ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode) 
       if (!enif_get_int(env, req[2], &depth)) throw BadRequest();
       PyRef schema = describe_module(text(env, req[1]), depth, req[3] == atoms.true_);
       result = TermWriter(env, ReturnMode::Value).write(schema.get());
+    } else if (op == atoms.next && arity == 3) {
+      // {:next, iterator, max} -> {items, :cont | :done | {:error, python_error}}
+      PyObject* it;
+      unsigned max;
+      if (!get_object(env, req[1], &it) || !enif_get_uint(env, req[2], &max) || max == 0) throw BadRequest();
+      Batch batch = next_batch(it, max);
+      std::vector<ERL_NIF_TERM> items;
+      items.reserve(batch.items.size());
+      for (const PyRef& item : batch.items) items.push_back(writer.write(item.get()));
+      ERL_NIF_TERM end = batch.end == BatchEnd::More   ? atoms.cont
+                         : batch.end == BatchEnd::Done ? atoms.done
+                                                       : python_error_term(env, batch.error);
+      result = enif_make_tuple2(env, enif_make_list_from_array(env, items.data(), static_cast<unsigned>(items.size())), end);
+    } else if (op == atoms.close && arity == 2) {
+      PyObject* it;
+      if (!get_object(env, req[1], &it)) throw BadRequest();
+      PythonErrorInfo error;
+      if (!close_iterator(it, &error)) return python_error_term(env, error);
+      result = atoms.nil;
     } else if (op == atoms.to_elixir && arity == 2) {
       PyRef target = resolve_target(env, req[1]);
       result = TermWriter(env, ReturnMode::Value).write(target.get());
@@ -230,6 +251,7 @@ void run_job(Job* job) {
   bool send;
   {
     Gil gil;
+    clear_interrupt();
     job->tstate = this_thread_state();
     uint64_t t0 = monotonic_ns();
     {
@@ -242,7 +264,7 @@ void run_job(Job* job) {
     send = job->state.compare_exchange_strong(expected, kSent);
     if (!send) {
       // A cancel may have aimed an exception at this thread after the work ended.
-      PyThreadState_SetAsyncExc(static_cast<unsigned long>(job->tstate->thread_id), nullptr);
+      clear_interrupt();
       PyErr_Clear();
     }
     drain_released(256);

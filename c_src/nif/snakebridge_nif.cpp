@@ -7,6 +7,7 @@
 
 #include "../core/call_sites.hpp"
 #include "../core/interpreter.hpp"
+#include "../core/interrupts.hpp"
 #include "../core/operations.hpp"
 #include "../core/values.hpp"
 #include "../core/worker_pool.hpp"
@@ -68,6 +69,7 @@ ERL_NIF_TERM init_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
       Gil gil;
       ensure_datetime_api();
       cancelled_exception();
+      install_interruptible_sleep();
       install_python_output();
     }
   } catch (const std::exception& e) {

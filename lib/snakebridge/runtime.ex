@@ -20,9 +20,23 @@ defmodule SnakeBridge.Runtime do
   end
 
   defp await(job, ref, timeout, request, _mode, opts) do
+    cancel_tag = Keyword.get(opts, :cancel_tag)
+
     receive do
-      {^ref, {:ok, _} = ok} -> ok
-      {^ref, {:error, reason}} -> failed(reason, request, opts)
+      {^ref, {:ok, _} = ok} ->
+        ok
+
+      {^ref, {:error, reason}} ->
+        failed(reason, request, opts)
+
+      {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
+        # SnakeBridge.cancel/1 from another process (async calls and streams).
+        case Native.cancel(job) do
+          :cancelled -> :ok
+          :sent -> receive(do: ({^ref, _} -> :ok))
+        end
+
+        {:error, :cancelled}
     after
       timeout ->
         case Native.cancel(job) do
@@ -48,9 +62,14 @@ defmodule SnakeBridge.Runtime do
       {:timeout, t}, {m, _} when is_integer(t) and t >= 0 -> {m, t}
       {:backend, :nif}, acc -> acc
       {:encoded, _}, acc -> acc
+      {:cancel_tag, _}, acc -> acc
       other, _ -> raise ArgumentError, "invalid SnakeBridge option: #{inspect(other)}"
     end)
   end
+
+  @doc false
+  # An {:error, reason} term produced by the NIF, as an exception struct.
+  def exception({:error, reason}), do: reason |> failed(nil, []) |> elem(1)
 
   # ------------------------------------------------------------------ errors
 
