@@ -321,9 +321,24 @@ class Interrupter {
 
 }  // namespace
 
+// The caller died: nobody will read the reply, so stop the Python work.
+static void job_down(ErlNifEnv*, void* p, ErlNifPid*, ErlNifMonitor*) {
+  auto* job = static_cast<Job*>(p);
+  int s = job->state.load();
+  while (s == kQueued || s == kRunning) {
+    if (job->state.compare_exchange_weak(s, kCancelled)) {
+      if (s == kRunning) Interrupter::instance().interrupt(job);
+      return;
+    }
+  }
+}
+
 void open_job_type(ErlNifEnv* env) {
-  g_job_type = enif_open_resource_type(env, nullptr, "snakebridge_job", job_dtor,
-                                       static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), nullptr);
+  ErlNifResourceTypeInit init = {};
+  init.dtor = job_dtor;
+  init.down = job_down;
+  g_job_type = enif_open_resource_type_x(env, "snakebridge_job", &init,
+                                         static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), nullptr);
 }
 
 ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_term) {
@@ -369,6 +384,8 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
   job->finished = false;
   job->tstate = nullptr;
   ERL_NIF_TERM job_term = enif_make_resource(env, job);
+  ErlNifMonitor monitor;
+  enif_monitor_process(env, job, &job->caller, &monitor);
   ERL_NIF_TERM ref = enif_make_copy(env, job->ref);
   // The pool's reference to the job; the term's reference is released by the GC.
   WorkerPool::instance().submit([job] { run_job(job); });

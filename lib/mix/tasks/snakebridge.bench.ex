@@ -8,6 +8,12 @@ defmodule Mix.Tasks.Snakebridge.Bench do
       mix snakebridge.bench --only trivial,json
       mix snakebridge.bench --quick      # fewer iterations, for a smoke run
 
+  Benchmarks (issue 5): `stream` (1,000,000 integers from a Python generator),
+  `sleep200` (200 concurrent `time.sleep(0.5)` while a heartbeat process ticks
+  every 1 ms), `timeout` (`while True: pass` with a 100 ms timeout),
+  `pool_handoff` (a call that runs on the worker pool, for comparison with the
+  fast path).
+
   Benchmarks: `trivial` (math.sqrt(2.0) after 100k warm-up calls), `json`
   (json.dumps of a small map), `bytes` (1 MiB binary to Python bytes and back),
   `list` (10,000-integer list to Python and back), `object` (create a
@@ -19,7 +25,7 @@ defmodule Mix.Tasks.Snakebridge.Bench do
   """
   use Mix.Task
 
-  @all ~w(trivial json bytes list object concurrent memory)
+  @all ~w(trivial json bytes list object concurrent pool_handoff stream sleep200 timeout memory)
 
   @impl true
   def run(argv) do
@@ -98,6 +104,49 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     report("100 concurrent callers (math.sqrt)", samples, "#{fmt_rate(rate)} calls/s in total")
   end
 
+  defp bench("pool_handoff", ctx) do
+    # Each exec gets a fresh namespace, but the call site (its source text) is the
+    # same, so force the pool by keeping a pool thread busy: the fast path only
+    # runs while no pool thread is in Python.
+    busy = Task.async(fn -> SnakeBridge.call("time", "sleep", [60], [], timeout: 120_000) end)
+    Process.sleep(50)
+    f = fn -> SnakeBridge.call("math", "sqrt", [2.0]) end
+    report("pool hand-off (math.sqrt while another call sleeps)", sample(f, n(ctx, 5_000)), "runs on the pool, reply by message")
+    Task.shutdown(busy, :brutal_kill)
+  end
+
+  defp bench("stream", ctx) do
+    count = n(ctx, 1_000_000)
+    {us, ^count} = :timer.tc(fn -> SnakeBridge.stream("itertools", "count", []) |> Stream.take(count) |> Enum.count() end)
+    IO.puts("| stream #{count} integers from a generator | — | — | #{fmt_rate(count / (us / 1.0e6))} items/s (#{div(us, 1000)} ms) |")
+  end
+
+  defp bench("sleep200", _ctx) do
+    parent = self()
+    beat = spawn(fn -> heartbeat(parent, System.monotonic_time(:microsecond), 0) end)
+    t0 = System.monotonic_time(:millisecond)
+
+    1..200
+    |> Enum.map(fn _ -> Task.async(fn -> {:ok, nil} = SnakeBridge.call("time", "sleep", [0.5]) end) end)
+    |> Task.await_many(30_000)
+
+    elapsed = System.monotonic_time(:millisecond) - t0
+    send(beat, :stop)
+    worst = receive(do: ({:worst_gap, us} -> us))
+    IO.puts("| 200 concurrent time.sleep(0.5) | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |")
+  end
+
+  defp bench("timeout", _ctx) do
+    samples =
+      for _ <- 1..10 do
+        t0 = System.monotonic_time(:nanosecond)
+        {:error, %SnakeBridge.TimeoutError{}} = SnakeBridge.exec("while True: pass", %{}, timeout: 100)
+        System.monotonic_time(:nanosecond) - t0
+      end
+
+    report("timeout of `while True: pass` at 100 ms", samples, "time until the caller has its error")
+  end
+
   defp bench("memory", ctx) do
     calls = n(ctx, 1_000_000)
     objects = n(ctx, 100_000)
@@ -122,6 +171,16 @@ defmodule Mix.Tasks.Snakebridge.Bench do
 
     IO.puts("| memory: #{calls} calls + #{objects} objects | — | — | RSS #{div(rss0, 1024)} → #{div(rss1, 1024)} MB " <>
               "(#{sign(rss1 - rss0)}#{Float.round((rss1 - rss0) / 1024, 1)} MB); Python gc objects #{py0} → #{py1} |")
+  end
+
+  defp heartbeat(parent, last, worst) do
+    receive do
+      :stop -> send(parent, {:worst_gap, worst})
+    after
+      1 ->
+        now = System.monotonic_time(:microsecond)
+        heartbeat(parent, now, max(worst, now - last))
+    end
   end
 
   defp warm(f, ctx, count \\ 10_000), do: for(_ <- 1..n(ctx, count), do: f.())
