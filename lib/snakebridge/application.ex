@@ -21,9 +21,13 @@ defmodule SnakeBridge.Application do
     if File.exists?(python) do
       :ok
     else
-      {:error,
-       "Python interpreter #{python} does not exist " <>
-         "(set SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path`)"}
+      hint =
+        case SnakeBridge.Config.python_source() do
+          {_, :venv} -> "the configured venv is missing: run `mix snakebridge.setup`"
+          _ -> "set SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path`"
+        end
+
+      {:error, "Python interpreter #{python} does not exist (#{hint})"}
     end
   end
 end

@@ -4,11 +4,24 @@ defmodule SnakeBridge.Config do
 
   Read once, when the application starts:
 
-    * `SNAKEBRIDGE_PYTHON` (environment) or `config :snakebridge, python: path` —
-      the interpreter to embed; the environment variable wins. Default
-      `/usr/bin/python3`. A virtual environment's `bin/python` makes that
-      environment's `site-packages` importable. It must be the same Python version
-      the NIF was built against (see `mix compile` output / `docs/getting_started.md`).
+    * The interpreter to embed, the first of:
+        1. `SNAKEBRIDGE_PYTHON` (environment);
+        2. `config :snakebridge, python: path`;
+        3. `<venv>/bin/python` when `config :snakebridge, venv: dir` is set;
+        4. `/usr/bin/python3`.
+      A virtual environment's `bin/python` makes that environment's
+      `site-packages` importable. It must be the same Python version the NIF was
+      built against (see `mix compile` output / `docs/getting_started.md`).
+    * `config :snakebridge, venv: ".venv"` — the project's virtual environment,
+      relative to the project root (the current directory when Mix runs). Default:
+      none. `mix snakebridge.setup` creates it and installs the requirements;
+      `mix snakebridge.clean --venv` removes it.
+    * `config :snakebridge, python_requirements: ["numpy==1.24.2", "./py/mylib"]` —
+      pip requirement strings (names with version specifiers, local directories,
+      wheel files) that `mix snakebridge.setup` installs into the venv.
+    * `config :snakebridge, venv_system_site_packages: false` — create the venv
+      with `--system-site-packages`, so that packages installed in the base
+      interpreter (Debian's `python3-numpy`, say) stay importable.
     * `config :snakebridge, python_paths: [dir]` — directories put first on `sys.path`.
     * `PYTHONPATH` (environment) is honoured; other `PYTHON*` variables (a stray
       `PYTHONHOME` in particular) are ignored.
@@ -22,8 +35,50 @@ defmodule SnakeBridge.Config do
 
   @doc "The interpreter executable in use."
   @spec python() :: String.t()
-  def python do
-    System.get_env("SNAKEBRIDGE_PYTHON") || Application.get_env(:snakebridge, :python, @default_python)
+  def python, do: python_source() |> elem(0)
+
+  @doc """
+  The interpreter executable in use and where that choice came from:
+  `:env` (`SNAKEBRIDGE_PYTHON`), `:config` (`config :snakebridge, python:`),
+  `:venv` (`config :snakebridge, venv:`) or `:default`.
+  """
+  @spec python_source() :: {String.t(), :env | :config | :venv | :default}
+  def python_source do
+    cond do
+      (env = System.get_env("SNAKEBRIDGE_PYTHON")) not in [nil, ""] -> {env, :env}
+      (configured = Application.get_env(:snakebridge, :python)) != nil -> {to_string(configured), :config}
+      (venv = venv()) != nil -> {Path.join(venv, "bin/python"), :venv}
+      true -> {@default_python, :default}
+    end
+  end
+
+  @doc """
+  The configured virtual environment (`config :snakebridge, venv:`) as an absolute
+  path (a relative one is taken from the current directory), or `nil`.
+  """
+  @spec venv() :: Path.t() | nil
+  def venv do
+    case Application.get_env(:snakebridge, :venv) do
+      nil -> nil
+      "" -> nil
+      dir -> Path.expand(to_string(dir))
+    end
+  end
+
+  @doc """
+  The interpreter a virtual environment is created from: `SNAKEBRIDGE_PYTHON`,
+  else `config :snakebridge, python:`, else `/usr/bin/python3` — never the
+  configured venv itself.
+  """
+  @spec base_python() :: String.t()
+  def base_python, do: base_python_source() |> elem(0)
+
+  @doc false
+  def base_python_source do
+    case python_source() do
+      {_, :venv} -> {@default_python, :default}
+      other -> other
+    end
   end
 
   @doc false

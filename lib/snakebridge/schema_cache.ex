@@ -13,16 +13,7 @@ defmodule SnakeBridge.SchemaCache do
 
   @doc "The directory holding cached schemas."
   @spec dir() :: Path.t()
-  def dir do
-    build =
-      if Code.ensure_loaded?(Mix.Project) and Mix.Project.get() do
-        Mix.Project.config()[:build_path] || "_build"
-      else
-        "_build"
-      end
-
-    Path.join([build, "snakebridge", "schemas"]) |> Path.expand()
-  end
+  def dir, do: Path.join(SnakeBridge.Cache.dir(), "schemas")
 
   @doc "The cache file for a module described with `opts` (`:depth`, `:private`)."
   @spec path(String.t(), keyword()) :: Path.t()
