@@ -56,6 +56,8 @@ defmodule SnakeBridge.MixProject do
       start_permanent: Mix.env() == :prod,
       elixirc_paths: elixirc_paths(Mix.env()),
       deps: [],
+      # PropEr comes from Debian (erlang-proper), used only by the property tests.
+      xref: [exclude: [:proper, :proper_types]],
       docs: [main: "readme"]
     ]
   end
