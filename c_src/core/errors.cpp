@@ -62,9 +62,10 @@ PythonErrorInfo fetch_python_error() {
   const char* dot = strrchr(full, '.');
   info.type = dot ? dot + 1 : full;
   PyRef module = PyRef::steal(PyObject_GetAttrString(t.get(), "__module__"));
-  if (!module) PyErr_Clear();
+  PyRef qualname = PyRef::steal(PyType_GetQualName(tp));  // "Outer.Error" for a nested class
+  if (PyErr_Occurred()) PyErr_Clear();
   std::string mod = module ? to_utf8(module.get()) : "builtins";
-  info.qualified_type = mod + "." + info.type;
+  info.qualified_type = mod + "." + (qualname ? to_utf8(qualname.get()) : info.type);
   info.message = v ? to_utf8(v.get()) : std::string();
   if (v) info.traceback = format_traceback(v.get());
   if (PyErr_Occurred()) PyErr_Clear();

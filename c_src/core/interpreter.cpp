@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <utility>
 
 namespace sb {
 
@@ -130,8 +131,11 @@ Gil::~Gil() {
   if (acquired_) PyEval_SaveThread();
 }
 
-GilRelease::GilRelease() : saved_(PyEval_SaveThread()) {}
-GilRelease::~GilRelease() { PyEval_RestoreThread(saved_); }
+GilRelease::GilRelease() : saved_(PyEval_SaveThread()), depth_(std::exchange(t_depth, 0)) {}
+GilRelease::~GilRelease() {
+  PyEval_RestoreThread(saved_);
+  t_depth = depth_;
+}
 
 void release_later(PyObject* obj) {
   if (!obj) return;

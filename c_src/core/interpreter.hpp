@@ -38,7 +38,8 @@ class Gil {
   bool acquired_;
 };
 
-// Releases the GIL for a scope inside a Gil scope (blocking waits, sleeps).
+// Releases the GIL for a scope inside a Gil scope (blocking waits, sleeps). A Gil
+// taken inside it acquires the GIL again.
 class GilRelease {
  public:
   GilRelease();
@@ -48,6 +49,7 @@ class GilRelease {
 
  private:
   PyThreadState* saved_;
+  int depth_;
 };
 
 // This thread's persistent thread state (created on first use); used to aim an

@@ -81,11 +81,12 @@ void install_interruptible_sleep() {
 
 void interrupt_thread(PyThreadState* tstate) {
   PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), cancelled_exception());
-  if (Sleeper* s = sleeper_for(tstate, false)) {
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->interrupted = true;
-    s->cv.notify_all();
-  }
+  // Created here if need be: a thread interrupted before its first sleep must
+  // find the flag set when it gets there (no bytecode may run in between).
+  Sleeper* s = sleeper_for(tstate, true);
+  std::lock_guard<std::mutex> lock(s->mu);
+  s->interrupted = true;
+  s->cv.notify_all();
 }
 
 void clear_interrupt() {

@@ -9,8 +9,6 @@
 namespace sb {
 namespace {
 
-std::unordered_map<std::string, PyObject*> g_modules;  // GIL guards it
-
 // Small LRU of compiled code keyed by (mode, source).
 constexpr size_t kCodeCacheSize = 256;
 std::list<std::pair<std::string, PyObject*>> g_code_lru;
@@ -49,12 +47,13 @@ PyObject* g_cancelled = nullptr;
 }  // namespace
 
 PyRef import_module(std::string_view name) {
-  std::string key(name);
-  auto it = g_modules.find(key);
-  if (it != g_modules.end()) return PyRef::borrow(it->second);
-  PyRef mod = check(PyImport_ImportModule(key.c_str()));
-  g_modules.emplace(std::move(key), PyRef(mod).release());
-  return mod;
+  // sys.modules is the source of truth (a module replaced there is followed); a
+  // dict lookup is much cheaper than the import machinery, which also takes the
+  // import lock.
+  PyRef key = check(PyUnicode_FromStringAndSize(name.data(), static_cast<Py_ssize_t>(name.size())));
+  if (PyObject* mod = PyImport_GetModule(key.get())) return PyRef::steal(mod);
+  if (PyErr_Occurred()) throw_python_error();
+  return check(PyImport_Import(key.get()));
 }
 
 PyRef get_path(PyObject* base, std::string_view dotted) {

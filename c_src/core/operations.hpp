@@ -8,8 +8,7 @@
 
 namespace sb {
 
-// Imported modules are cached by name (sys.modules is the source of truth; the
-// cache only saves the dictionary walk and the import lock).
+// A module by name: from sys.modules when imported (cheap), else imported.
 PyRef import_module(std::string_view name);
 
 // Attribute lookup that follows dots: resolve(module, "datetime.now").

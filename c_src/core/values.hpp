@@ -20,7 +20,8 @@ enum class Kind {
 // builtins (Counter, OrderedDict, IntEnum...) are Other: they stay objects so their
 // methods remain usable; to_elixir converts them with classify_loose.
 Kind classify(PyObject* o);
-// Also accepts subclasses and abstract Mappings/Sequences/Sets (deep conversion).
+// Also accepts subclasses of the builtins and abstract Mappings and Sets (deep
+// conversion). Other sequences (range, UserList) stay Other.
 Kind classify_loose(PyObject* o);
 
 // Integers: magnitude as little-endian bytes plus sign, for any size.

@@ -86,10 +86,13 @@ void WorkerPool::run() {
       }
       continue;
     }
-    std::function<void()> job = std::move(jobs_.front());
-    jobs_.pop_front();
-    lock.unlock();
-    job();
+    {
+      // Run and destroy the job without the lock: its captures may take the GIL.
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+    }
     lock.lock();
   }
 }
