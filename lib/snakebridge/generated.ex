@@ -39,8 +39,14 @@ defmodule SnakeBridge.Generated do
 
   @doc false
   # A callable without a known signature: positional list, keyword arguments, options.
-  def call_untyped(target, function, args, kwargs, opts, defaults) do
+  def call_untyped(target, function, args, kwargs, opts, defaults) when is_list(args) do
     SnakeBridge.call(target, function, args, kwargs, Keyword.merge(defaults, opts))
+  end
+
+  def call_untyped(_target, function, args, _kwargs, _opts, _defaults) do
+    raise ArgumentError,
+          "Python gives no signature for #{function}: pass its positional arguments as a list, " <>
+            "e.g. [#{inspect(args)}], got: #{inspect(args)}"
   end
 
   @doc false

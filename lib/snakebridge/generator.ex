@@ -53,22 +53,32 @@ defmodule SnakeBridge.Generator do
   """
   @spec quoted(SnakeBridge.Schema.t(), module(), opts()) :: Macro.t()
   def quoted(schema, module, opts) do
-    mod = module_parts(schema, opts)
-    body = Code.string_to_quoted!(IO.iodata_to_binary(mod.body), file: "snakebridge:#{schema.name}")
+    [{_, _, own} | subs] = modules(schema, inspect(module), opts, Keyword.get(opts, :depth, 0))
+    body = Code.string_to_quoted!(IO.iodata_to_binary(own.body), file: "snakebridge:#{schema.name}")
 
-    classes =
-      for {alias_name, class_body} <- mod.classes do
-        class_module = Module.concat(module, alias_name)
-        class_ast = Code.string_to_quoted!(IO.iodata_to_binary(class_body), file: "snakebridge:#{schema.name}")
-
-        quote do
-          defmodule unquote(class_module) do
-            unquote(class_ast)
-          end
-        end
+    nested =
+      for {name, sub_schema, parts} <- subs do
+        sub_body = Code.string_to_quoted!(IO.iodata_to_binary(parts.body), file: "snakebridge:#{sub_schema.name}")
+        [defmodule_ast(Module.concat([name]), sub_body) | class_modules(Module.concat([name]), parts, sub_schema)]
       end
 
-    {:__block__, [], [body | classes]}
+    {:__block__, [], [body | class_modules(module, own, schema) ++ List.flatten(nested)]}
+  end
+
+  # Full module names (atoms), so no alias is set up inside the using module.
+  defp class_modules(module, parts, schema) do
+    for {alias_name, class_body} <- parts.classes do
+      ast = Code.string_to_quoted!(IO.iodata_to_binary(class_body), file: "snakebridge:#{schema.name}")
+      defmodule_ast(Module.concat(module, alias_name), ast)
+    end
+  end
+
+  defp defmodule_ast(name, body) do
+    quote do
+      defmodule unquote(name) do
+        unquote(body)
+      end
+    end
   end
 
   # ------------------------------------------------------------------ modules

@@ -1,11 +1,14 @@
 """Describes a Python module for SnakeBridge (driven by c_src/core/introspection.cpp).
 
 Rules: never execute more than importing the module did. Members are read from
-``__dict__`` (so a module's ``__getattr__`` and class descriptors never run),
-signatures come from metadata (``inspect.signature``, ``__text_signature__``) or
-from a docstring's first line parsed with ``ast`` (never evaluated). A member
-that fails is skipped and reported in ``errors``; only a failure to import the
-module itself stops the description.
+``__dict__`` (so a module's ``__getattr__`` and class descriptors never run);
+attributes of objects whose class is written in Python are read statically
+(``inspect.getattr_static``), and a callable instance's signature comes from
+its class's ``__call__``. Signatures come from metadata (``inspect.signature``,
+``__text_signature__``) or from a docstring's first line parsed with ``ast``
+(never evaluated). A member that fails is skipped, or listed without a
+signature, and reported in ``errors``; only a failure to import the module
+itself stops the description.
 """
 
 import ast
@@ -27,6 +30,28 @@ _KINDS = {
 }
 _SIMPLE = (type(None), bool, int, float, str, bytes)
 _STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"])
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python (or a C heap type)
+
+
+def _user_instance(obj):
+    """An instance of a class written in Python: reading its attributes may run
+    the library's code (properties, __getattr__)."""
+    return not isinstance(obj, type) and bool(type(obj).__flags__ & _HEAPTYPE) and not isinstance(
+        obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType))
+
+
+def _attr(obj, name, default=None):
+    """getattr that runs no code of the library being described."""
+    if _user_instance(obj):
+        try:
+            value = inspect.getattr_static(obj, name)
+        except AttributeError:
+            return default
+        return default if hasattr(type(value), "__get__") else value
+    try:
+        return getattr(obj, name, default)
+    except Exception:
+        return default
 
 
 def describe(name, depth=1, include_private=False):
@@ -50,6 +75,8 @@ def _safe_repr(value, limit=200):
         text = repr(value)
     except Exception as e:  # a broken __repr__ must not stop the description
         text = "<%s object (repr failed: %s)>" % (type(value).__name__, type(e).__name__)
+    # Addresses change from run to run; generated code should not.
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -62,7 +89,7 @@ def _annotation(annotation):
 
 
 def _doc(obj):
-    doc = getattr(obj, "__doc__", None) if not isinstance(obj, type) else obj.__dict__.get("__doc__")
+    doc = _attr(obj, "__doc__") if not isinstance(obj, type) else obj.__dict__.get("__doc__")
     return inspect.cleandoc(doc) if isinstance(doc, str) else None
 
 
@@ -90,8 +117,9 @@ def _version(module):
 
 def _doc_signature_line(name, doc):
     """'(x1, x2, /, out=None, *, where=True)' from a first line such as numpy's
-    'add(x1, x2, /, out=None, *, where=True[, signature, extobj])' (the bracketed
-    optional tail is dropped)."""
+    'add(x1, x2, /, out=None, *, where=True[, signature, extobj])'. Bracketed
+    parts are optional arguments: 'log(x, [base=math.e])' and
+    'datetime(year, month, day[, hour[, minute]])' keep them, marked optional."""
     if not doc:
         return None
     first = doc.strip().splitlines()[0].strip()
@@ -103,25 +131,60 @@ def _doc_signature_line(name, doc):
         depth += ch == "("
         depth -= ch == ")"
         if depth == 0:
-            return re.sub(r"\[[^\[\]]*\]", "", first[len(name): i + 1])
+            return first[len(name): i + 1]
     return None
 
 
-def _signature_from_doc(name, doc):
+_OPTIONAL = "__snakebridge_optional__"
+
+
+def _unbracket(text):
+    """'(x, [base=math.e])' -> '(x, base=math.e)'. Parameters that start inside
+    brackets are optional; those without a default get the _OPTIONAL marker."""
+    items, item, depth, parens, start_depth = [], "", 0, 0, None
+
+    def flush():
+        nonlocal item, start_depth
+        if item.strip():
+            items.append((item.strip(), (start_depth or 0) > 0))
+        item, start_depth = "", None
+
+    for ch in text.strip()[1:-1]:
+        if parens == 0 and ch in "[],":
+            flush()
+            depth += {"[": 1, "]": -1, ",": 0}[ch]
+            continue
+        parens += {"(": 1, ")": -1}.get(ch, 0)
+        if start_depth is None and not ch.isspace():
+            start_depth = depth
+        item += ch
+    flush()
+    out = []
+    for text_item, optional in items:
+        if optional and "=" not in text_item and text_item not in ("/", "*") and not text_item.startswith("*"):
+            text_item += "=" + _OPTIONAL
+        out.append(text_item)
+    return "(" + ", ".join(out) + ")"
+
+
+def _signature_from_doc(name, doc, positional_only=False):
     """Parses 'name(a, b=1, /, *, c=None)' on a docstring's first line (numpy ufuncs)."""
     if not doc:
         return None
     first = _doc_signature_line(name, doc)
     if first is None:
         return None
+    explicit_kinds = "/" in first or "*" in first
     try:
-        tree = ast.parse("def f" + first + ": pass")
+        tree = ast.parse("def f" + _unbracket(first) + ": pass")
     except SyntaxError:
         return None
     args = tree.body[0].args
     params = []
 
     def default_of(node):
+        if isinstance(node, ast.Name) and node.id == _OPTIONAL:
+            return ("repr", "(optional)")
         try:
             value = ast.literal_eval(node)
             return ("value", value) if _is_simple(value) else ("repr", ast.unparse(node))
@@ -131,7 +194,9 @@ def _signature_from_doc(name, doc):
     positional = args.posonlyargs + args.args
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     for i, (arg, default) in enumerate(zip(positional, defaults)):
-        kind = "positional_only" if i < len(args.posonlyargs) else "positional_or_keyword"
+        # C functions documented without '/' or '*' take their arguments by position.
+        by_position = i < len(args.posonlyargs) or (positional_only and not explicit_kinds)
+        kind = "positional_only" if by_position else "positional_or_keyword"
         params.append(_param(arg.arg, kind, default_of(default) if default is not None else None, None))
     if args.vararg:
         params.append(_param(args.vararg.arg, "var_positional", None, None))
@@ -174,7 +239,11 @@ class _Describer:
         }
         namespace = dict(module.__dict__)
         exported = namespace.get("__all__")
-        names = list(exported) if isinstance(exported, (list, tuple)) else sorted(namespace)
+        if self.include_private or not isinstance(exported, (list, tuple)):
+            exported = None if self.include_private else exported
+            names = sorted(namespace)
+        else:
+            names = list(exported)
         for name in names:
             if not isinstance(name, str) or not self.public(name) or name not in namespace:
                 continue
@@ -186,7 +255,7 @@ class _Describer:
                 if isinstance(value, type):
                     # Classes defined elsewhere and re-exported count too (numpy.ndarray),
                     # but only when the module exports them or they are its own.
-                    if exported is not None or getattr(value, "__module__", None) == module.__name__:
+                    if exported is not None or _attr(value, "__module__") == module.__name__:
                         out["classes"].append(self.klass(value, name))
                 elif callable(value):
                     if exported is not None or self.owned(value, module):
@@ -205,7 +274,7 @@ class _Describer:
     def owned(self, value, module):
         """Functions imported from elsewhere (json's `loads` helpers, typing names) are
         not part of this module's API unless __all__ says so."""
-        owner = getattr(value, "__module__", None)
+        owner = _attr(value, "__module__")
         if owner is None or owner == module.__name__:
             return True
         if isinstance(value, (types.BuiltinFunctionType, type(len))) and owner == "builtins":
@@ -218,13 +287,18 @@ class _Describer:
         prefix = module.__name__ + "."
         for name in sorted(namespace):
             value = namespace[name]
-            if isinstance(value, types.ModuleType) and value.__name__.startswith(prefix) and self.public(name):
-                if value.__name__ not in seen:
-                    seen.add(value.__name__)
-                    try:
-                        found.append(self.module(value, depth - 1))
-                    except Exception as e:
-                        self.fail(value.__name__, e)
+            try:
+                if not (isinstance(value, types.ModuleType) and value.__name__.startswith(prefix) and self.public(name)):
+                    continue
+            except Exception as e:  # a member whose __class__ raises
+                self.fail(module.__name__ + "." + name, e)
+                continue
+            if value.__name__ not in seen:
+                seen.add(value.__name__)
+                try:
+                    found.append(self.module(value, depth - 1))
+                except Exception as e:
+                    self.fail(value.__name__, e)
         unimported = []
         path = module.__dict__.get("__path__")
         if path is not None:
@@ -254,7 +328,15 @@ class _Describer:
             "coroutine": inspect.iscoroutinefunction(fn),
         }
         try:
-            sig = inspect.signature(fn)
+            if _user_instance(fn):
+                # inspect.signature(fn) would read fn.__signature__ (a property may run).
+                call = inspect.getattr_static(type(fn), "__call__", None)
+                sig = inspect.signature(call) if isinstance(call, types.FunctionType) else None
+                if sig is not None:
+                    params = list(sig.parameters.values())[1:]
+                    sig = sig.replace(parameters=params)
+            else:
+                sig = inspect.signature(fn)
         except (TypeError, ValueError):
             sig = None
         except Exception as e:
@@ -267,12 +349,12 @@ class _Describer:
             out["return_annotation"] = _annotation(sig.return_annotation)
         else:
             # Aliases (numpy.mod is remainder) document themselves under their real name.
-            real = getattr(fn, "__name__", name)
+            real = _attr(fn, "__name__", name)
             real = real if isinstance(real, str) else name
-            params = _signature_from_doc(real, doc)
+            params = _signature_from_doc(real, doc, positional_only=out["kind"] == "builtin")
             if params is not None:
                 out["has_signature"] = True
-                out["signature"] = _doc_signature_line(real, doc)
+                out["signature"] = _doc_signature_line(real, doc).replace("[, ", " [, ")
                 out["parameters"] = params
         return out
 
@@ -337,8 +419,13 @@ class _Describer:
                         self.drop_self(fn)  # cls
                         out["class_methods"].append(fn)
                     elif isinstance(value, (property, types.GetSetDescriptorType, types.MemberDescriptorType)):
-                        readonly = not (isinstance(value, property) and value.fset is not None) and not isinstance(
-                            value, (types.GetSetDescriptorType, types.MemberDescriptorType))
+                        # A property knows its setter. C descriptors do not say: __slots__
+                        # members of Python classes are writable, attributes of C types
+                        # (datetime.date.year) are taken as read-only.
+                        if isinstance(value, property):
+                            readonly = value.fset is None
+                        else:
+                            readonly = not (isinstance(value, types.MemberDescriptorType) and klass.__flags__ & _HEAPTYPE)
                         out["properties"].append({"name": attr, "doc": _doc(value), "readonly": readonly})
                     elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
                                             types.WrapperDescriptorType, types.ClassMethodDescriptorType)):

@@ -1,0 +1,173 @@
+# `use SnakeBridge` at compile time of this file: the application is already
+# running (mix test starts it before loading test files).
+defmodule SnakeBridge.UseTest.Json do
+  use SnakeBridge, python: "json"
+end
+
+defmodule SnakeBridge.UseTest.JsonOnly do
+  use SnakeBridge, python: "json", only: ["dumps", "loads", "JSONDecoder"]
+end
+
+defmodule SnakeBridge.UseTest.JsonExcept do
+  use SnakeBridge, python: "json", except: ["dump", "load", "JSONEncoder"], backend: :nif
+end
+
+defmodule SnakeBridge.UseTest.JsonDeep do
+  use SnakeBridge, python: "json", depth: 1, only: ["dumps"]
+end
+
+defmodule SnakeBridge.UseTest.Fractions do
+  use SnakeBridge, python: "fractions", only: ["Fraction"]
+end
+
+defmodule SnakeBridge.Generation.UseTest do
+  # `use SnakeBridge` (lib/snakebridge.ex, docs/generated_modules.md "Options" and
+  # "Caching and recompilation").
+  use ExUnit.Case, async: true
+
+  alias SnakeBridge.SchemaCache
+  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions}
+
+  @moduletag timeout: 120_000
+
+  @compile {:no_warn_undefined, [JsonDeep.Decoder, SnakeBridge.UseTest.Probe]}
+
+  setup_all do
+    dir =
+      Path.join(System.tmp_dir!(), "sbtest_use_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
+
+    File.mkdir_p!(dir)
+
+    SnakeBridge.exec!(
+      "import sys, importlib\nif d not in sys.path:\n    sys.path.insert(0, d)\nimportlib.invalidate_caches()",
+      %{"d" => dir}
+    )
+
+    on_exit(fn ->
+      SnakeBridge.exec("import sys\nif d in sys.path:\n    sys.path.remove(d)", %{"d" => dir})
+      File.rm_rf!(dir)
+      # the cache entries of the tmp Python module
+      for file <- Path.wildcard(Path.join(SchemaCache.dir(), "sbtest_use_probe-*")),
+          do: File.rm(file)
+    end)
+
+    %{dir: dir}
+  end
+
+  test "the using module gets the Python module's functions, classes and docs" do
+    assert Json.dumps!(%{"a" => 1}, indent: 2) == "{\n  \"a\": 1\n}"
+    assert Json.dumps(%{"a" => 1}) == {:ok, ~s({"a": 1})}
+    assert Json.loads!("[1, 2]") == [1, 2]
+    assert {:error, %SnakeBridge.PythonError{type: "JSONDecodeError"}} = Json.loads("[")
+    decoder = Json.JSONDecoder.new!()
+    assert Json.JSONDecoder.decode!(decoder, "[3]") == [3]
+    assert Code.ensure_loaded?(Json.JSONDecodeError)
+
+    assert Json.__mix_recompile__?() == false
+
+    f = Fractions.Fraction.new!(6, 4)
+    assert Fractions.Fraction.as_integer_ratio!(f) == {3, 2}
+    assert Fractions.Fraction.numerator!(f) == 3
+  end
+
+  test "only: and except:" do
+    assert function_exported?(JsonOnly, :dumps, 3)
+    assert function_exported?(JsonOnly, :loads!, 1)
+    refute function_exported?(JsonOnly, :dump, 2)
+    refute function_exported?(JsonOnly, :load, 1)
+    assert Code.ensure_loaded?(JsonOnly.JSONDecoder)
+    refute Code.ensure_loaded?(JsonOnly.JSONEncoder)
+
+    assert function_exported?(JsonExcept, :dumps, 3)
+    refute function_exported?(JsonExcept, :dump, 2)
+    refute function_exported?(JsonExcept, :load, 1)
+    assert Code.ensure_loaded?(JsonExcept.JSONDecoder)
+    refute Code.ensure_loaded?(JsonExcept.JSONEncoder)
+    # backend: becomes the default option of every call
+    assert JsonExcept.dumps!([1]) == "[1]"
+  end
+
+  test "depth: 1 generates the imported submodules too" do
+    assert function_exported?(JsonDeep, :dumps, 3)
+    assert Code.ensure_loaded?(JsonDeep.Decoder)
+  end
+
+  test "the schema is cached under SchemaCache.dir()" do
+    dir = SchemaCache.dir()
+    assert String.ends_with?(dir, "_build/snakebridge/schemas")
+    assert dir == Path.join(Mix.Project.build_path() |> Path.dirname(), "snakebridge/schemas")
+    file = SchemaCache.path("json", depth: 0, private: false)
+    assert Path.dirname(file) == dir
+    assert File.regular?(file)
+    assert SchemaCache.fresh?(file)
+    # options are part of the key
+    refute SchemaCache.path("json", depth: 1, private: false) == file
+    assert File.regular?(SchemaCache.path("json", depth: 1, private: false))
+
+    assert {:ok, schema, ^file} = SchemaCache.fetch("json", depth: 0, private: false)
+    assert schema.name == "json"
+    assert schema.version == "2.0.9"
+  end
+
+  test "__mix_recompile__?/0 turns true when the Python module's file changes", %{dir: dir} do
+    py = Path.join(dir, "sbtest_use_probe.py")
+    File.write!(py, "def twice(x: int) -> int:\n    return 2 * x\n")
+    SnakeBridge.exec!("import importlib\nimportlib.invalidate_caches()")
+
+    cache = SchemaCache.path("sbtest_use_probe", depth: 0, private: false)
+    File.rm(cache)
+
+    {:module, mod, _, _} =
+      Code.eval_string("""
+      defmodule SnakeBridge.UseTest.Probe do
+        use SnakeBridge, python: "sbtest_use_probe"
+      end
+      """)
+      |> elem(0)
+
+    assert mod == SnakeBridge.UseTest.Probe
+    assert SnakeBridge.UseTest.Probe.twice!(21) == 42
+    assert File.regular?(cache)
+    assert SnakeBridge.UseTest.Probe.__mix_recompile__?() == false
+    assert SchemaCache.fresh?(cache)
+
+    # another version of the library on disk
+    File.write!(py, "def twice(x: int) -> int:\n    return x + x  # v2\n")
+    assert SnakeBridge.UseTest.Probe.__mix_recompile__?() == true
+    refute SchemaCache.fresh?(cache)
+
+    # describing again refreshes the entry
+    assert {:ok, _, ^cache} = SchemaCache.fetch("sbtest_use_probe", depth: 0, private: false)
+    assert SnakeBridge.UseTest.Probe.__mix_recompile__?() == false
+
+    # a removed cache entry means recompiling, too
+    File.rm!(cache)
+    assert SnakeBridge.UseTest.Probe.__mix_recompile__?() == true
+  end
+
+  test "a module that cannot be described is a CompileError with a clear message" do
+    error =
+      assert_raise CompileError, fn ->
+        Code.compile_string("""
+        defmodule SnakeBridge.UseTest.Missing do
+          use SnakeBridge, python: "sbtest_use_no_such_module"
+        end
+        """)
+      end
+
+    message = Exception.message(error)
+    assert message =~ ~s(use SnakeBridge, python: "sbtest_use_no_such_module")
+    assert message =~ "ModuleNotFoundError: No module named 'sbtest_use_no_such_module'"
+    refute Code.ensure_loaded?(SnakeBridge.UseTest.Missing)
+  end
+
+  test "python: is required" do
+    assert_raise KeyError, ~r/:python/, fn ->
+      Code.compile_string("""
+      defmodule SnakeBridge.UseTest.NoPython do
+        use SnakeBridge, only: ["dumps"]
+      end
+      """)
+    end
+  end
+end
