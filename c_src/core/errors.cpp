@@ -1,5 +1,7 @@
 #include "errors.hpp"
 
+#include "interrupts.hpp"
+
 #include <cstring>
 
 namespace sb {
@@ -14,11 +16,15 @@ std::string to_utf8(PyObject* o) {
   }
   Py_ssize_t n = 0;
   const char* p = PyUnicode_AsUTF8AndSize(s.get(), &n);
-  if (!p) {
+  if (p) return std::string(p, static_cast<size_t>(n));
+  // Lone surrogates have no UTF-8 form: show them escaped, as Python's repr would.
+  PyErr_Clear();
+  PyRef escaped = PyRef::steal(PyUnicode_AsEncodedString(s.get(), "utf-8", "backslashreplace"));
+  if (!escaped) {
     PyErr_Clear();
     return "<unprintable>";
   }
-  return std::string(p, static_cast<size_t>(n));
+  return std::string(PyBytes_AS_STRING(escaped.get()), static_cast<size_t>(PyBytes_GET_SIZE(escaped.get())));
 }
 
 std::string format_traceback(PyObject* exc) {
@@ -44,6 +50,9 @@ std::string format_traceback(PyObject* exc) {
 }  // namespace
 
 PythonErrorInfo fetch_python_error() {
+  // The user's work is over; what follows (formatting, maybe importing traceback)
+  // must not be interrupted.
+  end_interruptible();
   PythonErrorInfo info;
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
   PyErr_Fetch(&type, &value, &tb);

@@ -13,10 +13,13 @@
 namespace sb {
 namespace {
 
+PyThreadState* PyThreadState_GetUnchecked_compat() { return _PyThreadState_UncheckedGet(); }
+
 struct Sleeper {
   std::mutex mu;
   std::condition_variable cv;
   bool interrupted = false;
+  bool interruptible = false;  // guarded by the GIL
 };
 
 std::mutex g_registry_mu;
@@ -80,13 +83,27 @@ void install_interruptible_sleep() {
 }
 
 void interrupt_thread(PyThreadState* tstate) {
-  PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), cancelled_exception());
   // Created here if need be: a thread interrupted before its first sleep must
   // find the flag set when it gets there (no bytecode may run in between).
   Sleeper* s = sleeper_for(tstate, true);
+  if (!s->interruptible) return;
+  PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), cancelled_exception());
   std::lock_guard<std::mutex> lock(s->mu);
   s->interrupted = true;
   s->cv.notify_all();
+}
+
+InterruptibleScope::InterruptibleScope() { sleeper_for(PyThreadState_Get(), true)->interruptible = true; }
+
+InterruptibleScope::~InterruptibleScope() { end_interruptible(); }
+
+void end_interruptible() {
+  PyThreadState* ts = PyThreadState_GetUnchecked_compat();
+  if (!ts) return;
+  Sleeper* s = sleeper_for(ts, false);
+  if (!s || !s->interruptible) return;
+  s->interruptible = false;
+  clear_interrupt();
 }
 
 void clear_interrupt() {

@@ -13,8 +13,24 @@ namespace sb {
 void install_interruptible_sleep();
 
 // GIL held. Makes the thread running `tstate` raise cancelled_exception(): at its
-// next bytecode boundary, or at once if it is in time.sleep().
+// next bytecode boundary, or at once if it is in time.sleep(). Only a thread
+// inside an InterruptibleScope is interrupted: an exception landing in
+// SnakeBridge's own Python work (formatting a traceback, which may import) could
+// leave an import lock held and hang every later import.
 void interrupt_thread(PyThreadState* tstate);
+
+// GIL held. Marks this thread's user work as interruptible for the scope. The
+// first Python error captured (fetch_python_error) ends that early.
+class InterruptibleScope {
+ public:
+  InterruptibleScope();
+  ~InterruptibleScope();
+  InterruptibleScope(const InterruptibleScope&) = delete;
+  InterruptibleScope& operator=(const InterruptibleScope&) = delete;
+};
+
+// GIL held. Ends this thread's interruptible window and drops a pending interrupt.
+void end_interruptible();
 
 // GIL held, by the thread itself before it starts new work: forgets an interrupt
 // aimed at work that has already finished.

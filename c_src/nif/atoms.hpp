@@ -11,7 +11,7 @@ namespace sb::nif {
   X(time_zone) X(zone_abbr) X(utc_offset) X(std_offset) X(map) X(version) X(ref) X(type)   \
   X(owner) X(data) X(auto_, "auto") X(value) X(cancelled) X(sent) X(stdout_, "stdout")      \
   X(stderr_, "stderr") X(snakebridge_output) X(call) X(getattr) X(setattr) X(eval) X(exec)  \
-  X(to_elixir) X(describe) X(repr) X(next) X(close) X(cont) X(done) X(reason) X(unhashable) X(collision) X(too_deep) X(info)             \
+  X(to_elixir) X(describe) X(repr) X(next) X(close) X(cont) X(done) X(output) X(reason) X(unhashable) X(collision) X(too_deep) X(info)             \
   X(elixir_calendar_iso, "Elixir.Calendar.ISO") X(elixir_date, "Elixir.Date")               \
   X(elixir_time, "Elixir.Time") X(elixir_naive, "Elixir.NaiveDateTime")                     \
   X(elixir_datetime, "Elixir.DateTime") X(elixir_mapset, "Elixir.MapSet")                   \

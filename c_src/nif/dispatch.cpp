@@ -1,8 +1,11 @@
 #include "dispatch.hpp"
 
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -18,6 +21,7 @@
 #include "../core/values.hpp"
 #include "../core/worker_pool.hpp"
 #include "atoms.hpp"
+#include "fast_path.hpp"
 #include "object_resource.hpp"
 #include "python_output.hpp"
 #include "python_to_terms.hpp"
@@ -67,6 +71,89 @@ std::string text(ErlNifEnv* env, ERL_NIF_TERM t) {
   return s;
 }
 
+int bit_length(uint64_t v) { return v == 0 ? 0 : 64 - __builtin_clzll(v); }
+
+// A coarse size class of a term: its type and the bit length of its magnitude
+// (integers, floats) or size (binaries, lists, maps). Durations usually grow with
+// input size, so a call with much larger inputs is a different call site, which
+// starts on the pool again instead of inheriting a promotion earned on small ones.
+void append_shape(ErlNifEnv* env, ERL_NIF_TERM t, std::string* key) {
+  char buf[24];
+  switch (enif_term_type(env, t)) {
+    case ERL_NIF_TERM_TYPE_INTEGER: {
+      ErlNifSInt64 i;
+      int bits = enif_get_int64(env, t, &i) ? bit_length(static_cast<uint64_t>(i < 0 ? -(i + 1) : i)) : 99;
+      snprintf(buf, sizeof buf, "i%d", bits);
+      break;
+    }
+    case ERL_NIF_TERM_TYPE_FLOAT: {
+      double d;
+      enif_get_double(env, t, &d);
+      int exp = 0;
+      frexp(d, &exp);
+      snprintf(buf, sizeof buf, "f%d", exp);
+      break;
+    }
+    case ERL_NIF_TERM_TYPE_BITSTRING: {
+      ErlNifBinary bin;
+      snprintf(buf, sizeof buf, "b%d", enif_inspect_binary(env, t, &bin) ? bit_length(bin.size) : 0);
+      break;
+    }
+    case ERL_NIF_TERM_TYPE_LIST: {
+      unsigned len = 0;
+      enif_get_list_length(env, t, &len);
+      snprintf(buf, sizeof buf, "l%d", bit_length(len));
+      break;
+    }
+    case ERL_NIF_TERM_TYPE_MAP: {
+      size_t size = 0;
+      ERL_NIF_TERM data;
+      enif_get_map_size(env, t, &size);
+      if (enif_get_map_value(env, t, atoms.data, &data)) {  // SnakeBridge.bytes(binary)
+        append_shape(env, data, key);
+        return;
+      }
+      snprintf(buf, sizeof buf, "m%d", bit_length(size));
+      break;
+    }
+    case ERL_NIF_TERM_TYPE_TUPLE: {
+      int arity;
+      const ERL_NIF_TERM* items;
+      enif_get_tuple(env, t, &arity, &items);
+      snprintf(buf, sizeof buf, "t%d", arity);
+      break;
+    }
+    default:
+      snprintf(buf, sizeof buf, "o");
+  }
+  key->append(buf);
+}
+
+// The shapes of the top-level items of an argument list or keyword list/map.
+void append_shapes(ErlNifEnv* env, ERL_NIF_TERM container, std::string* key) {
+  key->push_back('|');
+  ERL_NIF_TERM head, tail = container;
+  int n = 0;
+  if (enif_is_map(env, container)) {
+    ErlNifMapIterator it;
+    if (!enif_map_iterator_create(env, container, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return;
+    ERL_NIF_TERM k, v;
+    while (n++ < 16 && enif_map_iterator_get_pair(env, &it, &k, &v)) {
+      append_shape(env, v, key);
+      enif_map_iterator_next(env, &it);
+    }
+    enif_map_iterator_destroy(env, &it);
+    return;
+  }
+  while (n++ < 16 && enif_get_list_cell(env, tail, &head, &tail)) {
+    int arity;
+    const ERL_NIF_TERM* kv;
+    // keyword lists: the value's shape
+    if (enif_get_tuple(env, head, &arity, &kv) && arity == 2 && enif_is_atom(env, kv[0])) head = kv[1];
+    append_shape(env, head, key);
+  }
+}
+
 // The call-site key: what identifies "the same call" for fast-path learning.
 std::string site_key(ErlNifEnv* env, int arity, const ERL_NIF_TERM* req) {
   std::string key;
@@ -87,6 +174,15 @@ std::string site_key(ErlNifEnv* env, int arity, const ERL_NIF_TERM* req) {
     key.push_back('|');
     std::string s;
     if (get_text(env, req[2], &s)) key.append(s);
+  }
+  if (req[0] == atoms.call && arity == 5) {
+    append_shapes(env, req[3], &key);
+    append_shapes(env, req[4], &key);
+  } else if ((req[0] == atoms.eval || req[0] == atoms.exec) && arity == 3) {
+    append_shapes(env, req[2], &key);
+  } else if (req[0] == atoms.setattr && arity == 4) {
+    key.push_back('|');
+    append_shape(env, req[3], &key);
   }
   return key;
 }
@@ -207,6 +303,17 @@ ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode) 
   }
 }
 
+// When Python wrote to stdout/stderr during a fast-path request, the reply says so
+// ({:ok, v, :output}): the caller then writes the output messages it was sent
+// before it returns, so output lands where its group leader is (capture_io).
+ERL_NIF_TERM with_output_mark(ErlNifEnv* env, ERL_NIF_TERM reply, const CallerScope& scope) {
+  if (!scope.wrote()) return reply;
+  int arity;
+  const ERL_NIF_TERM* items;
+  enif_get_tuple(env, reply, &arity, &items);
+  return enif_make_tuple3(env, items[0], items[1], atoms.output);
+}
+
 bool parse_mode(ErlNifEnv*, ERL_NIF_TERM t, ReturnMode* mode) {
   if (t == atoms.auto_) *mode = ReturnMode::Auto;
   else if (t == atoms.ref) *mode = ReturnMode::Ref;
@@ -227,9 +334,10 @@ struct Job {
   ReturnMode mode;
   CallSite* site;
   std::atomic<int> state;
-  // Both guarded by the GIL: set when the job's Python work is over.
-  bool finished;
-  PyThreadState* tstate;
+  bool finished;  // guarded by the GIL: the job's Python work is over
+  // The thread state that runs the job, known before that thread takes the GIL,
+  // so that a cancel arriving while it waits for the GIL is not lost.
+  std::atomic<PyThreadState*> tstate;
 };
 
 ErlNifResourceType* g_job_type = nullptr;
@@ -249,13 +357,24 @@ void run_job(Job* job) {
   g_busy_workers.fetch_add(1);
   ERL_NIF_TERM reply;
   bool send;
+  job->tstate.store(this_thread_state());
   {
     Gil gil;
     clear_interrupt();
-    job->tstate = this_thread_state();
+    if (job->state.load() == kCancelled) {
+      // Cancelled while this thread waited for the GIL: the interrupt it aimed
+      // at us was just cleared, so do not start the work at all.
+      job->finished = true;
+      g_busy_workers.fetch_sub(1);
+      enif_release_resource(job);
+      return;
+    }
     uint64_t t0 = monotonic_ns();
     {
-      CallerScope scope(nullptr, &job->caller);
+      // Output goes to the caller live, tagged with the reply's ref, while the
+      // job is still wanted.
+      CallerScope scope(nullptr, &job->caller, job->ref, &job->state, kRunning);
+      InterruptibleScope interruptible;
       reply = run_request(job->env, job->request, job->mode);
     }
     record_pool_run(job->site, monotonic_ns() - t0);
@@ -278,7 +397,10 @@ void run_job(Job* job) {
 }
 
 // One thread aims interrupts at running jobs: it must take the GIL to do so, which
-// a scheduler thread must never wait for.
+// a scheduler thread must never wait for. It repeats the interrupt every few
+// milliseconds until the job is over: CPython 3.11 keeps one interpreter-wide
+// "asynchronous exception pending" signal, which a thread consuming its own
+// exception clears for all, so a lone thread could otherwise miss its own.
 class Interrupter {
  public:
   static Interrupter& instance() {
@@ -292,31 +414,60 @@ class Interrupter {
       std::thread([this] { loop(); }).detach();
       started_ = true;
     }
-    queue_.push_back(job);
+    incoming_.push_back(job);
     cv_.notify_one();
   }
 
  private:
   void loop() {
+    std::vector<Job*> active;
     while (true) {
-      Job* job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return !queue_.empty(); });
-        job = queue_.front();
-        queue_.pop_front();
+        if (active.empty()) {
+          cv_.wait(lock, [&] { return !incoming_.empty(); });
+        } else {
+          cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return !incoming_.empty(); });
+        }
+        active.insert(active.end(), incoming_.begin(), incoming_.end());
+        incoming_.clear();
       }
+      std::vector<Job*> done;
       {
+        // While interrupts are pending, Python switches threads every 0.5 ms
+        // instead of 5: a thread looping in Python with many others notices its
+        // exception sooner, and this thread gets the GIL sooner.
+        if (!fast_switching_) {
+          saved_interval_ = _PyEval_GetSwitchInterval();
+          _PyEval_SetSwitchInterval(500);
+          fast_switching_ = true;
+        }
         Gil gil;
-        if (!job->finished && job->tstate) interrupt_thread(job->tstate);
+        for (Job* job : active) {
+          PyThreadState* ts = job->tstate.load();
+          if (job->finished) {
+            done.push_back(job);
+          } else if (ts) {
+            interrupt_thread(ts);
+          }
+        }
       }
-      enif_release_resource(job);
+      for (Job* job : done) {
+        active.erase(std::find(active.begin(), active.end(), job));
+        enif_release_resource(job);
+      }
+      if (active.empty() && fast_switching_) {
+        _PyEval_SetSwitchInterval(saved_interval_);
+        fast_switching_ = false;
+      }
     }
   }
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job*> queue_;
+  std::vector<Job*> incoming_;
   bool started_ = false;
+  bool fast_switching_ = false;
+  unsigned long saved_interval_ = 5000;
 };
 
 }  // namespace
@@ -341,11 +492,15 @@ void open_job_type(ErlNifEnv* env) {
                                          static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), nullptr);
 }
 
-ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_term) {
+ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_term, ERL_NIF_TERM timeout_term) {
   ReturnMode mode;
   int arity;
   const ERL_NIF_TERM* req;
-  if (!parse_mode(env, mode_term, &mode) || !enif_get_tuple(env, request, &arity, &req)) return enif_make_badarg(env);
+  ErlNifSInt64 timeout_ms;
+  if (!parse_mode(env, mode_term, &mode) || !enif_get_tuple(env, request, &arity, &req) ||
+      !enif_get_int64(env, timeout_term, &timeout_ms)) {
+    return enif_make_badarg(env);
+  }
   if (!interpreter_ready()) {
     return enif_make_tuple2(env, atoms.error, enif_make_atom(env, "not_started"));
   }
@@ -362,7 +517,13 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
       ErlNifPid self;
       enif_self(env, &self);
       CallerScope scope(env, &self);
-      result = run_request(env, request, mode);
+      FastCall guard(site, timeout_ms);
+      {
+        InterruptibleScope interruptible;
+        result = run_request(env, request, mode);
+      }
+      if (guard.finish()) result = enif_make_tuple2(env, atoms.error, enif_make_atom(env, "timeout"));
+      result = with_output_mark(env, result, scope);
       drain_released(64);
     }
     uint64_t elapsed = monotonic_ns() - t0;
@@ -382,7 +543,7 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
   job->site = site;
   job->state = kQueued;
   job->finished = false;
-  job->tstate = nullptr;
+  job->tstate.store(nullptr);
   ERL_NIF_TERM job_term = enif_make_resource(env, job);
   ErlNifMonitor monitor;
   enif_monitor_process(env, job, &job->caller, &monitor);

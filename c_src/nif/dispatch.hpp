@@ -7,10 +7,10 @@ namespace sb::nif {
 
 void open_job_type(ErlNifEnv* env);
 
-// execute(request, return_mode) ->
+// execute(request, return_mode, timeout_ms (-1: none)) ->
 //   {:ok, term} | {:error, reason}        ran on this scheduler
 //   {:pending, job, ref}                   reply {ref, {:ok, term} | {:error, reason}} follows
-ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode);
+ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode, ERL_NIF_TERM timeout_ms);
 
 // cancel(job) -> :cancelled (no reply will be sent) | :sent (the reply is in the mailbox)
 ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job);

@@ -10,6 +10,17 @@ namespace {
 
 thread_local ErlNifEnv* t_env = nullptr;
 thread_local const ErlNifPid* t_pid = nullptr;
+thread_local ERL_NIF_TERM t_tag = 0;
+thread_local const std::atomic<int>* t_state = nullptr;
+thread_local int t_running = 0;
+thread_local bool t_wrote = false;
+
+ERL_NIF_TERM text_binary(ErlNifEnv* env, const char* text, Py_ssize_t size) {
+  ERL_NIF_TERM bin;
+  unsigned char* buf = enif_make_new_binary(env, static_cast<size_t>(size), &bin);
+  memcpy(buf, text, static_cast<size_t>(size));
+  return bin;
+}
 
 // emit(stream, text): stream 1 is stdout, 2 stderr.
 PyObject* emit(PyObject*, PyObject* args) {
@@ -17,18 +28,24 @@ PyObject* emit(PyObject*, PyObject* args) {
   const char* text;
   Py_ssize_t size;
   if (!PyArg_ParseTuple(args, "is#", &stream, &text, &size)) return nullptr;
-  ErlNifPid server;
-  if (enif_whereis_pid(t_env, atoms.output_server, &server)) {
-    ErlNifEnv* msg_env = enif_alloc_env();
-    ERL_NIF_TERM bin;
-    unsigned char* buf = enif_make_new_binary(msg_env, static_cast<size_t>(size), &bin);
-    memcpy(buf, text, static_cast<size_t>(size));
-    ERL_NIF_TERM who = t_pid ? enif_make_pid(msg_env, t_pid) : atoms.nil;
-    ERL_NIF_TERM msg = enif_make_tuple4(msg_env, atoms.snakebridge_output,
-                                        stream == 2 ? atoms.stderr_ : atoms.stdout_, who, bin);
-    enif_send(t_env, &server, msg_env, msg);
-    enif_free_env(msg_env);
+  ERL_NIF_TERM which = stream == 2 ? atoms.stderr_ : atoms.stdout_;
+  ErlNifEnv* msg_env = enif_alloc_env();
+  bool wanted = t_pid && (!t_state || t_state->load() == t_running);
+  if (wanted) {
+    // {:snakebridge_output, job_ref | nil, :stdout | :stderr, text} to the caller
+    ERL_NIF_TERM tag = t_tag ? enif_make_copy(msg_env, t_tag) : atoms.nil;
+    ERL_NIF_TERM msg = enif_make_tuple4(msg_env, atoms.snakebridge_output, tag, which, text_binary(msg_env, text, size));
+    enif_send(t_env, t_pid, msg_env, msg);
+    t_wrote = true;
+  } else {
+    ErlNifPid server;
+    if (enif_whereis_pid(t_env, atoms.output_server, &server)) {
+      ERL_NIF_TERM msg = enif_make_tuple4(msg_env, atoms.snakebridge_output, which, atoms.nil,
+                                          text_binary(msg_env, text, size));
+      enif_send(t_env, &server, msg_env, msg);
+    }
   }
+  enif_free_env(msg_env);
   Py_RETURN_NONE;
 }
 
@@ -77,14 +94,23 @@ class SnakeBridgeWriter(io.TextIOBase):
 
 }  // namespace
 
-CallerScope::CallerScope(ErlNifEnv* env, const ErlNifPid* pid) {
+CallerScope::CallerScope(ErlNifEnv* env, const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atomic<int>* state,
+                         int running_state) {
   t_env = env;
   t_pid = pid;
+  t_tag = tag;
+  t_state = state;
+  t_running = running_state;
+  t_wrote = false;
 }
+
+bool CallerScope::wrote() const { return t_wrote; }
 
 CallerScope::~CallerScope() {
   t_env = nullptr;
   t_pid = nullptr;
+  t_tag = 0;
+  t_state = nullptr;
 }
 
 void install_python_output() {

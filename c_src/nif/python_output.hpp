@@ -1,16 +1,26 @@
-// sys.stdout / sys.stderr of the embedded interpreter: text written by Python goes
-// to the SnakeBridge.Output process (which forwards stdout to the calling process's
-// group leader and stderr to :standard_error), never to the BEAM's raw fd 1/2.
+// sys.stdout / sys.stderr of the embedded interpreter: text written by Python is
+// sent to the Elixir process whose call wrote it, which writes it to its own group
+// leader (stdout) or :standard_error before the call returns. Output with no
+// caller (threads Python started itself, calls already cancelled) goes to the
+// SnakeBridge.Output process. Nothing is written to the BEAM's raw fd 1/2.
 #pragma once
 #include <erl_nif.h>
 
+#include <atomic>
+
 namespace sb::nif {
 
-// Who is running Python on this thread, for attributing output. Set around each
-// request; `env` is the caller's process env on a scheduler thread, null elsewhere.
+// Who is running Python on this thread, for attributing output, set around each
+// request. `env` is the caller's process env on a scheduler thread (fast path),
+// null on a pool thread. `tag_env`/`tag`: the job's reply ref (pool), or none
+// (fast path: output is then tagged nil). `state`: the job's state, output is
+// orphaned once it is no longer `running_state`.
 struct CallerScope {
-  CallerScope(ErlNifEnv* env, const ErlNifPid* pid);
+  CallerScope(ErlNifEnv* env, const ErlNifPid* pid, ERL_NIF_TERM tag = 0, const std::atomic<int>* state = nullptr,
+              int running_state = 0);
   ~CallerScope();
+  // Whether Python wrote any output during this scope.
+  bool wrote() const;
 };
 
 // GIL held. Replaces sys.stdout and sys.stderr.

@@ -167,8 +167,14 @@ ERL_NIF_TERM TermWriter::write_bytes_like(PyObject* o) {
   // bytearray and memoryview can change after we return: copy.
   Py_buffer view;
   if (PyObject_GetBuffer(o, &view, PyBUF_C_CONTIGUOUS) < 0) {
+    // A strided memoryview: bytes(view) gathers its items in order.
     PyErr_Clear();
-    return unconvertible(o);
+    PyRef copy = PyRef::steal(PyObject_Bytes(o));
+    if (!copy) {
+      PyErr_Clear();
+      return unconvertible(o);
+    }
+    return copy_binary(env_, PyBytes_AS_STRING(copy.get()), static_cast<size_t>(PyBytes_GET_SIZE(copy.get())));
   }
   ERL_NIF_TERM t = copy_binary(env_, static_cast<const char*>(view.buf), static_cast<size_t>(view.len));
   PyBuffer_Release(&view);

@@ -13,6 +13,7 @@
 #include "../core/worker_pool.hpp"
 #include "atoms.hpp"
 #include "dispatch.hpp"
+#include "fast_path.hpp"
 #include "object_resource.hpp"
 #include "python_output.hpp"
 
@@ -69,6 +70,9 @@ ERL_NIF_TERM init_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
       Gil gil;
       ensure_datetime_api();
       cancelled_exception();
+      // Imported now, so that reporting an error never has to import it.
+      PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
+      if (!traceback) PyErr_Clear();
       install_interruptible_sleep();
       install_python_output();
     }
@@ -76,6 +80,7 @@ ERL_NIF_TERM init_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     return error_text(env, e.what());
   }
   WorkerPool::instance().start();
+  start_fast_path_watchdog();
   return atoms.ok;
 }
 
@@ -92,7 +97,7 @@ ERL_NIF_TERM guarded(ErlNifEnv* env, F&& body) {
 }
 
 ERL_NIF_TERM execute_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
-  return guarded(env, [&] { return execute(env, argv[0], argv[1]); });
+  return guarded(env, [&] { return execute(env, argv[0], argv[1], argv[2]); });
 }
 
 ERL_NIF_TERM cancel_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
@@ -124,7 +129,7 @@ int upgrade(ErlNifEnv* env, void**, void**, ERL_NIF_TERM) { return load(env, nul
 
 ErlNifFunc nif_funcs[] = {
     {"init", 1, init_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"execute", 2, execute_nif, 0},
+    {"execute", 3, execute_nif, 0},
     {"cancel", 1, cancel_nif, 0},
     {"stats", 0, stats_nif, 0},
 };

@@ -522,6 +522,7 @@ TEST_CASE("interrupt_thread raises Cancelled inside a pure-Python loop on anothe
     Gil gil;
     s->tstate = this_thread_state();
     try {
+      InterruptibleScope work;
       // `except Exception` must not swallow it: Cancelled is a BaseException.
       exec_statements(
           "n = 0\n"

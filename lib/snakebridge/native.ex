@@ -15,7 +15,7 @@ defmodule SnakeBridge.Native do
   end
 
   def init(_config), do: :erlang.nif_error(:nif_not_loaded)
-  def execute(_request, _mode), do: :erlang.nif_error(:nif_not_loaded)
+  def execute(_request, _mode, _timeout_ms), do: :erlang.nif_error(:nif_not_loaded)
   def cancel(_job), do: :erlang.nif_error(:nif_not_loaded)
   def stats, do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -1,11 +1,13 @@
 defmodule SnakeBridge.Output do
   @moduledoc """
-  Receives what Python writes to `sys.stdout` and `sys.stderr`.
+  Writes Python output that belongs to no waiting call.
 
-  Standard output goes to the group leader of the Elixir process whose call
-  printed it (so it shows in IEx, in a test's captured IO, or in a remote shell),
-  standard error to `:standard_error`. Output from threads that Python started on
-  its own goes to this server's group leader.
+  What a call prints to `sys.stdout` is written by the calling process itself to
+  its group leader (so it shows in IEx, in `ExUnit.CaptureIO`, in a remote
+  shell), and `sys.stderr` to `:standard_error`, before the call returns. Output
+  with no caller — from threads Python started on its own, from a call after it
+  was cancelled, or for a caller whose group leader has gone — comes here and is
+  written to this server's group leader (stderr to `:standard_error`).
   """
   use GenServer
 
@@ -15,18 +17,27 @@ defmodule SnakeBridge.Output do
   @impl true
   def init(nil), do: {:ok, nil}
 
+
   @impl true
   def handle_info({:snakebridge_output, :stderr, _pid, text}, state) do
-    IO.write(:standard_error, text)
+    write(:standard_error, text)
     {:noreply, state}
   end
 
   def handle_info({:snakebridge_output, :stdout, pid, text}, state) do
-    IO.write(group_leader(pid), text)
+    write(group_leader(pid), text)
     {:noreply, state}
   end
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  # A group leader that has gone (a finished capture_io) must not take this
+  # server down: the text goes to our own group leader instead.
+  defp write(device, text) do
+    IO.write(device, text)
+  catch
+    _kind, _ -> IO.write(Process.group_leader(), text)
+  end
 
   defp group_leader(pid) when is_pid(pid) do
     case Process.info(pid, :group_leader) do

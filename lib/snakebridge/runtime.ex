@@ -12,45 +12,87 @@ defmodule SnakeBridge.Runtime do
   def run(request, opts) do
     {mode, timeout} = options(opts)
 
-    case Native.execute(request, mode) do
+    case Native.execute(request, mode, if(timeout == :infinity, do: -1, else: timeout)) do
       {:ok, _} = ok -> ok
-      {:pending, job, ref} -> await(job, ref, timeout, request, mode, opts)
+      {:pending, job, ref} -> await(job, ref, deadline(timeout), timeout, request, opts)
       {:error, reason} -> failed(reason, request, opts)
+      {tag, value, :output} -> write_output(nil) && finish({tag, value}, request, opts)
     end
   end
 
-  defp await(job, ref, timeout, request, _mode, opts) do
+  defp finish({:ok, _} = ok, _request, _opts), do: ok
+  defp finish({:error, reason}, request, opts), do: failed(reason, request, opts)
+
+  defp deadline(:infinity), do: :infinity
+  defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
+
+  defp remaining(:infinity), do: :infinity
+  defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
+
+  # Pool path: Python's output arrives while we wait (tagged with the reply's
+  # ref) and is written at once, so it shows live and before the call returns.
+  defp await(job, ref, deadline, timeout, request, opts) do
     cancel_tag = Keyword.get(opts, :cancel_tag)
 
     receive do
-      {^ref, {:ok, _} = ok} ->
-        ok
+      {:snakebridge_output, ^ref, stream, text} ->
+        write(stream, text)
+        await(job, ref, deadline, timeout, request, opts)
 
-      {^ref, {:error, reason}} ->
-        failed(reason, request, opts)
+      {^ref, reply} ->
+        finish(reply, request, opts)
 
       {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
         # SnakeBridge.cancel/1 from another process (async calls and streams).
-        case Native.cancel(job) do
-          :cancelled -> :ok
-          :sent -> receive(do: ({^ref, _} -> :ok))
-        end
-
+        stop(job, ref)
         {:error, :cancelled}
     after
-      timeout ->
-        case Native.cancel(job) do
-          :cancelled ->
-            {:error, %TimeoutError{timeout: timeout, operation: elem(request, 0)}}
-
-          :sent ->
-            # Finished just as the deadline passed: the reply is in the mailbox.
-            receive do
-              {^ref, {:ok, _} = ok} -> ok
-              {^ref, {:error, reason}} -> failed(reason, request, opts)
-            end
+      remaining(deadline) ->
+        case stop(job, ref) do
+          :cancelled -> {:error, %TimeoutError{timeout: timeout, operation: elem(request, 0)}}
+          # Finished just as the deadline passed: the reply is in the mailbox.
+          {:sent, reply} -> finish(reply, request, opts)
         end
     end
+  end
+
+  # Cancels the job; output it sent before that is written, none follows.
+  defp stop(job, ref) do
+    case Native.cancel(job) do
+      :cancelled ->
+        write_output(ref)
+        :cancelled
+
+      :sent ->
+        receive do
+          {^ref, reply} ->
+            write_output(ref)
+            {:sent, reply}
+        end
+    end
+  end
+
+  # Writes the output messages already in the mailbox for `tag` (nil: the fast
+  # path, whose output was all sent before the NIF returned).
+  defp write_output(tag) do
+    receive do
+      {:snakebridge_output, ^tag, stream, text} ->
+        write(stream, text)
+        write_output(tag)
+    after
+      0 -> true
+    end
+  end
+
+  defp write(:stdout, text), do: write_to(Process.group_leader(), :stdout, text)
+  defp write(:stderr, text), do: write_to(:standard_error, :stderr, text)
+
+  # A group leader that has gone (a finished capture_io): SnakeBridge.Output
+  # writes the text to its own instead.
+  defp write_to(device, stream, text) do
+    IO.write(device, text)
+  catch
+    _kind, _ -> send(SnakeBridge.Output, {:snakebridge_output, stream, nil, text})
   end
 
   defp options([]), do: {:auto, @default_timeout}
@@ -92,6 +134,11 @@ defmodule SnakeBridge.Runtime do
 
   defp failed({:conversion, type, repr}, _request, _opts) do
     {:error, %ConversionError{python_type: type, repr: repr}}
+  end
+
+  # A fast-path call past its deadline, interrupted by the watchdog.
+  defp failed(:timeout, request, opts) do
+    {:error, %TimeoutError{timeout: Keyword.get(opts, :timeout, @default_timeout), operation: elem(request, 0)}}
   end
 
   defp failed(:not_started, _request, _opts) do

@@ -1,0 +1,101 @@
+#include "fast_path.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "../core/interpreter.hpp"
+#include "../core/interrupts.hpp"
+
+namespace sb::nif {
+
+struct Slot {
+  std::atomic<uint64_t> start{0};     // 0: idle
+  std::atomic<uint64_t> deadline{0};
+  std::atomic<CallSite*> site{nullptr};
+  std::atomic<bool> timed_out{false};
+  PyThreadState* tstate = nullptr;
+};
+
+namespace {
+
+constexpr auto kTick = std::chrono::milliseconds(2);
+constexpr uint64_t kNoDeadline = std::numeric_limits<uint64_t>::max();
+
+std::mutex g_slots_mu;
+std::vector<Slot*> g_slots;  // one per scheduler thread, never freed
+thread_local Slot* t_slot = nullptr;
+
+Slot* my_slot() {
+  if (!t_slot) {
+    t_slot = new Slot();
+    t_slot->tstate = this_thread_state();
+    std::lock_guard<std::mutex> lock(g_slots_mu);
+    g_slots.push_back(t_slot);
+  }
+  return t_slot;
+}
+
+void watch() {
+  while (true) {
+    std::this_thread::sleep_for(kTick);
+    std::vector<Slot*> slots;
+    {
+      std::lock_guard<std::mutex> lock(g_slots_mu);
+      slots = g_slots;
+    }
+    uint64_t now = monotonic_ns();
+    bool overdue = false;
+    for (Slot* s : slots) {
+      uint64_t start = s->start.load(std::memory_order_acquire);
+      if (start == 0) continue;
+      if (now - start > kDemoteAboveNs) {
+        if (CallSite* site = s->site.load()) record_fast_run(site, now - start);
+      }
+      if (now > s->deadline.load(std::memory_order_acquire)) overdue = true;
+    }
+    if (!overdue) continue;
+    // Taking the GIL makes a thread looping in Python let go of it; the slot is
+    // rechecked under the GIL, which its thread holds until it has cleared it.
+    Gil gil;
+    now = monotonic_ns();
+    for (Slot* s : slots) {
+      if (s->start.load() != 0 && now > s->deadline.load()) {
+        s->timed_out = true;
+        interrupt_thread(s->tstate);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+FastCall::FastCall(CallSite* site, int64_t timeout_ms) : slot_(my_slot()) {
+  uint64_t now = monotonic_ns();
+  slot_->timed_out = false;
+  slot_->site = site;
+  slot_->deadline = timeout_ms < 0 ? kNoDeadline : now + static_cast<uint64_t>(timeout_ms) * 1'000'000u;
+  slot_->start.store(now, std::memory_order_release);
+}
+
+bool FastCall::finish() {
+  finished_ = true;
+  slot_->start.store(0, std::memory_order_release);
+  if (!slot_->timed_out) return false;
+  clear_interrupt();  // an interrupt may have been aimed at us after the work ended
+  return true;
+}
+
+FastCall::~FastCall() {
+  if (!finished_) slot_->start.store(0, std::memory_order_release);
+}
+
+void start_fast_path_watchdog() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::thread(watch).detach(); });
+}
+
+}  // namespace sb::nif
