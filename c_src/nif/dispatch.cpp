@@ -260,7 +260,8 @@ ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode) 
       Batch batch = next_batch(it, max);
       std::vector<ERL_NIF_TERM> items;
       items.reserve(batch.items.size());
-      for (const PyRef& item : batch.items) items.push_back(writer.write(item.get()));
+      // Each item is a result of its own: return: :ref applies to it.
+      for (const PyRef& item : batch.items) items.push_back(writer.write_result(item.get()));
       ERL_NIF_TERM end = batch.end == BatchEnd::More   ? atoms.cont
                          : batch.end == BatchEnd::Done ? atoms.done
                                                        : python_error_term(env, batch.error);
