@@ -8,6 +8,10 @@ defmodule Mix.Tasks.Snakebridge.Bench do
       mix snakebridge.bench --only trivial,json
       mix snakebridge.bench --quick      # fewer iterations, for a smoke run
 
+  Benchmarks (issue 3): `describe` (`describe_library` of json and numpy),
+  `generate` (numpy's top-level wrapper: generate and format the source, then
+  compile it).
+
   Benchmarks (issue 5): `stream` (1,000,000 integers from a Python generator),
   `sleep200` (200 concurrent `time.sleep(0.5)` while a heartbeat process ticks
   every 1 ms), `timeout` (`while True: pass` with a 100 ms timeout),
@@ -25,7 +29,7 @@ defmodule Mix.Tasks.Snakebridge.Bench do
   """
   use Mix.Task
 
-  @all ~w(trivial json bytes list object concurrent pool_handoff stream sleep200 timeout memory)
+  @all ~w(trivial json bytes list object concurrent pool_handoff stream sleep200 timeout describe generate memory)
 
   @impl true
   def run(argv) do
@@ -145,6 +149,28 @@ defmodule Mix.Tasks.Snakebridge.Bench do
       end
 
     report("timeout of `while True: pass` at 100 ms", samples, "time until the caller has its error")
+  end
+
+  defp bench("describe", _ctx) do
+    {first, {:ok, _}} = :timer.tc(fn -> SnakeBridge.describe_library("json", depth: 1) end)
+    report("describe_library(\"json\")", sample(fn -> {:ok, _} = SnakeBridge.describe_library("json", depth: 1) end, 50), "first call #{fmt_ns(first * 1000)}")
+    {np_first, {:ok, np}} = :timer.tc(fn -> SnakeBridge.describe_library("numpy", depth: 1) end)
+    report("describe_library(\"numpy\", depth: 1)", sample(fn -> {:ok, _} = SnakeBridge.describe_library("numpy", depth: 1) end, 5),
+      "first call (imports numpy) #{fmt_ns(np_first * 1000)}; #{length(np.functions)} functions, #{length(np.classes)} classes, #{length(np.submodules)} submodules")
+  end
+
+  defp bench("generate", _ctx) do
+    {:ok, schema} = SnakeBridge.describe_library("numpy", depth: 0)
+    dir = Path.join(System.tmp_dir!(), "snakebridge_bench_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(Path.join(dir, "ebin"))
+    {gen_us, files} = :timer.tc(fn -> SnakeBridge.Generator.files(schema, module: "BenchNumpy") end)
+    paths = for {name, source} <- files, do: tap(Path.join(dir, name <> ".ex"), &File.write!(&1, source))
+    {compile_us, {:ok, modules, _}} = :timer.tc(fn -> Kernel.ParallelCompiler.compile_to_path(paths, Path.join(dir, "ebin")) end)
+    File.rm_rf!(dir)
+    bytes = files |> Enum.map(&byte_size(elem(&1, 1))) |> Enum.sum()
+
+    IO.puts("| numpy wrapper: generate + format, then compile | — | — | #{Float.round(gen_us / 1.0e6, 1)} s + #{Float.round(compile_us / 1.0e6, 1)} s " <>
+              "(#{length(modules)} modules, #{div(bytes, 1024)} KiB of source) |")
   end
 
   defp bench("memory", ctx) do
