@@ -31,6 +31,24 @@ struct Descend {
   }
 };
 
+// Calls f(key, value) for each entry of a map; the iterator is released however
+// f leaves (it throws TermError on a bad entry).
+template <typename F>
+void for_each_pair(ErlNifEnv* env, ERL_NIF_TERM map, F&& f) {
+  ErlNifMapIterator it;
+  if (!enif_map_iterator_create(env, map, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return;
+  struct Destroy {
+    ErlNifEnv* env;
+    ErlNifMapIterator* it;
+    ~Destroy() { enif_map_iterator_destroy(env, it); }
+  } destroy{env, &it};
+  ERL_NIF_TERM k, v;
+  while (enif_map_iterator_get_pair(env, &it, &k, &v)) {
+    f(k, v);
+    enif_map_iterator_next(env, &it);
+  }
+}
+
 }  // namespace
 
 void TermReader::fail(ERL_NIF_TERM reason, ERL_NIF_TERM term) {
@@ -64,19 +82,7 @@ PyRef TermReader::read_kwargs(ERL_NIF_TERM kwargs) {
     check_status(PyDict_SetItem(dict.get(), k.get(), v.get()));
   };
   if (enif_is_map(env_, kwargs)) {
-    ErlNifMapIterator it;
-    enif_map_iterator_create(env_, kwargs, &it, ERL_NIF_MAP_ITERATOR_FIRST);
-    ERL_NIF_TERM k, v;
-    try {
-      while (enif_map_iterator_get_pair(env_, &it, &k, &v)) {
-        put(k, v);
-        enif_map_iterator_next(env_, &it);
-      }
-    } catch (...) {
-      enif_map_iterator_destroy(env_, &it);
-      throw;
-    }
-    enif_map_iterator_destroy(env_, &it);
+    for_each_pair(env_, kwargs, put);
     return dict;
   }
   ERL_NIF_TERM head, tail = kwargs;
@@ -201,21 +207,12 @@ PyRef TermReader::read_map(ERL_NIF_TERM t, bool hashable) {
   size_t size;
   enif_get_map_size(env_, t, &size);
   PyRef dict = check(_PyDict_NewPresized(static_cast<Py_ssize_t>(size)));
-  ErlNifMapIterator it;
-  enif_map_iterator_create(env_, t, &it, ERL_NIF_MAP_ITERATOR_FIRST);
-  struct Destroy {
-    ErlNifEnv* env;
-    ErlNifMapIterator* it;
-    ~Destroy() { enif_map_iterator_destroy(env, it); }
-  } destroy{env_, &it};
-  ERL_NIF_TERM k, v;
-  while (enif_map_iterator_get_pair(env_, &it, &k, &v)) {
+  for_each_pair(env_, t, [&](ERL_NIF_TERM k, ERL_NIF_TERM v) {
     Descend d(path_, depth_, k);
     PyRef key = read_term(k, true);
     PyRef value = read_term(v, false);
     check_status(PyDict_SetItem(dict.get(), key.get(), value.get()));
-    enif_map_iterator_next(env_, &it);
-  }
+  });
   // Keys distinct in Elixir can be equal in Python (1 and 1.0, 1 and true, "a" and
   // :a): refuse rather than silently drop an entry.
   if (static_cast<size_t>(PyDict_GET_SIZE(dict.get())) != size) fail(atoms.collision, t);
@@ -242,20 +239,11 @@ PyRef TermReader::read_struct(ERL_NIF_TERM t, ERL_NIF_TERM name, bool hashable) 
     size_t size;
     enif_get_map_size(env_, map, &size);
     PyRef set = check(hashable ? PyFrozenSet_New(nullptr) : PySet_New(nullptr));
-    ErlNifMapIterator it;
-    enif_map_iterator_create(env_, map, &it, ERL_NIF_MAP_ITERATOR_FIRST);
-    struct Destroy {
-      ErlNifEnv* env;
-      ErlNifMapIterator* it;
-      ~Destroy() { enif_map_iterator_destroy(env, it); }
-    } destroy{env_, &it};
-    ERL_NIF_TERM k, v;
-    while (enif_map_iterator_get_pair(env_, &it, &k, &v)) {
+    for_each_pair(env_, map, [&](ERL_NIF_TERM k, ERL_NIF_TERM) {
       Descend d(path_, depth_, k);
       PyRef item = read_term(k, true);
       check_status(PySet_Add(set.get(), item.get()));
-      enif_map_iterator_next(env_, &it);
-    }
+    });
     if (static_cast<size_t>(PySet_GET_SIZE(set.get())) != size) fail(atoms.collision, t);
     return set;
   }

@@ -184,12 +184,10 @@ defmodule SnakeBridge.Async do
             do: pump(it, opts, min(n * 2, max), max, credits - 1, s)
 
         {:ok, {items, :done}} ->
-          if items == [] or deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:items, items}}, @running),
-            do: deliver(s.state, s.to, {:snakebridge_stream, s.ref, :done}, @finished)
+          last(s, items, :done)
 
         {:ok, {items, {:error, _} = error}} ->
-          if items == [] or deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:items, items}}, @running),
-            do: deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:error, Runtime.exception(error)}}, @finished)
+          last(s, items, {:error, Runtime.exception(error)})
 
         {:error, :cancelled} ->
           :ok
@@ -198,6 +196,12 @@ defmodule SnakeBridge.Async do
           deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:error, e}}, @finished)
       end
     end
+  end
+
+  # The final batch (if any), then the stream's end.
+  defp last(s, items, ending) do
+    if items == [] or deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:items, items}}, @running),
+      do: deliver(s.state, s.to, {:snakebridge_stream, s.ref, ending}, @finished)
   end
 
   defp wait_ack(%{ref: ref}) do
