@@ -26,7 +26,7 @@ defmodule Mix.Tasks.Compile.SnakebridgeNative do
           cmd!("cmake", configure)
         end
 
-        cmd!("cmake", ["--build", build, "--target", "snakebridge_nif", "--parallel", "2"])
+        cmd!("cmake", ["--build", build, "--target", "snakebridge_nif", "snakebridge_port", "--parallel", "2"])
         {:ok, []}
     end
   end

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "../core/errors.hpp"
+#include "../core/stdio.hpp"
 #include "atoms.hpp"
 
 namespace sb::nif {
@@ -49,49 +50,6 @@ PyObject* emit(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-PyMethodDef g_emit_def = {"emit", emit, METH_VARARGS, "Send text to the BEAM."};
-
-// A TextIOBase so that print(), logging and `file=` users get what they expect.
-const char* kWriterSource = R"PY(
-import io
-
-class SnakeBridgeWriter(io.TextIOBase):
-    """Text stream whose writes are delivered to Elixir (see docs/getting_started.md)."""
-
-    def __init__(self, emit, stream, name):
-        self._emit = emit
-        self._stream = stream
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
-
-    @property
-    def encoding(self):
-        return "utf-8"
-
-    @property
-    def errors(self):
-        return "strict"
-
-    def writable(self):
-        return True
-
-    def isatty(self):
-        return False
-
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError("write() argument must be str, not " + type(s).__name__)
-        if s:
-            self._emit(self._stream, s)
-        return len(s)
-
-    def flush(self):
-        pass
-)PY";
-
 }  // namespace
 
 CallerScope::CallerScope(ErlNifEnv* env, const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atomic<int>* state,
@@ -113,17 +71,6 @@ CallerScope::~CallerScope() {
   t_state = nullptr;
 }
 
-void install_python_output() {
-  PyRef globals = check(PyDict_New());
-  check_status(PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()));
-  check_status(PyDict_SetItemString(globals.get(), "__name__", PyRef::steal(PyUnicode_FromString("snakebridge_io")).get()));
-  check(PyRun_String(kWriterSource, Py_file_input, globals.get(), globals.get()));
-  PyObject* cls = PyDict_GetItemString(globals.get(), "SnakeBridgeWriter");
-  PyRef fn = check(PyCFunction_New(&g_emit_def, nullptr));
-  PyRef out = check(PyObject_CallFunction(cls, "Ois", fn.get(), 1, "<stdout>"));
-  PyRef err = check(PyObject_CallFunction(cls, "Ois", fn.get(), 2, "<stderr>"));
-  check_status(PySys_SetObject("stdout", out.get()));
-  check_status(PySys_SetObject("stderr", err.get()));
-}
+void install_python_output() { install_stdio(emit); }
 
 }  // namespace sb::nif

@@ -1,0 +1,124 @@
+// snakebridge_port: CPython behind a pipe, for SnakeBridge's port backend.
+//
+// Protocol (docs/protocol.md): requests are read from fd 3 and replies written
+// to fd 4, each a 4-byte big-endian length followed by one MessagePack value:
+//   request  [id, op, args...]            e.g. [7, "call", "math", "sqrt", [2.0], {}, "auto"]
+//   reply    [id, "ok", value] | [id, "error", {"kind": ..., ...}]
+//   output   [0, "output", "stdout" | "stderr", text, request_id | nil]
+// fd 1 is pointed at fd 2 at start-up, so stray C-level prints cannot corrupt the
+// protocol. End-of-file on fd 3 ends the program, and the processes it started.
+//
+// Environment: SNAKEBRIDGE_PYTHON (interpreter to embed, default /usr/bin/python3),
+// SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
+// PYTHONPATH (honoured).
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "../core/errors.hpp"
+#include "../core/interpreter.hpp"
+#include "../core/interrupts.hpp"
+#include "../core/operations.hpp"
+#include "../core/values.hpp"
+#include "../core/worker_pool.hpp"
+#include "framing.hpp"
+#include "server.hpp"
+
+#ifndef SNAKEBRIDGE_LIBPYTHON
+#define SNAKEBRIDGE_LIBPYTHON ""
+#endif
+
+namespace {
+
+constexpr int kIn = 3;
+constexpr int kOut = 4;
+
+// Kills what Python started (subprocesses share our process group) and exits.
+[[noreturn]] void shut_down() {
+  signal(SIGTERM, SIG_IGN);
+  kill(0, SIGTERM);
+  _exit(0);
+}
+
+sb::InterpreterConfig config_from_env() {
+  sb::InterpreterConfig cfg;
+  const char* python = getenv("SNAKEBRIDGE_PYTHON");
+  cfg.python_executable = python && *python ? python : "/usr/bin/python3";
+  cfg.libpython_soname = SNAKEBRIDGE_LIBPYTHON;
+  if (const char* paths = getenv("SNAKEBRIDGE_PATHS")) {
+    std::stringstream ss(paths);
+    for (std::string p; std::getline(ss, p, ':');) {
+      if (!p.empty()) cfg.extra_paths.push_back(p);
+    }
+  }
+  if (const char* pp = getenv("PYTHONPATH")) cfg.pythonpath = pp;
+  return cfg;
+}
+
+}  // namespace
+
+int main() {
+  // Our own process group: on exit we can end every process Python started.
+  setpgid(0, 0);
+  dup2(STDERR_FILENO, STDOUT_FILENO);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    sb::initialize_interpreter(config_from_env());
+  } catch (const std::exception& e) {
+    fprintf(stderr, "snakebridge_port: %s\n", e.what());
+    return 2;
+  }
+  static sb::port::Server server(kOut);
+  {
+    sb::Gil gil;
+    try {
+      sb::ensure_datetime_api();
+      sb::cancelled_exception();
+      sb::PyRef traceback = sb::PyRef::steal(PyImport_ImportModule("traceback"));
+      if (!traceback) PyErr_Clear();
+      sb::install_interruptible_sleep();
+      sb::port::install_port_output(&server);
+    } catch (const sb::PythonException& e) {
+      fprintf(stderr, "snakebridge_port: %s\n", e.what());
+      return 2;
+    }
+  }
+  sb::WorkerPool::instance().start();
+
+  boost::asio::io_context io;
+  boost::asio::posix::stream_descriptor in(io, kIn);
+  sb::port::FrameReader reader;
+  std::array<char, 65536> chunk;
+  std::string frame;
+
+  std::function<void()> read_more = [&] {
+    in.async_read_some(boost::asio::buffer(chunk), [&](const boost::system::error_code& ec, size_t n) {
+      if (ec) shut_down();  // EOF: the BEAM closed the port or died
+      reader.feed(chunk.data(), n);
+      while (true) {
+        uint64_t size = 0;
+        auto next = reader.next(&frame, &size);
+        if (next == sb::port::FrameReader::Next::NeedMore) break;
+        if (next == sb::port::FrameReader::Next::Oversized) {
+          server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
+          continue;
+        }
+        server.on_frame(frame);
+      }
+      read_more();
+    });
+  };
+  read_more();
+  io.run();
+  shut_down();
+}

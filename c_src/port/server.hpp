@@ -1,0 +1,50 @@
+// The port program's request handling (docs/protocol.md): frames in, replies
+// out. Requests run on the core's worker pool, each taking the GIL itself, so
+// several are in flight and a long one never holds up the protocol.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "msgpack_python.hpp"
+
+namespace sb::port {
+
+class Server {
+ public:
+  explicit Server(int out_fd) : out_fd_(out_fd) {}
+
+  // I/O thread: one complete frame from the client.
+  void on_frame(const std::string& frame);
+  // Any thread: a frame-bodied reply (the header is added here).
+  void send(const char* data, size_t size);
+  void send_error(uint64_t id, const char* kind, const std::string& message);
+
+  size_t in_flight();
+
+ private:
+  struct Running {
+    std::atomic<PyThreadState*> tstate{nullptr};
+    bool finished = false;  // guarded by the GIL
+  };
+
+  void run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, std::shared_ptr<Running> running);
+  void cancel(uint64_t id);
+  void interrupter_loop();
+
+  int out_fd_;
+  std::mutex write_mu_;
+  std::mutex running_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<Running>> running_;
+  std::mutex cancel_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<Running>> cancelling_;
+  bool interrupter_started_ = false;
+};
+
+// GIL held, once: sys.stdout/sys.stderr become `output` frames through `server`.
+void install_port_output(Server* server);
+
+}  // namespace sb::port
