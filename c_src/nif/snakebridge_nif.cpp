@@ -104,6 +104,20 @@ ERL_NIF_TERM cancel_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
   return guarded(env, [&] { return cancel(env, argv[0]); });
 }
 
+// port_handle(owner_pid, id) -> a resource that sends {:snakebridge_release, id}
+// to owner_pid when garbage-collected.
+ERL_NIF_TERM port_handle_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+  return make_port_handle(env, argv[0], argv[1]);
+}
+
+// port_handle_id(resource) -> id | :error
+ERL_NIF_TERM port_handle_id_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+  ErlNifPid owner;
+  ErlNifUInt64 id;
+  if (!get_port_handle(env, argv[0], &owner, &id)) return atoms.error;
+  return enif_make_uint64(env, id);
+}
+
 ERL_NIF_TERM stats_nif(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {
   WorkerPool& pool = WorkerPool::instance();
   ERL_NIF_TERM keys[] = {enif_make_atom(env, "pending_releases"), enif_make_atom(env, "pool_threads"),
@@ -132,6 +146,8 @@ ErlNifFunc nif_funcs[] = {
     {"execute", 3, execute_nif, 0},
     {"cancel", 1, cancel_nif, 0},
     {"stats", 0, stats_nif, 0},
+    {"port_handle", 2, port_handle_nif, 0},
+    {"port_handle_id", 1, port_handle_id_nif, 0},
 };
 
 }  // namespace

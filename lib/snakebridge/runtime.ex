@@ -10,8 +10,23 @@ defmodule SnakeBridge.Runtime do
 
   @spec run(tuple(), keyword()) :: {:ok, term()} | {:error, Exception.t()}
   def run(request, opts) do
-    {mode, timeout} = options(opts)
+    {mode, timeout, backend} = options(opts)
 
+    # Objects from a port worker are served by that worker, whatever the backend.
+    if backend != :nif or SnakeBridge.PortRuntime.owner(request) do
+      request |> SnakeBridge.PortRuntime.run(mode, timeout, backend) |> port_result(request, opts)
+    else
+      run_nif(request, mode, timeout, opts)
+    end
+  end
+
+  defp port_result({:error, %{__exception__: true}} = error, _request, _opts), do: error
+  defp port_result(reply, request, opts), do: finish(reply, request, opts)
+
+  @doc false
+  def write_output_text(stream, text), do: write(stream, text)
+
+  defp run_nif(request, mode, timeout, opts) do
     case Native.execute(request, mode, if(timeout == :infinity, do: -1, else: timeout)) do
       {:ok, _} = ok -> ok
       {:pending, job, ref} -> await(job, ref, deadline(timeout), timeout, request, opts)
@@ -95,14 +110,15 @@ defmodule SnakeBridge.Runtime do
     _kind, _ -> send(SnakeBridge.Output, {:snakebridge_output, stream, nil, text})
   end
 
-  defp options([]), do: {:auto, @default_timeout}
+  defp options([]), do: {:auto, @default_timeout, :nif}
 
   defp options(opts) when is_list(opts) do
-    Enum.reduce(opts, {:auto, @default_timeout}, fn
-      {:return, mode}, {_, t} when mode in [:auto, :ref, :value] -> {mode, t}
-      {:timeout, :infinity}, {m, _} -> {m, :infinity}
-      {:timeout, t}, {m, _} when is_integer(t) and t >= 0 -> {m, t}
-      {:backend, :nif}, acc -> acc
+    Enum.reduce(opts, {:auto, @default_timeout, :nif}, fn
+      {:return, mode}, {_, t, b} when mode in [:auto, :ref, :value] -> {mode, t, b}
+      {:timeout, :infinity}, {m, _, b} -> {m, :infinity, b}
+      {:timeout, t}, {m, _, b} when is_integer(t) and t >= 0 -> {m, t, b}
+      {:backend, :nif}, {m, t, _} -> {m, t, :nif}
+      {:backend, {:pool, name}}, {m, t, _} -> {m, t, {:pool, name}}
       {:encoded, _}, acc -> acc
       {:cancel_tag, _}, acc -> acc
       other, _ -> raise ArgumentError, "invalid SnakeBridge option: #{inspect(other)}"

@@ -1,0 +1,141 @@
+defmodule SnakeBridge.PoolTest do
+  # The port backend: separate OS processes running priv/snakebridge_port,
+  # supervised by SnakeBridge.Pool. Real processes, real crashes.
+  use ExUnit.Case, async: false
+
+  alias SnakeBridge.{Object, PythonError, TimeoutError, WorkerCrashError}
+
+  @pool SnakeBridge.PoolTest.Pool
+
+  setup_all do
+    start_supervised!({SnakeBridge.Pool, name: @pool, size: 2})
+    :ok
+  end
+
+  defp opts(extra \\ []), do: [backend: {:pool, @pool}] ++ extra
+
+  defp worker_os_pid(obj_or_nil \\ nil) do
+    # Each worker is its own OS process, not the BEAM.
+    {:ok, pid} = SnakeBridge.call("os", "getpid", [], [], opts())
+    _ = obj_or_nil
+    pid
+  end
+
+  test "calls run in another OS process, with the same results as in-process" do
+    assert worker_os_pid() != String.to_integer(System.pid())
+    assert SnakeBridge.call("math", "sqrt", [16.0], [], opts()) == {:ok, 4.0}
+    assert SnakeBridge.call!("json", "dumps", [%{"test" => "data"}], [], opts()) == ~s({"test": "data"})
+    assert SnakeBridge.eval!("x * y", %{"x" => 6, "y" => 7}, opts()) == 42
+    assert SnakeBridge.call!("builtins", "pow", [2, 200], [], opts()) == Integer.pow(2, 200)
+    value = %{"t" => {1, 2.5, nil}, "s" => MapSet.new([1, 2]), "d" => ~D[2024-01-02], "b" => <<255, 0>>}
+    assert SnakeBridge.eval!("x", %{"x" => value}, opts()) == value
+  end
+
+  test "objects live in their worker, and calls on them go there" do
+    counter = SnakeBridge.new!("collections", "Counter", ["abracadabra"], [], opts())
+    assert %Object{type: "collections.Counter", owner: {:port, worker}} = counter
+    assert is_pid(worker)
+    assert inspect(counter) =~ "#Python<collections.Counter Counter({'a': 5"
+    # no backend option needed: the object says where it lives
+    for _ <- 1..10, do: assert(SnakeBridge.method!(counter, "most_common", [1]) == [{"a", 5}])
+    assert SnakeBridge.to_elixir!(counter) == %{"a" => 5, "b" => 2, "c" => 1, "d" => 1, "r" => 2}
+    assert SnakeBridge.getattr!(SnakeBridge.new!("fractions", "Fraction", [3, 4], [], opts()), "denominator") == 4
+  end
+
+  test "Python errors and unconvertible terms are reported as in-process" do
+    assert {:error, %PythonError{type: "JSONDecodeError"}} = SnakeBridge.call("json", "loads", ["{bad"], [], opts())
+    assert {:error, %PythonError{type: "ModuleNotFoundError"}} = SnakeBridge.call("nope_nope", "f", [], [], opts())
+    assert {:error, %ArgumentError{message: message}} = SnakeBridge.call("json", "dumps", [[self()]], [], opts())
+    assert message =~ inspect(self())
+  end
+
+  test "print output reaches the caller's group leader" do
+    assert ExUnit.CaptureIO.capture_io(fn -> SnakeBridge.call!("builtins", "print", ["from a worker"], [], opts()) end) ==
+             "from a worker\n"
+  end
+
+  test "streams over a worker" do
+    assert SnakeBridge.stream("itertools", "count", [5], [], opts()) |> Enum.take(3) == [5, 6, 7]
+    assert SnakeBridge.stream("builtins", "range", [10_000], [], opts()) |> Enum.sum() == Enum.sum(0..9_999)
+  end
+
+  test "a timeout interrupts the Python work and the worker stays usable" do
+    {us, result} = :timer.tc(fn -> SnakeBridge.exec("while True: pass", %{}, opts(timeout: 200)) end)
+    assert {:error, %TimeoutError{}} = result
+    assert us < 1_000_000
+    assert {:error, %TimeoutError{}} = SnakeBridge.call("time", "sleep", [10], [], opts(timeout: 100))
+    Process.sleep(300)
+    for _ <- 1..4, do: assert(SnakeBridge.call!("math", "sqrt", [4.0], [], opts()) == 2.0)
+  end
+
+  test "a worker that exits or segfaults: its callers get WorkerCrashError, the pool restarts it" do
+    assert {:error, %WorkerCrashError{}} = SnakeBridge.call("os", "_exit", [3], [], opts())
+    assert {:error, %WorkerCrashError{}} = SnakeBridge.call("ctypes", "string_at", [0], [], opts())
+    # the BEAM and the pool carry on
+    Process.sleep(200)
+    for _ <- 1..4, do: assert(SnakeBridge.call!("math", "sqrt", [9.0], [], opts()) == 3.0)
+  end
+
+  test "objects of a dead worker fail clearly" do
+    obj = SnakeBridge.new!("collections", "OrderedDict", [], [], opts())
+    {:port, worker} = obj.owner
+    ref = Process.monitor(worker)
+    Process.exit(worker, :kill)
+    assert_receive {:DOWN, ^ref, :process, ^worker, _}, 2_000
+    assert {:error, %WorkerCrashError{reason: :object_owner_gone}} = SnakeBridge.method(obj, "keys")
+    # the pool has a new worker in its place
+    Process.sleep(200)
+    assert SnakeBridge.call!("math", "sqrt", [4.0], [], opts()) == 2.0
+  end
+
+  defp handles_held do
+    %{table: table} = :persistent_term.get({SnakeBridge.Pool, @pool})
+
+    for {_, pid} <- :ets.tab2list(table) do
+      send(pid, :flush_releases)
+      {:ok, stats} = SnakeBridge.PortRuntime.run({:stats}, :auto, 5_000, {:worker, pid})
+      stats["handles"]
+    end
+    |> Enum.sum()
+  end
+
+  # Objects from earlier tests may still be on their way to release: collect
+  # everywhere and wait until the count is stable.
+  defp settled_handles(last \\ nil) do
+    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
+    Process.sleep(50)
+    now = handles_held()
+    if now == last, do: now, else: settled_handles(now)
+  end
+
+  test "handles are released when Elixir garbage-collects the objects" do
+    before = settled_handles()
+
+    task =
+      Task.async(fn ->
+        _objects = for i <- 1..200, do: SnakeBridge.new!("fractions", "Fraction", [i, 3], [], opts())
+        handles_held() - before
+      end)
+
+    assert Task.await(task) >= 200
+    # the task's heap, and with it the objects, is gone: the workers drop them
+    assert settled_handles() <= before
+  end
+
+  test "a worker is recycled after :max_calls, transparently" do
+    start_supervised!({SnakeBridge.Pool, name: SnakeBridge.PoolTest.Recycled, size: 1, max_calls: 5})
+    pids = for _ <- 1..12, do: SnakeBridge.call!("os", "getpid", [], [], backend: {:pool, SnakeBridge.PoolTest.Recycled})
+    assert length(Enum.uniq(pids)) >= 2
+  end
+
+  test "stopping the pool leaves no worker OS process or subprocess behind" do
+    start_supervised!({SnakeBridge.Pool, name: SnakeBridge.PoolTest.Stopped, size: 1})
+    o = [backend: {:pool, SnakeBridge.PoolTest.Stopped}]
+    worker_pid = SnakeBridge.call!("os", "getpid", [], [], o)
+    child = SnakeBridge.eval!("__import__('subprocess').Popen(['sleep', '60']).pid", %{}, o)
+    stop_supervised!({SnakeBridge.Pool, SnakeBridge.PoolTest.Stopped})
+    Process.sleep(500)
+    refute File.exists?("/proc/#{worker_pid}")
+    refute File.exists?("/proc/#{child}") and not (File.read!("/proc/#{child}/stat") =~ ") Z ")
+  end
+end
