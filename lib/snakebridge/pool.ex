@@ -40,7 +40,8 @@ defmodule SnakeBridge.Pool do
     size = Keyword.get(opts, :size, System.schedulers_online())
     table = :ets.new(__MODULE__, [:public, :set, read_concurrency: true])
     loads = :atomics.new(size, signed: true)
-    :persistent_term.put({__MODULE__, name}, %{size: size, table: table, loads: loads})
+    rotation = :atomics.new(1, signed: false)
+    :persistent_term.put({__MODULE__, name}, %{size: size, table: table, loads: loads, rotation: rotation})
 
     worker_opts = Keyword.take(opts, [:python, :python_paths, :env, :cd, :max_calls])
 
@@ -63,7 +64,7 @@ defmodule SnakeBridge.Pool do
       nil ->
         {:error, %ArgumentError{message: "no SnakeBridge pool named #{inspect(name)} is running"}}
 
-      %{size: size, table: table, loads: loads} ->
+      %{size: size, table: table, loads: loads, rotation: rotation} ->
         live =
           for i <- 1..size, [{^i, pid}] <- [:ets.lookup(table, i)], Process.alive?(pid), do: {i, pid}
 
@@ -76,7 +77,12 @@ defmodule SnakeBridge.Pool do
             {:error, %SnakeBridge.WorkerCrashError{reason: :no_live_worker}}
 
           _ ->
-            {index, pid} = Enum.min_by(live, fn {i, _} -> :atomics.get(loads, i) end)
+            # Ties (callers arriving together all see the same loads) are broken
+            # by a rotating start, and the load is counted here, at once.
+            start = rem(:atomics.add_get(rotation, 1, 1), length(live))
+            {a, b} = Enum.split(live, start)
+            {index, pid} = Enum.min_by(b ++ a, fn {i, _} -> :atomics.get(loads, i) end)
+            :atomics.add(loads, index, 1)
             {:ok, index, pid, loads}
         end
     end

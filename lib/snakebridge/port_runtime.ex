@@ -29,7 +29,6 @@ defmodule SnakeBridge.PortRuntime do
 
   defp attempt(request, mode, timeout, backend) do
     with {:ok, index, worker, loads} <- pick(request, backend) do
-      if loads, do: :atomics.add(loads, index, 1)
       ref = make_ref()
       mon = Process.monitor(worker)
       send(worker, {:request, self(), ref, request, mode})
