@@ -206,7 +206,12 @@ PyRef make_datetime(const DateFields& d, const TimeFields& t, const ZoneFields* 
   };
   if (!zone) return build(nullptr, 0);
 
-  int total = zone->utc_offset + zone->dst_offset;
+  int64_t total64 = int64_t(zone->utc_offset) + zone->dst_offset;
+  if (total64 <= -86400 || total64 >= 86400) {
+    PyErr_SetString(PyExc_ValueError, "UTC offset must be strictly between -24 and 24 hours");
+    throw_python_error();
+  }
+  int total = static_cast<int>(total64);
   if (zone->name == "Etc/UTC" && total == 0) return build(utc().get(), 0);
   if (PyRef z = zoneinfo(zone->name)) {
     // An ambiguous wall time (DST fall-back) exists twice; fold picks the one whose
@@ -252,11 +257,18 @@ bool zone_fields(PyObject* dt, ZoneFields* out) {
   int total = offset_seconds(off.get());
   out->dst_offset = offset_seconds(dst.get());
   out->utc_offset = total - out->dst_offset;
-  out->abbr = abbr.get() == Py_None ? std::string() : PyUnicode_AsUTF8(abbr.get());
+  if (abbr.get() == Py_None || !PyUnicode_Check(abbr.get())) {
+    out->abbr.clear();
+  } else {
+    const char* text = PyUnicode_AsUTF8(abbr.get());
+    if (!text) throw_python_error();  // a tzname with lone surrogates
+    out->abbr = text;
+  }
 
   PyRef key = PyRef::steal(PyObject_GetAttrString(tz, "key"));  // ZoneInfo
-  if (key && PyUnicode_Check(key.get())) {
-    out->name = PyUnicode_AsUTF8(key.get());
+  const char* key_text = key && PyUnicode_Check(key.get()) ? PyUnicode_AsUTF8(key.get()) : nullptr;
+  if (key_text) {
+    out->name = key_text;
   } else {
     PyErr_Clear();
     if (tz == PyDateTime_TimeZone_UTC || (total == 0 && out->abbr == "UTC")) {

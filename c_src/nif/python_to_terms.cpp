@@ -182,9 +182,11 @@ ERL_NIF_TERM TermWriter::write_bytes_like(PyObject* o) {
 }
 
 ERL_NIF_TERM TermWriter::write_sequence(PyObject* o, bool tuple) {
-  PyRef fast = check(PySequence_Fast(o, "expected a sequence"));
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
-  PyObject** items = PySequence_Fast_ITEMS(fast.get());
+  // A tuple snapshot holds strong references: Python code run while converting
+  // (a tzinfo, __instancecheck__) may change or empty the list.
+  PyRef fast = check(PySequence_Tuple(o));
+  Py_ssize_t n = PyTuple_GET_SIZE(fast.get());
+  PyObject** items = &PyTuple_GET_ITEM(fast.get(), 0);
   std::vector<ERL_NIF_TERM> terms(static_cast<size_t>(n));
   ++depth_;
   for (Py_ssize_t i = 0; i < n; ++i) terms[i] = write(items[i]);
@@ -204,6 +206,10 @@ ERL_NIF_TERM TermWriter::write_dict(PyObject* o) {
     Py_ssize_t n = PyList_GET_SIZE(items.get());
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* pair = PyList_GET_ITEM(items.get(), i);
+      if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a mapping's items() must be (key, value) pairs");
+        throw_python_error();
+      }
       keys.push_back(write(PyTuple_GET_ITEM(pair, 0)));
       values.push_back(write(PyTuple_GET_ITEM(pair, 1)));
     }
@@ -213,8 +219,10 @@ ERL_NIF_TERM TermWriter::write_dict(PyObject* o) {
     keys.reserve(PyDict_GET_SIZE(o));
     values.reserve(PyDict_GET_SIZE(o));
     while (PyDict_Next(o, &pos, &k, &v)) {
-      keys.push_back(write(k));
-      values.push_back(write(v));
+      // Held while converting: that may run Python code that changes the dict.
+      PyRef key = PyRef::borrow(k), value = PyRef::borrow(v);
+      keys.push_back(write(key.get()));
+      values.push_back(write(value.get()));
     }
   }
   --depth_;

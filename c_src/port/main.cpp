@@ -23,6 +23,8 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
@@ -99,26 +101,34 @@ int main() {
   boost::asio::posix::stream_descriptor in(io, kIn);
   sb::port::FrameReader reader;
   std::array<char, 65536> chunk;
-  std::string frame;
 
+  // One read is outstanding at a time, so the reader is never used by two
+  // threads at once. The next read is issued *before* the frames just read are
+  // handled: while one thread runs a quick request inline, the other keeps
+  // reading, so pings, cancels and end-of-file are never held up.
   std::function<void()> read_more = [&] {
     in.async_read_some(boost::asio::buffer(chunk), [&](const boost::system::error_code& ec, size_t n) {
       if (ec) shut_down();  // EOF: the BEAM closed the port or died
       reader.feed(chunk.data(), n);
+      std::vector<std::string> frames;
+      std::vector<uint64_t> oversized;
       while (true) {
+        std::string frame;
         uint64_t size = 0;
         auto next = reader.next(&frame, &size);
         if (next == sb::port::FrameReader::Next::NeedMore) break;
-        if (next == sb::port::FrameReader::Next::Oversized) {
-          server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
-          continue;
-        }
-        server.on_frame(frame);
+        if (next == sb::port::FrameReader::Next::Oversized) oversized.push_back(size);
+        else frames.push_back(std::move(frame));
       }
       read_more();
+      for (uint64_t size : oversized) {
+        server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
+      }
+      for (const std::string& frame : frames) server.on_frame(frame);
     });
   };
   read_more();
+  std::thread second([&] { io.run(); });
   io.run();
   shut_down();
 }

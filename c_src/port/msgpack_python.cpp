@@ -22,12 +22,15 @@ const msgpack::unpack_limit kLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30,
   throw e;
 }
 
+// A calendar field; anything outside ±10^9 is refused (Python's own ranges are
+// far smaller, and the value must not be truncated on its way to an int).
 int field(const msgpack::object& arr, uint32_t i) {
   if (arr.type != msgpack::type::ARRAY || i >= arr.via.array.size) fail("unconvertible", "calendar value: missing field");
   const msgpack::object& f = arr.via.array.ptr[i];
-  if (f.type == msgpack::type::POSITIVE_INTEGER) return static_cast<int>(f.via.u64);
-  if (f.type == msgpack::type::NEGATIVE_INTEGER) return static_cast<int>(f.via.i64);
-  fail("unconvertible", "calendar value: a field is not an integer");
+  constexpr int64_t kLimit = 1'000'000'000;
+  if (f.type == msgpack::type::POSITIVE_INTEGER && f.via.u64 <= static_cast<uint64_t>(kLimit)) return static_cast<int>(f.via.u64);
+  if (f.type == msgpack::type::NEGATIVE_INTEGER && f.via.i64 >= -kLimit) return static_cast<int>(f.via.i64);
+  fail("unconvertible", "calendar value: a field is not an integer in range");
 }
 
 PyRef from_ext(const msgpack::object& o, bool hashable, int depth) {
@@ -58,7 +61,11 @@ PyRef from_ext(const msgpack::object& o, bool hashable, int depth) {
   if (type < kTuple || type > kDateTime) fail("unconvertible", "unknown extension type " + std::to_string(type));
   msgpack::object_handle inner;
   try {
-    inner = msgpack::unpack(data, size, nullptr, nullptr, kLimits);
+    size_t offset = 0;
+    inner = msgpack::unpack(data, size, offset, nullptr, nullptr, kLimits);
+    if (offset != size) fail("unconvertible", "extension payload has bytes after its value");
+  } catch (const DecodeError&) {
+    throw;
   } catch (const std::exception& e) {
     fail("unconvertible", std::string("malformed extension payload: ") + e.what());
   }
@@ -113,6 +120,17 @@ void pack_handle(Packer& pk, PyObject* o) {
 
 void pack_ext_array(Packer& pk, int8_t type, const std::vector<PyObject*>& items, Mode mode, int depth);
 void pack_ext_ints(Packer& pk, int8_t type, std::initializer_list<int> ints);
+
+// Always a float64: msgpack-c's pack_double writes whole-number doubles as
+// integers (4.0 would arrive as 4, -0.0 as 0).
+void pack_float64(Packer& pk, double d) {
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  char raw[9];
+  raw[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) raw[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  pk.pack_bin_body(raw, sizeof raw);  // appends the bytes as they are
+}
 
 [[noreturn]] void cannot(PyObject* o) {
   EncodeError e;
@@ -246,7 +264,7 @@ void pack_python(Packer& pk, PyObject* o, Mode mode, bool top, int depth) {
     case Kind::Float: {
       double d = PyFloat_AsDouble(o);
       if (d == -1.0 && PyErr_Occurred()) throw_python_error();
-      pk.pack_double(d);
+      pack_float64(pk, d);
       return;
     }
     case Kind::Str: {
@@ -272,9 +290,11 @@ void pack_python(Packer& pk, PyObject* o, Mode mode, bool top, int depth) {
     }
     case Kind::List:
     case Kind::Tuple: {
-      PyRef fast = check(PySequence_Fast(o, "expected a sequence"));
-      Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.get());
-      PyObject** items = PySequence_Fast_ITEMS(fast.get());
+      // A tuple snapshot holds strong references: Python code run while packing
+      // (a tzinfo, __instancecheck__) may change or empty the list.
+      PyRef fast = check(PySequence_Tuple(o));
+      Py_ssize_t n = PyTuple_GET_SIZE(fast.get());
+      PyObject** items = &PyTuple_GET_ITEM(fast.get(), 0);
       if (k == Kind::List) {
         pk.pack_array(static_cast<uint32_t>(n));
         for (Py_ssize_t i = 0; i < n; ++i) pack_python(pk, items[i], mode, false, depth + 1);
@@ -288,6 +308,10 @@ void pack_python(Packer& pk, PyObject* o, Mode mode, bool top, int depth) {
       pk.pack_map(static_cast<uint32_t>(n));
       for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* pair = PyList_GET_ITEM(items.get(), i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+          PyErr_SetString(PyExc_TypeError, "a mapping's items() must be (key, value) pairs");
+          throw_python_error();
+        }
         pack_python(pk, PyTuple_GET_ITEM(pair, 0), mode, false, depth + 1);
         pack_python(pk, PyTuple_GET_ITEM(pair, 1), mode, false, depth + 1);
       }

@@ -1,7 +1,9 @@
 // MessagePack <-> Python objects for the port protocol (docs/protocol.md,
 // "Values"). GIL held for all of it.
 #pragma once
+#ifndef MSGPACK_NO_BOOST
 #define MSGPACK_NO_BOOST
+#endif
 #include <msgpack.hpp>
 
 #include <stdexcept>

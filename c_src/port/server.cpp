@@ -245,7 +245,9 @@ size_t Server::in_flight() {
 void Server::on_frame(const std::string& frame) {
   auto request = std::make_shared<msgpack::object_handle>();
   try {
-    *request = msgpack::unpack(frame.data(), frame.size(), nullptr, nullptr, kLimits);
+    size_t offset = 0;
+    *request = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, kLimits);
+    if (offset != frame.size()) return send_error(0, "bad_request", "a frame must hold exactly one msgpack value");
   } catch (const std::exception& e) {
     return send_error(0, "bad_request", std::string("malformed msgpack: ") + e.what());
   }

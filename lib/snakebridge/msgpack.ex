@@ -37,9 +37,9 @@ defmodule SnakeBridge.Msgpack do
       than the ones above (a struct implementing `SnakeBridge.Encoder` too: the
       caller applies the protocol and retries, as in-process), calendar values of
       another calendar or with fields out of Python's range (years 1..9999, no
-      leap second; a field that is not a 32-bit integer adds that field's name to
-      the path, as the NIF does; a `DateTime`'s `time_zone` and `zone_abbr` must be
-      UTF-8), an `Object` that `:handle_id` cannot place;
+      leap second, offsets within a day; a field that is not a 32-bit integer
+      adds that field's name to the path, as the NIF does), an `Object` that
+      `:handle_id` cannot place;
     * `:unhashable` — a map used as a map key or `MapSet` element;
     * `:too_deep` — a term nested more than 1024 levels below the one encoded
       (the encoded term is level 0).
@@ -49,6 +49,10 @@ defmodule SnakeBridge.Msgpack do
   `MapSet` the element. Encoding the argument list of a call gives the NIF's
   paths and depth limit exactly (an argument is at level 1, its path starts with
   its index).
+
+  A `DateTime`'s `time_zone` and `zone_abbr` are sent as str with their bytes
+  as they are (the NIF needs the abbreviation only for a zone Python does not
+  know, so whether it must be readable is the port program's call).
 
   Not detected here: map keys distinct in Elixir but equal in Python (`1` and
   `1.0`, `"a"` and `:a`); the port program refuses those (reason `"collision"`).
@@ -115,7 +119,9 @@ defmodule SnakeBridge.Msgpack do
       Without it, or when it returns `:error`, an `Object` is unconvertible.
 
   Returns `{:ok, iodata}` or `{:error, {:unconvertible, reason, term, path}}`
-  (see the module documentation).
+  (see the module documentation). After a refusal the path is found by
+  encoding the way down to the refused term again, so `:handle_id` may be
+  called more than once for an object; exceptions it raises propagate.
 
       iex> SnakeBridge.Msgpack.encode([1, "a"]) |> elem(1) |> IO.iodata_to_binary()
       <<0x92, 0x01, 0xA1, ?a>>
@@ -290,11 +296,13 @@ defmodule SnakeBridge.Msgpack do
   defp run([i | rest], acc, k, d, h) when is_integer(i) and i < -0x8000 and i >= -0x80000000 and d <= @max_depth,
     do: run(rest, <<acc::binary, 0xD2, i::signed-32>>, k, d, h)
 
-  defp run([i | rest], acc, k, d, h) when is_integer(i) and i >= 0x100000000 and i < 0x10000000000000000 and d <= @max_depth,
-    do: run(rest, <<acc::binary, 0xCF, i::64>>, k, d, h)
+  defp run([i | rest], acc, k, d, h)
+       when is_integer(i) and i >= 0x100000000 and i < 0x10000000000000000 and d <= @max_depth,
+       do: run(rest, <<acc::binary, 0xCF, i::64>>, k, d, h)
 
-  defp run([i | rest], acc, k, d, h) when is_integer(i) and i < -0x80000000 and i >= -0x8000000000000000 and d <= @max_depth,
-    do: run(rest, <<acc::binary, 0xD3, i::signed-64>>, k, d, h)
+  defp run([i | rest], acc, k, d, h)
+       when is_integer(i) and i < -0x80000000 and i >= -0x8000000000000000 and d <= @max_depth,
+       do: run(rest, <<acc::binary, 0xD3, i::signed-64>>, k, d, h)
 
   defp run([f | rest], acc, k, d, h) when is_float(f) and d <= @max_depth,
     do: run(rest, <<acc::binary, 0xCB, f::float-64>>, k, d, h)
@@ -304,8 +312,17 @@ defmodule SnakeBridge.Msgpack do
   defp run([true | rest], acc, k, d, h) when d <= @max_depth, do: run(rest, <<acc::binary, 0xC3>>, k, d, h)
 
   defp run([s | rest], acc, k, d, h) when is_binary(s) and byte_size(s) < 0x20 and d <= @max_depth do
-    acc = if utf8?(s), do: <<acc::binary, 0xA0 + byte_size(s), s::binary>>, else: <<acc::binary, 0xC4, byte_size(s), s::binary>>
+    acc =
+      if utf8?(s),
+        do: <<acc::binary, 0xA0 + byte_size(s), s::binary>>,
+        else: <<acc::binary, 0xC4, byte_size(s), s::binary>>
+
     run(rest, acc, k, d, h)
+  end
+
+  defp run([x | rest], <<>>, k, d, h) do
+    encoded = enc(x, k, d, h)
+    [encoded | run(rest, <<>>, k, d, h)]
   end
 
   defp run([x | rest], acc, k, d, h) do
@@ -316,15 +333,7 @@ defmodule SnakeBridge.Msgpack do
   defp run([], acc, _k, _d, _h), do: acc
 
   defp tuple(t, k, d, h) do
-    n = tuple_size(t)
-    ext(3, [array_header(n, t) | tuple_items(t, 0, n, k, d + 1, h)], t)
-  end
-
-  defp tuple_items(_t, n, n, _k, _d, _h), do: []
-
-  defp tuple_items(t, i, n, k, d, h) do
-    encoded = enc(elem(t, i), k, d, h)
-    [encoded | tuple_items(t, i + 1, n, k, d, h)]
+    ext(3, [array_header(tuple_size(t), t) | items(Tuple.to_list(t), k, d + 1, h)], t)
   end
 
   defp map(m, d, h) do
@@ -397,7 +406,10 @@ defmodule SnakeBridge.Msgpack do
         std = field(s, :std_offset)
         # Python's fixed-offset zones (the fallback for a zone it does not know)
         # must be strictly within a day; a zone Python knows has such offsets.
-        unless utf8?(tz) and utf8?(abbr) and abs(utc + std) < 86_400, do: bad(:unconvertible, s)
+        unless abs(utc + std) < 86_400, do: bad(:unconvertible, s)
+        # Always str, as the port program expects, with the bytes as they are:
+        # whether a zone name Python cannot read matters is the program's call
+        # (the NIF accepts one when it does not need it).
         [str(tz), str(abbr), int(utc), int(std)]
       else
         []
@@ -497,7 +509,7 @@ defmodule SnakeBridge.Msgpack do
       type_name}`.
 
   Returns `{:ok, term}` or `{:error, reason}` (see the module documentation); it
-  does not raise on any input.
+  does not raise on any input (an exception raised by `:handle` propagates).
 
       iex> SnakeBridge.Msgpack.decode(<<0x92, 0x01, 0xA1, ?a>>)
       {:ok, [1, "a"]}

@@ -19,10 +19,22 @@ defmodule SnakeBridge.Object do
   @type t :: %__MODULE__{ref: reference(), type: String.t(), owner: term()}
 
   defimpl Inspect do
+    # Asking Python for a repr can fail with an error whose message inspects
+    # this object again: never ask twice on the way down.
     def inspect(%SnakeBridge.Object{type: type} = object, _opts) do
-      case SnakeBridge.Runtime.run({:repr, object, 60}, timeout: 1_000) do
-        {:ok, repr} -> "#Python<#{type} #{repr}>"
-        {:error, _} -> "#Python<#{type}>"
+      if Process.get(:snakebridge_inspecting) do
+        "#Python<#{type}>"
+      else
+        Process.put(:snakebridge_inspecting, true)
+
+        try do
+          case SnakeBridge.Runtime.run({:repr, object, 60}, timeout: 1_000) do
+            {:ok, repr} -> "#Python<#{type} #{repr}>"
+            {:error, _} -> "#Python<#{type}>"
+          end
+        after
+          Process.delete(:snakebridge_inspecting)
+        end
       end
     end
   end
