@@ -51,9 +51,22 @@ void record_pool_run(CallSite* site, uint64_t elapsed_ns) {
   if (s >= site->needed.load(std::memory_order_relaxed)) site->fast.store(true, std::memory_order_release);
 }
 
-void record_fast_run(CallSite* site, uint64_t elapsed_ns) {
-  if (elapsed_ns <= kDemoteAboveNs) return;
-  site->fast.store(false, std::memory_order_release);
+uint64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+bool fast_run_too_long(uint64_t wall_ns, uint64_t cpu_ns) {
+  return cpu_ns > kDemoteAboveNs || wall_ns > kDemoteBlockedNs;
+}
+
+void record_fast_run(CallSite* site, uint64_t wall_ns, uint64_t cpu_ns) {
+  if (fast_run_too_long(wall_ns, cpu_ns)) demote(site);
+}
+
+void demote(CallSite* site) {
+  if (site == &g_overflow || !site->fast.exchange(false, std::memory_order_acq_rel)) return;
   site->streak.store(0, std::memory_order_relaxed);
   int n = site->needed.load(std::memory_order_relaxed);
   site->needed.store(n >= (1 << 24) ? n : n * 8, std::memory_order_relaxed);

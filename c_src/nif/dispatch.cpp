@@ -528,7 +528,9 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
       drain_released(64);
     }
     uint64_t elapsed = monotonic_ns() - t0;
-    record_fast_run(site, elapsed);
+    // CPU-heavy runs are caught by the watchdog while they run; here only a run
+    // blocked for long (wall time past kDemoteBlockedNs) demotes.
+    record_fast_run(site, elapsed, 0);
     int percent = static_cast<int>(elapsed / 10'000);  // of a 1 ms timeslice
     if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
     return result;

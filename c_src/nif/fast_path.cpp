@@ -1,5 +1,8 @@
 #include "fast_path.hpp"
 
+#include <pthread.h>
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <limits>
@@ -17,6 +20,11 @@ struct Slot {
   std::atomic<uint64_t> deadline{0};
   std::atomic<CallSite*> site{nullptr};
   std::atomic<bool> timed_out{false};
+  // Watchdog-only: the call it first saw running, and the thread's CPU clock
+  // then. (The thread's own CPU clock is a system call here, too slow per call.)
+  uint64_t seen_start = 0;
+  uint64_t seen_cpu = 0;
+  clockid_t cpu_clock;
   PyThreadState* tstate = nullptr;
 };
 
@@ -33,6 +41,7 @@ Slot* my_slot() {
   if (!t_slot) {
     t_slot = new Slot();
     t_slot->tstate = this_thread_state();
+    pthread_getcpuclockid(pthread_self(), &t_slot->cpu_clock);
     std::lock_guard<std::mutex> lock(g_slots_mu);
     g_slots.push_back(t_slot);
   }
@@ -52,8 +61,14 @@ void watch() {
     for (Slot* s : slots) {
       uint64_t start = s->start.load(std::memory_order_acquire);
       if (start == 0) continue;
-      if (now - start > kDemoteAboveNs) {
-        if (CallSite* site = s->site.load()) record_fast_run(site, now - start);
+      timespec ts;
+      clock_gettime(s->cpu_clock, &ts);
+      uint64_t cpu_now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+      if (s->seen_start != start) {  // a call not seen before: start counting its CPU
+        s->seen_start = start;
+        s->seen_cpu = cpu_now;
+      } else if (CallSite* site = s->site.load(); site && fast_run_too_long(now - start, cpu_now - s->seen_cpu)) {
+        demote(site);
       }
       if (now > s->deadline.load(std::memory_order_acquire)) overdue = true;
     }

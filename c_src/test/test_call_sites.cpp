@@ -42,8 +42,8 @@ TEST_CASE("a site is promoted after `needed` consecutive quick pool runs", "[cal
   CHECK(site->fast.load());
 
   // A fast-path run within budget keeps it fast, right up to the limit.
-  record_fast_run(site, 0);
-  record_fast_run(site, kDemoteAboveNs);
+  record_fast_run(site, 0, 0);
+  record_fast_run(site, kDemoteAboveNs, kDemoteAboveNs);
   CHECK(site->fast.load());
   CHECK(site->needed.load() == needed);
 }
@@ -67,7 +67,7 @@ TEST_CASE("a slow fast-path run demotes the site and raises `needed`", "[call_si
   quick_pool_runs(site, 8);
   REQUIRE(site->fast.load());
 
-  record_fast_run(site, kSlowFast);
+  record_fast_run(site, kSlowFast, kSlowFast);
   CHECK_FALSE(site->fast.load());
   CHECK(site->streak.load() == 0);
   CHECK(site->needed.load() == 64);
@@ -78,14 +78,29 @@ TEST_CASE("a slow fast-path run demotes the site and raises `needed`", "[call_si
   record_pool_run(site, kQuick);
   CHECK(site->fast.load());
 
-  record_fast_run(site, kSlowFast);
+  record_fast_run(site, kSlowFast, kSlowFast);
   CHECK_FALSE(site->fast.load());
   CHECK(site->needed.load() == 512);
 }
 
+TEST_CASE("preemption is not slowness; blocking is", "[call_sites]") {
+  CallSite* site = call_site("test:preempted");
+  quick_pool_runs(site, 8);
+  REQUIRE(site->fast.load());
+  // 10 ms of wall time but 10 us of CPU: the OS preempted the thread mid-call.
+  record_fast_run(site, 10'000'000, 10'000);
+  CHECK(site->fast.load());
+  // Blocked past kDemoteBlockedNs (a sleep, a lock): it held the scheduler.
+  record_fast_run(site, kDemoteBlockedNs + 1, 10'000);
+  CHECK_FALSE(site->fast.load());
+}
+
 TEST_CASE("repeated demotions cap `needed` without overflowing", "[call_sites]") {
   CallSite* site = call_site("test:cap");
-  for (int i = 0; i < 40; ++i) record_fast_run(site, kSlowFast);
+  for (int i = 0; i < 40; ++i) {
+    site->fast = true;  // promoted again, then slow again
+    record_fast_run(site, kSlowFast, kSlowFast);
+  }
   CHECK(site->needed.load() == (1 << 24));
   CHECK_FALSE(site->fast.load());
   quick_pool_runs(site, 1000);
