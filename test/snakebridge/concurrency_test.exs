@@ -6,6 +6,8 @@ defmodule SnakeBridge.ConcurrencyTest do
   # Not async: the timing assertions need the machine to themselves.
   use ExUnit.Case, async: false
 
+  import SnakeBridge.Test.PoolHelpers
+
   @moduletag timeout: 120_000
 
   # One operation, chosen by i, with the value Elixir expects for it.
@@ -209,17 +211,6 @@ defmodule SnakeBridge.ConcurrencyTest do
     # sum of squares 0..n-1
     assert result == div((n - 1) * n * (2 * n - 1), 6)
     assert elapsed > 50
-  end
-
-  # The fast path is only taken while no pool thread is inside Python (work left
-  # over from an earlier test, say): wait for that, so that the promoted site
-  # really runs on the scheduler.
-  defp await_idle_pool(ms \\ 8_000) do
-    cond do
-      SnakeBridge.Native.stats().busy_workers == 0 -> :ok
-      ms <= 0 -> flunk("the Python thread pool stayed busy")
-      true -> Process.sleep(20) && await_idle_pool(ms - 20)
-    end
   end
 
   test "a call site promoted with small arguments runs a much larger one off the scheduler" do

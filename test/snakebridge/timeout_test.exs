@@ -11,6 +11,8 @@ defmodule SnakeBridge.TimeoutTest do
   # Not async: the elapsed-time bounds need the machine to themselves.
   use ExUnit.Case, async: false
 
+  import SnakeBridge.Test.PoolHelpers
+
   alias SnakeBridge.TimeoutError
 
   defp elapsed_ms(fun) do
@@ -200,16 +202,6 @@ defmodule SnakeBridge.TimeoutTest do
     end
 
     assert_answers()
-  end
-
-  # The fast path is only taken while no pool thread is inside Python: wait for
-  # that, so that the promoted site below really runs on the scheduler.
-  defp await_idle_pool(ms \\ 8_000) do
-    cond do
-      SnakeBridge.Native.stats().busy_workers == 0 -> :ok
-      ms <= 0 -> flunk("the Python thread pool stayed busy")
-      true -> Process.sleep(20) && await_idle_pool(ms - 20)
-    end
   end
 
   test "the timeout holds when a call site promoted with small arguments gets a large one" do
