@@ -17,7 +17,10 @@ defmodule Mix.Tasks.Compile.SnakebridgeNative do
 
       true ->
         configure = [
-          "-S", root, "-B", build,
+          "-S",
+          root,
+          "-B",
+          build,
           "-DCMAKE_BUILD_TYPE=" <> (System.get_env("SNAKEBRIDGE_BUILD_TYPE") || "Release"),
           "-DSNAKEBRIDGE_PYTHON=" <> python
         ]

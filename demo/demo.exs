@@ -4,7 +4,10 @@ IO.puts("SnakeBridge demo — Python #{python_version} embedded in the BEAM\n")
 
 # 1. Discover: the embedded interpreter describes the library.
 {micros, {:ok, schema}} = :timer.tc(fn -> SnakeBridge.describe_library("statistics") end)
-IO.puts("1. describe_library(\"statistics\") in #{div(micros, 1000)} ms: #{length(schema.functions)} functions, #{length(schema.classes)} classes")
+
+IO.puts(
+  "1. describe_library(\"statistics\") in #{div(micros, 1000)} ms: #{length(schema.functions)} functions, #{length(schema.classes)} classes"
+)
 
 for f <- Enum.filter(schema.functions, &(&1.name in ~w(mean median stdev correlation))) do
   IO.puts("     #{f.name}#{f.signature}")
@@ -14,16 +17,25 @@ end
 [{name, source}] = SnakeBridge.Generator.files(schema, module: "Demo.Statistics")
 modules = Code.compile_string(source) |> Enum.map(&elem(&1, 0))
 IO.puts("\n2. generated #{name} (#{length(modules)} modules, #{byte_size(source)} bytes of source), e.g.:\n")
-source |> String.split("\n") |> Enum.drop_while(&(not String.contains?(&1, "@spec mean("))) |> Enum.take(5) |> Enum.each(&IO.puts("   " <> &1))
+
+source
+|> String.split("\n")
+|> Enum.drop_while(&(not String.contains?(&1, "@spec mean(")))
+|> Enum.take(5)
+|> Enum.each(&IO.puts("   " <> &1))
 
 # 3. Call it like Elixir.
 IO.puts("\n3. calling the generated module:")
 IO.puts("     Demo.Statistics.mean!([1, 2, 3, 4])        = #{inspect(Demo.Statistics.mean!([1, 2, 3, 4]))}")
 IO.puts("     Demo.Statistics.median!([3, 1, 4, 1, 5])   = #{inspect(Demo.Statistics.median!([3, 1, 4, 1, 5]))}")
-IO.puts("     Demo.Statistics.stdev!([2, 4, 4, 4, 5, 5, 7, 9]) = #{inspect(Demo.Statistics.stdev!([2, 4, 4, 4, 5, 5, 7, 9]))}")
+
+IO.puts(
+  "     Demo.Statistics.stdev!([2, 4, 4, 4, 5, 5, 7, 9]) = #{inspect(Demo.Statistics.stdev!([2, 4, 4, 4, 5, 5, 7, 9]))}"
+)
 
 case Demo.Statistics.mean([]) do
-  {:error, %SnakeBridge.PythonError{} = e} -> IO.puts("     Demo.Statistics.mean([])  => {:error, #{inspect(e.type)}: #{e.message}}")
+  {:error, %SnakeBridge.PythonError{} = e} ->
+    IO.puts("     Demo.Statistics.mean([])  => {:error, #{inspect(e.type)}: #{e.message}}")
 end
 
 # 4. The runtime API directly: objects, numpy, errors.
@@ -33,5 +45,9 @@ IO.puts("     #{inspect(counter)}")
 IO.puts("     most_common(2) = #{inspect(SnakeBridge.method!(counter, "most_common", [2]))}")
 array = SnakeBridge.call!("numpy", "arange", [12]) |> SnakeBridge.method!("reshape", [3, 4])
 IO.puts("     numpy: #{array |> inspect() |> String.replace("\n", " ")}")
-IO.puts("     array.sum(axis=0) -> #{inspect(SnakeBridge.method!(array, "sum", [], axis: 0) |> SnakeBridge.to_elixir!())}")
+
+IO.puts(
+  "     array.sum(axis=0) -> #{inspect(SnakeBridge.method!(array, "sum", [], axis: 0) |> SnakeBridge.to_elixir!())}"
+)
+
 IO.puts("     json.dumps -> #{SnakeBridge.call!("json", "dumps", [%{"test" => "data"}])}")

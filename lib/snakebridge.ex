@@ -83,7 +83,8 @@ defmodule SnakeBridge do
 
     case SnakeBridge.SchemaCache.fetch(python, describe_opts) do
       {:ok, schema, cache_file} ->
-        generated = SnakeBridge.Generator.quoted(schema, __CALLER__.module, Keyword.put(opts, :module, __CALLER__.module))
+        generated =
+          SnakeBridge.Generator.quoted(schema, __CALLER__.module, Keyword.put(opts, :module, __CALLER__.module))
 
         quote do
           @external_resource unquote(cache_file)

@@ -141,7 +141,8 @@ defmodule SnakeBridge.Async do
 
       receive do
         {:DOWN, ^tmon, _, _, _} ->
-          if :atomics.compare_exchange(state, 1, @running, @cancelled) == :ok, do: send(relay, {:snakebridge_cancel, ref})
+          if :atomics.compare_exchange(state, 1, @running, @cancelled) == :ok,
+            do: send(relay, {:snakebridge_cancel, ref})
 
         {:DOWN, ^rmon, _, _, _} ->
           :ok
@@ -154,9 +155,12 @@ defmodule SnakeBridge.Async do
   defp stream_loop(source, opts, batch, window, s) do
     started =
       case source do
-        {:object, object} -> Runtime.run({:call, "builtins", "iter", [object], []}, [{:return, :ref}, {:cancel_tag, s.ref} | opts])
-        {:call, request} -> with {:ok, r} <- Runtime.run(request, [{:return, :ref}, {:cancel_tag, s.ref} | opts]),
-                                 do: Runtime.run({:call, "builtins", "iter", [r], []}, [{:return, :ref} | opts])
+        {:object, object} ->
+          Runtime.run({:call, "builtins", "iter", [object], []}, [{:return, :ref}, {:cancel_tag, s.ref} | opts])
+
+        {:call, request} ->
+          with {:ok, r} <- Runtime.run(request, [{:return, :ref}, {:cancel_tag, s.ref} | opts]),
+               do: Runtime.run({:call, "builtins", "iter", [r], []}, [{:return, :ref} | opts])
       end
 
     case started do

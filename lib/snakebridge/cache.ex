@@ -57,8 +57,11 @@ defmodule SnakeBridge.Cache do
   @spec generated_files() :: [String.t()]
   def generated_files do
     case File.read(manifest_path()) do
-      {:ok, text} -> text |> String.split(["\r\n", "\n"], trim: true) |> Enum.map(&String.trim/1) |> Enum.reject(&(&1 == ""))
-      {:error, _} -> []
+      {:ok, text} ->
+        text |> String.split(["\r\n", "\n"], trim: true) |> Enum.map(&String.trim/1) |> Enum.reject(&(&1 == ""))
+
+      {:error, _} ->
+        []
     end
   end
 

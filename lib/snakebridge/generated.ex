@@ -133,7 +133,8 @@ defmodule SnakeBridge.Generated do
               {:halt,
                {:error,
                 %ArgumentError{
-                  message: "#{name} must be given: a later positional-only argument was, and its Python default cannot be expressed"
+                  message:
+                    "#{name} must be given: a later positional-only argument was, and its Python default cannot be expressed"
                 }}}
           end
 

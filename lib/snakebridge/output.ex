@@ -17,7 +17,6 @@ defmodule SnakeBridge.Output do
   @impl true
   def init(nil), do: {:ok, nil}
 
-
   @impl true
   def handle_info({:snakebridge_output, :stderr, _pid, text}, state) do
     write(:standard_error, text)

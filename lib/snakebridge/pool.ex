@@ -65,8 +65,7 @@ defmodule SnakeBridge.Pool do
         {:error, %ArgumentError{message: "no SnakeBridge pool named #{inspect(name)} is running"}}
 
       %{size: size, table: table, loads: loads, rotation: rotation} ->
-        live =
-          for i <- 1..size, [{^i, pid}] <- [:ets.lookup(table, i)], Process.alive?(pid), do: {i, pid}
+        live = for i <- 1..size, [{^i, pid}] <- [:ets.lookup(table, i)], Process.alive?(pid), do: {i, pid}
 
         case live do
           [] when tries > 0 ->

@@ -61,7 +61,9 @@ defmodule SnakeBridge.PortRuntime do
   end
 
   defp decode(frame, request, worker) do
-    handle = fn id, type -> %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}} end
+    handle = fn id, type ->
+      %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}}
+    end
 
     case SnakeBridge.Msgpack.decode(frame, handle: handle) do
       {:ok, [_id, status, value]} -> shape(request, reply(status, value))

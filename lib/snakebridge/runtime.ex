@@ -187,7 +187,10 @@ defmodule SnakeBridge.Runtime do
   defp describe(term) when is_port(term), do: "a port has no Python equivalent"
   defp describe(term) when is_reference(term), do: "a reference has no Python equivalent"
   defp describe(term) when is_function(term), do: "a function has no Python equivalent"
-  defp describe(term) when is_bitstring(term) and not is_binary(term), do: "a bitstring that is not a whole number of bytes has no Python equivalent"
+
+  defp describe(term) when is_bitstring(term) and not is_binary(term),
+    do: "a bitstring that is not a whole number of bytes has no Python equivalent"
+
   defp describe(term) when is_list(term), do: "an improper list has no Python equivalent"
   defp describe(term) when is_atom(term), do: "the atom's name is not Latin-1"
 

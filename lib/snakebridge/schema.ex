@@ -106,7 +106,8 @@ defmodule SnakeBridge.Schema do
       methods: Enum.map(c["methods"] || [], &callable/1),
       class_methods: Enum.map(c["class_methods"] || [], &callable/1),
       static_methods: Enum.map(c["static_methods"] || [], &callable/1),
-      properties: Enum.map(c["properties"] || [], &%{name: &1["name"], doc: &1["doc"], readonly: &1["readonly"] == true}),
+      properties:
+        Enum.map(c["properties"] || [], &%{name: &1["name"], doc: &1["doc"], readonly: &1["readonly"] == true}),
       constants: Enum.map(c["constants"] || [], &constant/1),
       exception: c["exception"] == true
     }
@@ -124,6 +125,7 @@ defmodule SnakeBridge.Schema do
   @doc false
   # Make sure the atoms exist for String.to_existing_atom/1.
   def __kinds__,
-    do: [:function, :builtin, :ufunc, :callable, :class, :method, :classmethod, :staticmethod] ++
-          [:positional_only, :positional_or_keyword, :var_positional, :keyword_only, :var_keyword]
+    do:
+      [:function, :builtin, :ufunc, :callable, :class, :method, :classmethod, :staticmethod] ++
+        [:positional_only, :positional_or_keyword, :var_positional, :keyword_only, :var_keyword]
 end

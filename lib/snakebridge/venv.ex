@@ -138,8 +138,11 @@ defmodule SnakeBridge.Venv do
           args = ["-m", "venv", "--without-pip"] ++ flags ++ [dir]
 
           case cmd(base_python, args) do
-            {_, 0} -> ensure_pip(dir, log: log)
-            {out, status} -> {:error, failure("creating the virtual environment failed", base_python, args, status, out)}
+            {_, 0} ->
+              ensure_pip(dir, log: log)
+
+            {out, status} ->
+              {:error, failure("creating the virtual environment failed", base_python, args, status, out)}
           end
         else
           {:error, failure("creating the virtual environment failed", base_python, args, status, out)}
@@ -166,8 +169,10 @@ defmodule SnakeBridge.Venv do
         case local_wheels(python) do
           %{"pip" => pip} = wheels ->
             log.("* the venv has no pip; installing it from #{pip}")
-            args = [Path.join(pip, "pip"), "install", "--no-index", "--disable-pip-version-check", "--no-input"] ++
-                     Enum.filter([pip, wheels["setuptools"]], & &1)
+
+            args =
+              [Path.join(pip, "pip"), "install", "--no-index", "--disable-pip-version-check", "--no-input"] ++
+                Enum.filter([pip, wheels["setuptools"]], & &1)
 
             case cmd(python, args) do
               {_, 0} -> :ok
@@ -185,7 +190,10 @@ defmodule SnakeBridge.Venv do
 
   defp local_wheels(python) do
     bundled =
-      case cmd(python, ["-c", "import ensurepip, os; print(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled'))"]) do
+      case cmd(python, [
+             "-c",
+             "import ensurepip, os; print(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled'))"
+           ]) do
         {out, 0} -> [String.trim(out)]
         _ -> []
       end
@@ -393,7 +401,9 @@ defmodule SnakeBridge.Venv do
         |> String.split(~r/\r?\n/)
         |> Enum.reduce({nil, %{}}, fn line, {section, acc} ->
           header = Regex.run(~r/^\s*\[\s*([^\]\s]+)\s*\]\s*(#.*)?$/, line)
-          pair = Regex.run(~r/^\s*([A-Za-z0-9_.-]+)\s*[=:]\s*(?:"([^"]*)"|'([^']*)'|([^\s#"'\[{][^#]*?))\s*(#.*)?$/, line)
+
+          pair =
+            Regex.run(~r/^\s*([A-Za-z0-9_.-]+)\s*[=:]\s*(?:"([^"]*)"|'([^']*)'|([^\s#"'\[{][^#]*?))\s*(#.*)?$/, line)
 
           cond do
             header ->
@@ -454,7 +464,8 @@ defmodule SnakeBridge.Venv do
         {:ok, map}
 
       {out, status} ->
-        {:error, failure("the venv's python does not run", python, ["-c", "import importlib.metadata ..."], status, out)}
+        {:error,
+         failure("the venv's python does not run", python, ["-c", "import importlib.metadata ..."], status, out)}
     end
   end
 
@@ -619,14 +630,22 @@ defmodule SnakeBridge.Venv do
         [_, release, pre_l, pre_n, post_implicit, post_l, post_n, dev_l, dev_n] = m
 
         release =
-          release |> String.split(".") |> Enum.map(&String.to_integer/1) |> Enum.reverse() |> Enum.drop_while(&(&1 == 0)) |> Enum.reverse()
+          release
+          |> String.split(".")
+          |> Enum.map(&String.to_integer/1)
+          |> Enum.reverse()
+          |> Enum.drop_while(&(&1 == 0))
+          |> Enum.reverse()
 
         pre = if pre_l != "", do: [1, pre_rank(String.downcase(pre_l)), int(pre_n)]
-        post = cond do
-          post_implicit != "" -> [1, int(post_implicit)]
-          post_l != "" -> [1, int(post_n)]
-          true -> nil
-        end
+
+        post =
+          cond do
+            post_implicit != "" -> [1, int(post_implicit)]
+            post_l != "" -> [1, int(post_n)]
+            true -> nil
+          end
+
         dev = if dev_l != "", do: [1, int(dev_n)]
 
         pre_key =

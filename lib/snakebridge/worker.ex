@@ -27,8 +27,9 @@ defmodule SnakeBridge.Worker do
       [{~c"SNAKEBRIDGE_PYTHON", to_charlist(python)}, {~c"SNAKEBRIDGE_PATHS", to_charlist(Enum.join(paths, ":"))}] ++
         Enum.map(Keyword.get(opts, :env, []), fn {k, v} -> {to_charlist(k), to_charlist(v)} end)
 
-    port_opts = [:binary, :nouse_stdio, {:packet, 4}, :exit_status, {:env, env}] ++
-      if(dir = opts[:cd], do: [{:cd, to_charlist(dir)}], else: [])
+    port_opts =
+      [:binary, :nouse_stdio, {:packet, 4}, :exit_status, {:env, env}] ++
+        if(dir = opts[:cd], do: [{:cd, to_charlist(dir)}], else: [])
 
     port = Port.open({:spawn_executable, exe}, port_opts)
     {:os_pid, os_pid} = Port.info(port, :os_pid)
@@ -62,7 +63,9 @@ defmodule SnakeBridge.Worker do
       {:ok, frame} ->
         Port.command(state.port, frame)
         pending = Map.put(state.pending, id, {from, ref, request})
-        {:noreply, %{state | next_id: id + 1, pending: pending, by_ref: Map.put(state.by_ref, ref, id), calls: state.calls + 1}}
+
+        {:noreply,
+         %{state | next_id: id + 1, pending: pending, by_ref: Map.put(state.by_ref, ref, id), calls: state.calls + 1}}
 
       {:error, reason} ->
         send(from, {ref, {:error, reason}})

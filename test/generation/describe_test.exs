@@ -150,8 +150,7 @@ defmodule SnakeBridge.Generation.DescribeTest do
         flunk("no function #{name} in #{schema.name}")
 
   defp class(schema, name),
-    do:
-      Enum.find(schema.classes, &(&1.name == name)) || flunk("no class #{name} in #{schema.name}")
+    do: Enum.find(schema.classes, &(&1.name == name)) || flunk("no class #{name} in #{schema.name}")
 
   defp param(callable, name),
     do:
@@ -186,8 +185,7 @@ defmodule SnakeBridge.Generation.DescribeTest do
       refute dumps.generator
       refute dumps.coroutine
 
-      assert %{kind: :positional_or_keyword, default: :none, annotation: nil} =
-               param(dumps, "obj")
+      assert %{kind: :positional_or_keyword, default: :none, annotation: nil} = param(dumps, "obj")
 
       assert %{kind: :keyword_only, default: {:value, false}} = param(dumps, "skipkeys")
       assert %{kind: :keyword_only, default: {:value, true}} = param(dumps, "ensure_ascii")
@@ -299,8 +297,7 @@ defmodule SnakeBridge.Generation.DescribeTest do
     test "statistics.mean(data) and positional-only statistics.correlation(x, y, /)", %{
       schemas: %{"statistics" => st}
     } do
-      assert [%{name: "data", kind: :positional_or_keyword, default: :none}] =
-               fun(st, "mean").parameters
+      assert [%{name: "data", kind: :positional_or_keyword, default: :none}] = fun(st, "mean").parameters
 
       assert [%{name: "x", kind: :positional_only}, %{name: "y", kind: :positional_only}] =
                fun(st, "correlation").parameters
@@ -335,11 +332,9 @@ defmodule SnakeBridge.Generation.DescribeTest do
       assert fraction.qualname == "fractions.Fraction"
       assert %{kind: :class, has_signature: true} = fraction.init
 
-      assert %{kind: :positional_or_keyword, default: {:value, 0}} =
-               param(fraction.init, "numerator")
+      assert %{kind: :positional_or_keyword, default: {:value, 0}} = param(fraction.init, "numerator")
 
-      assert %{kind: :positional_or_keyword, default: {:value, nil}} =
-               param(fraction.init, "denominator")
+      assert %{kind: :positional_or_keyword, default: {:value, nil}} = param(fraction.init, "denominator")
 
       from_float = Enum.find(fraction.class_methods, &(&1.name == "from_float"))
       assert from_float.kind == :classmethod
@@ -443,11 +438,9 @@ defmodule SnakeBridge.Generation.DescribeTest do
       assert names(it.functions) == ["tee"]
       count = class(it, "count")
 
-      assert [%{name: "start", default: {:value, 0}}, %{name: "step", default: {:value, 1}}] =
-               count.init.parameters
+      assert [%{name: "start", default: {:value, 0}}, %{name: "step", default: {:value, 1}}] = count.init.parameters
 
-      assert [%{name: "iterable"}, %{name: "r", default: :none}] =
-               class(it, "combinations").init.parameters
+      assert [%{name: "iterable"}, %{name: "r", default: :none}] = class(it, "combinations").init.parameters
 
       assert String.starts_with?(it.version, "python-3.11.")
     end
@@ -483,11 +476,9 @@ defmodule SnakeBridge.Generation.DescribeTest do
                %{name: "out", kind: :positional_or_keyword, default: {:value, nil}} | keyword_only
              ] = add.parameters
 
-      assert %{kind: :keyword_only, default: {:value, true}} =
-               Enum.find(keyword_only, &(&1.name == "where"))
+      assert %{kind: :keyword_only, default: {:value, true}} = Enum.find(keyword_only, &(&1.name == "where"))
 
-      assert %{kind: :keyword_only, default: {:value, "same_kind"}} =
-               Enum.find(keyword_only, &(&1.name == "casting"))
+      assert %{kind: :keyword_only, default: {:value, "same_kind"}} = Enum.find(keyword_only, &(&1.name == "casting"))
 
       assert SnakeBridge.call!("numpy", "add", [1, 2]) == 3
     end

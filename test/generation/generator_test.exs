@@ -123,8 +123,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
   ]
 
   setup_all do
-    dir =
-      Path.join(System.tmp_dir!(), "sbtest_gen_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
+    dir = Path.join(System.tmp_dir!(), "sbtest_gen_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
 
     py = Path.join(dir, "py")
     src = Path.join(dir, "src")
@@ -158,10 +157,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
     # requiring; turning these on early only gives test modules docs.)
     Code.compiler_options(docs: true, debug_info: true)
 
-    result =
-      Kernel.ParallelCompiler.compile_to_path(Enum.map(files, &elem(&1, 1)), ebin,
-        return_diagnostics: true
-      )
+    result = Kernel.ParallelCompiler.compile_to_path(Enum.map(files, &elem(&1, 1)), ebin, return_diagnostics: true)
 
     %{files: files, ebin: ebin, compiled: result, dir: dir}
   end
@@ -178,8 +174,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
   defp spec_text(ebin, module, name, arity) do
     {:ok, specs} = Code.Typespec.fetch_specs(File.read!(beam(ebin, module)))
 
-    {_, [spec]} =
-      Enum.find(specs, &match?({{^name, ^arity}, _}, &1)) || flunk("no spec for #{name}/#{arity}")
+    {_, [spec]} = Enum.find(specs, &match?({{^name, ^arity}, _}, &1)) || flunk("no spec for #{name}/#{arity}")
 
     # one line, whatever the width (Macro.to_string/1 breaks long specs)
     Code.Typespec.spec_to_quoted(name, spec)
@@ -421,8 +416,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
     test "moduledoc names the Python module and version; function docs carry the signature", %{
       ebin: ebin
     } do
-      {:docs_v1, _, :elixir, _, %{"en" => moduledoc}, _, docs} =
-        Code.fetch_docs(beam(ebin, SnakeBridge.GenTest.Json))
+      {:docs_v1, _, :elixir, _, %{"en" => moduledoc}, _, docs} = Code.fetch_docs(beam(ebin, SnakeBridge.GenTest.Json))
 
       assert moduledoc =~ "Python module `json` (version 2.0.9)"
       assert moduledoc =~ "JSON (JavaScript Object Notation)"
@@ -435,8 +429,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
       assert dumps_doc =~ "dumps(obj, *, skipkeys=False, ensure_ascii=True"
       assert dumps_doc =~ "`indent`"
 
-      {:docs_v1, _, :elixir, _, %{"en" => probe_doc}, _, _} =
-        Code.fetch_docs(beam(ebin, SnakeBridge.GenTest.Probe))
+      {:docs_v1, _, :elixir, _, %{"en" => probe_doc}, _, _} = Code.fetch_docs(beam(ebin, SnakeBridge.GenTest.Probe))
 
       assert probe_doc =~ "`sbtest_gen_probe` (version 0.3.1)"
 
@@ -509,8 +502,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
   test "numpy's top-level module generates and compiles without warnings", %{dir: dir} do
     {describe, schema} = :timer.tc(fn -> SnakeBridge.describe_library!("numpy", depth: 0) end)
 
-    {generate, files} =
-      :timer.tc(fn -> Generator.files(schema, module: SnakeBridge.GenTest.Numpy) end)
+    {generate, files} = :timer.tc(fn -> Generator.files(schema, module: SnakeBridge.GenTest.Numpy) end)
 
     src = Path.join(dir, "numpy_src")
     ebin = Path.join(dir, "numpy_ebin")

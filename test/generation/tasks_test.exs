@@ -9,8 +9,7 @@ defmodule SnakeBridge.Generation.TasksTest do
   @moduletag timeout: 120_000
 
   setup do
-    dir =
-      Path.join(System.tmp_dir!(), "sbtest_tasks_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
+    dir = Path.join(System.tmp_dir!(), "sbtest_tasks_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
 
     File.mkdir_p!(dir)
     manifest = SnakeBridge.Cache.manifest_path()
@@ -136,8 +135,7 @@ defmodule SnakeBridge.Generation.TasksTest do
       ebin = Path.join(dir, "ebin")
       File.mkdir_p!(ebin)
 
-      assert {:ok, modules, []} =
-               Kernel.ParallelCompiler.compile_to_path([path], ebin, return_diagnostics: true)
+      assert {:ok, modules, []} = Kernel.ParallelCompiler.compile_to_path([path], ebin, return_diagnostics: true)
 
       assert SbTasksGen.Json in modules
       assert SbTasksGen.Json.JSONDecoder in modules

@@ -33,8 +33,7 @@ defmodule SnakeBridge.Generation.UseTest do
   @compile {:no_warn_undefined, [JsonDeep.Decoder, SnakeBridge.UseTest.Probe]}
 
   setup_all do
-    dir =
-      Path.join(System.tmp_dir!(), "sbtest_use_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
+    dir = Path.join(System.tmp_dir!(), "sbtest_use_#{System.os_time()}_#{:rand.uniform(1_000_000)}")
 
     File.mkdir_p!(dir)
 

@@ -62,7 +62,8 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     files = [
       {"#{module}/__init__.py", "VALUE = #{inspect(value)}\n"},
       {"#{dist}.dist-info/METADATA", "Metadata-Version: 2.1\nName: #{name}\nVersion: #{version}\n"},
-      {"#{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: snakebridge-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+      {"#{dist}.dist-info/WHEEL",
+       "Wheel-Version: 1.0\nGenerator: snakebridge-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     ]
 
     record = Enum.map_join(files, "", fn {path, _} -> "#{path},,\n" end) <> "#{dist}.dist-info/RECORD,,\n"
@@ -107,7 +108,15 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     assert File.stat!(Path.join(venv, "pyvenv.cfg")).mtime == cfg_mtime
 
     # A missing package and a wrong version fail the check with a list.
-    config(python_requirements: ["sb_Wheel.Probe", "sb-wheel-probe>=1.0", "sb-not-installed", "git+https://example.invalid/x.git"])
+    config(
+      python_requirements: [
+        "sb_Wheel.Probe",
+        "sb-wheel-probe>=1.0",
+        "sb-not-installed",
+        "git+https://example.invalid/x.git"
+      ]
+    )
+
     message = setup_error(tmp, ["--check"])
     assert message =~ "2 of 4 requirements not satisfied in venv"
     assert message =~ "- sb-wheel-probe>=1.0: 0.3.0 installed"
@@ -120,7 +129,8 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     # Offline, a plain venv has setuptools but no `wheel`: building a local
     # source project fails, with a hint.
     source_project(Path.join(tmp, "src_pkg"), [
-      {"pyproject.toml", ~s([build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n[project]\nname = "sb-src"\nversion = "1"\n)},
+      {"pyproject.toml",
+       ~s([build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n[project]\nname = "sb-src"\nversion = "1"\n)},
       {"sb_src/__init__.py", ""}
     ])
 
@@ -353,13 +363,25 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     @tag :tmp_dir
     test "requirements files and project names", %{tmp_dir: tmp} do
       File.mkdir_p!(Path.join(tmp, "sub"))
-      File.write!(Path.join(tmp, "main.txt"), "numpy==1.24.2 # pinned\n-r sub/more.txt\n--find-links x\n-c c.txt\n-e ./py/a\n\nreq \\\n  >=1\n")
+
+      File.write!(
+        Path.join(tmp, "main.txt"),
+        "numpy==1.24.2 # pinned\n-r sub/more.txt\n--find-links x\n-c c.txt\n-e ./py/a\n\nreq \\\n  >=1\n"
+      )
+
       File.write!(Path.join(tmp, "sub/more.txt"), "# nested\njson5\n-r ../main.txt\n")
-      assert {:ok, ["numpy==1.24.2", "json5", "./py/a", "req   >=1"]} = Venv.read_requirements_file(Path.join(tmp, "main.txt"))
+
+      assert {:ok, ["numpy==1.24.2", "json5", "./py/a", "req   >=1"]} =
+               Venv.read_requirements_file(Path.join(tmp, "main.txt"))
 
       File.write!(Path.join(tmp, "sub/setup.cfg"), "[metadata]\nname = from-cfg\nversion = 1\n")
       assert Venv.project_name(Path.join(tmp, "sub")) == "from-cfg"
-      File.write!(Path.join(tmp, "sub/pyproject.toml"), "[tool.black]\nname = 'no'\n[project]\nname = \"from-toml\" # yes\n")
+
+      File.write!(
+        Path.join(tmp, "sub/pyproject.toml"),
+        "[tool.black]\nname = 'no'\n[project]\nname = \"from-toml\" # yes\n"
+      )
+
       assert Venv.project_name(Path.join(tmp, "sub")) == "from-toml"
       assert Venv.project_name("wheels/sb_x-1.0-py3-none-any.whl") == "sb_x"
       assert Venv.project_name("dist/my-pkg-1.0.tar.gz") == "my-pkg"

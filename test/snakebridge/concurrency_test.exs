@@ -29,8 +29,7 @@ defmodule SnakeBridge.ConcurrencyTest do
         {SnakeBridge.eval!("a * b + len(s)", %{"a" => p, "b" => i, "s" => "abc"}), p * i + 3}
 
       4 ->
-        {SnakeBridge.call!("json", "loads", [~s({"p": #{p}, "i": [#{i}]})]),
-         %{"p" => p, "i" => [i]}}
+        {SnakeBridge.call!("json", "loads", [~s({"p": #{p}, "i": [#{i}]})]), %{"p" => p, "i" => [i]}}
     end
   end
 
@@ -205,8 +204,7 @@ defmodule SnakeBridge.ConcurrencyTest do
     # sized to take a noticeable time (several hundred ms on a fast machine)
     n = 10_000_000
 
-    {result, elapsed} =
-      assert_heartbeat_kept(fn -> SnakeBridge.eval!("sum(i*i for i in range(N))", %{"N" => n}) end)
+    {result, elapsed} = assert_heartbeat_kept(fn -> SnakeBridge.eval!("sum(i*i for i in range(N))", %{"N" => n}) end)
 
     # sum of squares 0..n-1
     assert result == div((n - 1) * n * (2 * n - 1), 6)

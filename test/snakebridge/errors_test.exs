@@ -63,15 +63,13 @@ defmodule SnakeBridge.ErrorsTest do
       assert Exception.message(e) == "ValueError: bad 5"
 
       # "" as the function name also calls the object itself
-      assert {:error, %PythonError{type: "ValueError", message: "bad x"}} =
-               SnakeBridge.call(boom, "", ["x"])
+      assert {:error, %PythonError{type: "ValueError", message: "bad x"}} = SnakeBridge.call(boom, "", ["x"])
 
       assert_alive()
     end
 
     test "a custom exception class is reported with its module-qualified name", %{ns: ns} do
-      assert {:error, %PythonError{} = e} =
-               SnakeBridge.call(ns["raise_custom"], nil, ["custom message"])
+      assert {:error, %PythonError{} = e} = SnakeBridge.call(ns["raise_custom"], nil, ["custom message"])
 
       assert e.type == "MyError"
       assert e.python_type == qualified(ns["MyError"])
@@ -117,8 +115,7 @@ defmodule SnakeBridge.ErrorsTest do
 
       assert {:error, %PythonError{type: "ZeroDivisionError"} = e} = SnakeBridge.eval("1 // 0")
 
-      %{"m" => caught} =
-        SnakeBridge.exec!("try:\n    1 // 0\nexcept ZeroDivisionError as e:\n    m = str(e)")
+      %{"m" => caught} = SnakeBridge.exec!("try:\n    1 // 0\nexcept ZeroDivisionError as e:\n    m = str(e)")
 
       assert e.message == caught
       assert_alive()
@@ -148,8 +145,7 @@ defmodule SnakeBridge.ErrorsTest do
                SnakeBridge.exec("raise ValueError('bad \\ud800 surrogate')")
 
       # What Python shows for it (sys.stderr uses backslashreplace)
-      shown =
-        SnakeBridge.eval!("'bad \\ud800 surrogate'.encode('utf-8', 'backslashreplace').decode()")
+      shown = SnakeBridge.eval!("'bad \\ud800 surrogate'.encode('utf-8', 'backslashreplace').decode()")
 
       assert shown == "bad \\ud800 surrogate"
       assert e.message == shown
@@ -158,18 +154,15 @@ defmodule SnakeBridge.ErrorsTest do
     end
 
     test "SystemExit and KeyboardInterrupt are errors, not exits" do
-      assert {:error, %PythonError{type: "SystemExit", message: "3"}} =
-               SnakeBridge.call("sys", "exit", [3])
+      assert {:error, %PythonError{type: "SystemExit", message: "3"}} = SnakeBridge.call("sys", "exit", [3])
 
-      assert {:error, %PythonError{type: "KeyboardInterrupt"}} =
-               SnakeBridge.exec("raise KeyboardInterrupt('x')")
+      assert {:error, %PythonError{type: "KeyboardInterrupt"}} = SnakeBridge.exec("raise KeyboardInterrupt('x')")
 
       assert_alive()
     end
 
     test "RecursionError from unbounded recursion" do
-      assert {:error, %PythonError{type: "RecursionError"}} =
-               SnakeBridge.exec("def f(n):\n    return f(n + 1)\nf(0)")
+      assert {:error, %PythonError{type: "RecursionError"}} = SnakeBridge.exec("def f(n):\n    return f(n + 1)\nf(0)")
 
       assert_alive()
     end
@@ -205,23 +198,19 @@ defmodule SnakeBridge.ErrorsTest do
     end
 
     test "an unknown function or attribute is AttributeError" do
-      assert {:error, %PythonError{type: "AttributeError", message: msg}} =
-               SnakeBridge.call("math", "no_such_function")
+      assert {:error, %PythonError{type: "AttributeError", message: msg}} = SnakeBridge.call("math", "no_such_function")
 
       assert msg =~ "no_such_function"
 
-      assert {:error, %PythonError{type: "AttributeError"}} =
-               SnakeBridge.getattr("sys", "version_info.nope")
+      assert {:error, %PythonError{type: "AttributeError"}} = SnakeBridge.getattr("sys", "version_info.nope")
 
       ns = SnakeBridge.call!("types", "SimpleNamespace", [], a: 1)
 
-      assert {:error, %PythonError{type: "AttributeError", message: msg}} =
-               SnakeBridge.getattr(ns, "zz")
+      assert {:error, %PythonError{type: "AttributeError", message: msg}} = SnakeBridge.getattr(ns, "zz")
 
       assert msg =~ "zz"
 
-      assert {:error, %PythonError{type: "AttributeError"}} =
-               SnakeBridge.method(ns, "missing_method")
+      assert {:error, %PythonError{type: "AttributeError"}} = SnakeBridge.method(ns, "missing_method")
 
       assert_alive()
     end
@@ -249,8 +238,7 @@ defmodule SnakeBridge.ErrorsTest do
       ]
 
       for {term, why} <- cases do
-        assert {:error, %ArgumentError{message: message}} =
-                 SnakeBridge.call("json", "dumps", [term])
+        assert {:error, %ArgumentError{message: message}} = SnakeBridge.call("json", "dumps", [term])
 
         assert message =~ inspect(term, limit: 10, printable_limit: 60)
         assert message =~ "(argument 0)"
@@ -270,14 +258,12 @@ defmodule SnakeBridge.ErrorsTest do
       assert message =~ ~s{(argument 1[0]["k"][1][1])}
 
       # inside eval globals the path starts at the variable name
-      assert {:error, %ArgumentError{message: message}} =
-               SnakeBridge.eval("x", %{"x" => %{"a" => [make_ref()]}})
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.eval("x", %{"x" => %{"a" => [make_ref()]}})
 
       assert message =~ ~s{(at "x"["a"][0])}
 
       # inside keyword arguments it starts at the keyword
-      assert {:error, %ArgumentError{message: message}} =
-               SnakeBridge.call("json", "dumps", [[]], cls: pid)
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.call("json", "dumps", [[]], cls: pid)
 
       assert message =~ inspect(pid)
       assert message =~ "(at :cls)"
@@ -285,8 +271,7 @@ defmodule SnakeBridge.ErrorsTest do
       # setattr value
       ns = SnakeBridge.call!("types", "SimpleNamespace")
 
-      assert {:error, %ArgumentError{message: message}} =
-               SnakeBridge.setattr(ns, "f", [fn -> 1 end])
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.setattr(ns, "f", [fn -> 1 end])
 
       assert message =~ "a function"
       assert_alive()
@@ -303,21 +288,18 @@ defmodule SnakeBridge.ErrorsTest do
         assert message =~ "equal in Python"
       end
 
-      assert {:error, %ArgumentError{message: message}} =
-               SnakeBridge.eval("x", %{"x" => MapSet.new([1, 1.0])})
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.eval("x", %{"x" => MapSet.new([1, 1.0])})
 
       assert message =~ "equal in Python"
       assert_alive()
     end
 
     test "a map as a dict key or set element is refused (unhashable)" do
-      assert {:error, %ArgumentError{message: message}} =
-               SnakeBridge.eval("x", %{"x" => %{%{"a" => 1} => 1}})
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.eval("x", %{"x" => %{%{"a" => 1} => 1}})
 
       assert message =~ "unhashable"
 
-      assert {:error, %ArgumentError{message: message}} =
-               SnakeBridge.eval("x", %{"x" => MapSet.new([%{}])})
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.eval("x", %{"x" => MapSet.new([%{}])})
 
       assert message =~ "unhashable"
       assert_alive()
@@ -405,9 +387,7 @@ defmodule SnakeBridge.ErrorsTest do
       assert message =~ "does not implement SnakeBridge.Encoder"
 
       # while an encodable one works
-      assert SnakeBridge.call!("json", "dumps", [%Wrapper{inner: %Point{x: 1, y: 1}}],
-               sort_keys: true
-             ) ==
+      assert SnakeBridge.call!("json", "dumps", [%Wrapper{inner: %Point{x: 1, y: 1}}], sort_keys: true) ==
                ~s({"inner": {"x": 1, "y": 1}})
     end
   end

@@ -247,17 +247,14 @@ defmodule SnakeBridge.ObjectsTest do
       assert SnakeBridge.eval!("__import__('collections').OrderedDict(a=1)", %{}, return: :value) ==
                %{"a" => 1}
 
-      assert SnakeBridge.eval!("__import__('collections').defaultdict(list, a=[1])", %{},
-               return: :value
-             ) ==
+      assert SnakeBridge.eval!("__import__('collections').defaultdict(list, a=[1])", %{}, return: :value) ==
                %{"a" => [1]}
 
       # a deque is neither a list subclass nor a Mapping/Set: no Elixir value
       deque = SnakeBridge.eval!("__import__('collections').deque([1, 2])")
       assert %Object{type: "collections.deque"} = deque
 
-      assert {:error, %ConversionError{python_type: "collections.deque"}} =
-               SnakeBridge.to_elixir(deque)
+      assert {:error, %ConversionError{python_type: "collections.deque"}} = SnakeBridge.to_elixir(deque)
 
       # but its items are reachable through Python
       assert SnakeBridge.call!("builtins", "list", [deque]) == [1, 2]
@@ -303,8 +300,7 @@ defmodule SnakeBridge.ObjectsTest do
       assert SnakeBridge.eval!("a is b", %{"a" => obj, "b" => other}) == false
 
       # the same Python object returned twice: the two handles refer to it
-      %{"holder" => holder} =
-        SnakeBridge.exec!("import types\nholder = types.SimpleNamespace(item=object())")
+      %{"holder" => holder} = SnakeBridge.exec!("import types\nholder = types.SimpleNamespace(item=object())")
 
       a = SnakeBridge.getattr!(holder, "item")
       b = SnakeBridge.getattr!(holder, "item")
@@ -324,8 +320,7 @@ defmodule SnakeBridge.ObjectsTest do
         spawn(fn ->
           send(
             parent,
-            {:ratio,
-             SnakeBridge.method!(f, "__mul__", [f]) |> SnakeBridge.method!("as_integer_ratio")}
+            {:ratio, SnakeBridge.method!(f, "__mul__", [f]) |> SnakeBridge.method!("as_integer_ratio")}
           )
         end)
 

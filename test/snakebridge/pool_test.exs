@@ -124,7 +124,10 @@ defmodule SnakeBridge.PoolTest do
 
   test "a worker is recycled after :max_calls, transparently" do
     start_supervised!({SnakeBridge.Pool, name: SnakeBridge.PoolTest.Recycled, size: 1, max_calls: 5})
-    pids = for _ <- 1..12, do: SnakeBridge.call!("os", "getpid", [], [], backend: {:pool, SnakeBridge.PoolTest.Recycled})
+
+    pids =
+      for _ <- 1..12, do: SnakeBridge.call!("os", "getpid", [], [], backend: {:pool, SnakeBridge.PoolTest.Recycled})
+
     assert length(Enum.uniq(pids)) >= 2
   end
 

@@ -10,8 +10,7 @@ defmodule SnakeBridge.StdlibTest do
     test "dumps a map to the JSON string Python writes" do
       assert SnakeBridge.call!("json", "dumps", [%{"test" => "data"}]) == ~s({"test": "data"})
 
-      assert {:ok, ~s({"test": "data"})} =
-               SnakeBridge.call("json", "dumps", [%{"test" => "data"}])
+      assert {:ok, ~s({"test": "data"})} = SnakeBridge.call("json", "dumps", [%{"test" => "data"}])
     end
 
     test "passes keyword arguments (indent, sort_keys) as Python keyword arguments" do
@@ -75,8 +74,7 @@ defmodule SnakeBridge.StdlibTest do
       assert SnakeBridge.call!("math", "isclose", [0.0, 1.0e-12], abs_tol: 1.0e-9)
 
       # rel_tol is keyword-only: passing it positionally is Python's TypeError
-      assert {:error, %SnakeBridge.PythonError{type: "TypeError"}} =
-               SnakeBridge.call("math", "isclose", [a, b, 1.0e-3])
+      assert {:error, %SnakeBridge.PythonError{type: "TypeError"}} = SnakeBridge.call("math", "isclose", [a, b, 1.0e-3])
     end
 
     test "constants through getattr" do
@@ -298,8 +296,7 @@ defmodule SnakeBridge.StdlibTest do
                Date.add(~D[2024-02-28], 1)
 
       # datetime - datetime is a timedelta
-      diff =
-        SnakeBridge.call!("operator", "sub", [~N[2024-03-01 00:00:00], ~N[2024-02-28 12:00:00]])
+      diff = SnakeBridge.call!("operator", "sub", [~N[2024-03-01 00:00:00], ~N[2024-02-28 12:00:00]])
 
       assert %Object{type: "datetime.timedelta"} = diff
 

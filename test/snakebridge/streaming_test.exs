@@ -65,7 +65,10 @@ defmodule SnakeBridge.StreamingTest do
 
   test "Stream.take_while halts and closes too", ctx do
     label = "take-while-#{System.unique_integer([:positive])}"
-    assert SnakeBridge.stream(ctx.gen, nil, [label]) |> Stream.take_while(&(&1 < 20)) |> Enum.to_list() == Enum.to_list(0..19)
+
+    assert SnakeBridge.stream(ctx.gen, nil, [label]) |> Stream.take_while(&(&1 < 20)) |> Enum.to_list() ==
+             Enum.to_list(0..19)
+
     assert label in closed(ctx)
   end
 
@@ -105,7 +108,12 @@ defmodule SnakeBridge.StreamingTest do
 
   test "iter/2 over any iterable object: a dict's items, a set, a Python list held as a ref" do
     d = SnakeBridge.eval!("{'a': 1, 'b': 2}", %{}, return: :ref)
-    assert SnakeBridge.method!(d, "items", [], [], return: :ref) |> SnakeBridge.iter() |> Enum.sort() == [{"a", 1}, {"b", 2}]
+
+    assert SnakeBridge.method!(d, "items", [], [], return: :ref) |> SnakeBridge.iter() |> Enum.sort() == [
+             {"a", 1},
+             {"b", 2}
+           ]
+
     big = SnakeBridge.eval!("list(range(3000))", %{}, return: :ref)
     assert SnakeBridge.iter(big) |> Enum.sum() == Enum.sum(0..2999)
     assert SnakeBridge.iter(big, batch_size: 7) |> Enum.take(10) == Enum.to_list(0..9)

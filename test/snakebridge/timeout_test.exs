@@ -196,9 +196,7 @@ defmodule SnakeBridge.TimeoutTest do
         # let the surviving loops reach their deadline before other tests run
         Process.sleep(3_000)
 
-        flunk(
-          "round #{round}: loops #{inspect(running, charlists: :as_lists)} kept running after their timeout"
-        )
+        flunk("round #{round}: loops #{inspect(running, charlists: :as_lists)} kept running after their timeout")
     end
 
     assert_answers()

@@ -234,8 +234,7 @@ defmodule SnakeBridge.TypesTest do
     test "a container with an unconvertible item converts partially" do
       result = py("{'n': 1, 'obj': object(), 'list': [2, object()]}", %{})
 
-      assert %{"n" => 1, "obj" => %Object{type: "object"}, "list" => [2, %Object{type: "object"}]} =
-               result
+      assert %{"n" => 1, "obj" => %Object{type: "object"}, "list" => [2, %Object{type: "object"}]} = result
 
       # the embedded reference is a live object
       assert SnakeBridge.call!("builtins", "isinstance", [
@@ -345,8 +344,7 @@ defmodule SnakeBridge.TypesTest do
       zoneinfo = SnakeBridge.call!("importlib", "import_module", ["zoneinfo"])
       vars = %{"datetime" => datetime, "zoneinfo" => zoneinfo}
 
-      summer =
-        py("datetime.datetime(2020, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo('Europe/Paris'))", vars)
+      summer = py("datetime.datetime(2020, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo('Europe/Paris'))", vars)
 
       offsets =
         py(

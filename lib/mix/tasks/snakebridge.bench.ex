@@ -41,8 +41,11 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     ident = SnakeBridge.exec!("def ident(x):\n    return x\n")["ident"]
     ctx = %{scale: scale, ident: ident}
 
-    IO.puts("SnakeBridge #{Mix.Project.config()[:version]} — OTP #{System.otp_release()}, " <>
-              "#{System.schedulers_online()} schedulers, Python #{SnakeBridge.getattr!("sys", "version") |> String.split() |> hd()}\n")
+    IO.puts(
+      "SnakeBridge #{Mix.Project.config()[:version]} — OTP #{System.otp_release()}, " <>
+        "#{System.schedulers_online()} schedulers, Python #{SnakeBridge.getattr!("sys", "version") |> String.split() |> hd()}\n"
+    )
+
     IO.puts("| benchmark | median | p99 | notes |")
     IO.puts("|---|---|---|---|")
 
@@ -115,14 +118,25 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     busy = Task.async(fn -> SnakeBridge.call("time", "sleep", [60], [], timeout: 120_000) end)
     Process.sleep(50)
     f = fn -> SnakeBridge.call("math", "sqrt", [2.0]) end
-    report("pool hand-off (math.sqrt while another call sleeps)", sample(f, n(ctx, 5_000)), "runs on the pool, reply by message")
+
+    report(
+      "pool hand-off (math.sqrt while another call sleeps)",
+      sample(f, n(ctx, 5_000)),
+      "runs on the pool, reply by message"
+    )
+
     Task.shutdown(busy, :brutal_kill)
   end
 
   defp bench("stream", ctx) do
     count = n(ctx, 1_000_000)
-    {us, ^count} = :timer.tc(fn -> SnakeBridge.stream("itertools", "count", []) |> Stream.take(count) |> Enum.count() end)
-    IO.puts("| stream #{count} integers from a generator | — | — | #{fmt_rate(count / (us / 1.0e6))} items/s (#{div(us, 1000)} ms) |")
+
+    {us, ^count} =
+      :timer.tc(fn -> SnakeBridge.stream("itertools", "count", []) |> Stream.take(count) |> Enum.count() end)
+
+    IO.puts(
+      "| stream #{count} integers from a generator | — | — | #{fmt_rate(count / (us / 1.0e6))} items/s (#{div(us, 1000)} ms) |"
+    )
   end
 
   defp bench("sleep200", _ctx) do
@@ -137,7 +151,10 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     elapsed = System.monotonic_time(:millisecond) - t0
     send(beat, :stop)
     worst = receive(do: ({:worst_gap, us} -> us))
-    IO.puts("| 200 concurrent time.sleep(0.5) | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |")
+
+    IO.puts(
+      "| 200 concurrent time.sleep(0.5) | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |"
+    )
   end
 
   defp bench("timeout", _ctx) do
@@ -153,10 +170,20 @@ defmodule Mix.Tasks.Snakebridge.Bench do
 
   defp bench("describe", _ctx) do
     {first, {:ok, _}} = :timer.tc(fn -> SnakeBridge.describe_library("json", depth: 1) end)
-    report("describe_library(\"json\")", sample(fn -> {:ok, _} = SnakeBridge.describe_library("json", depth: 1) end, 50), "first call #{fmt_ns(first * 1000)}")
+
+    report(
+      "describe_library(\"json\")",
+      sample(fn -> {:ok, _} = SnakeBridge.describe_library("json", depth: 1) end, 50),
+      "first call #{fmt_ns(first * 1000)}"
+    )
+
     {np_first, {:ok, np}} = :timer.tc(fn -> SnakeBridge.describe_library("numpy", depth: 1) end)
-    report("describe_library(\"numpy\", depth: 1)", sample(fn -> {:ok, _} = SnakeBridge.describe_library("numpy", depth: 1) end, 5),
-      "first call (imports numpy) #{fmt_ns(np_first * 1000)}; #{length(np.functions)} functions, #{length(np.classes)} classes, #{length(np.submodules)} submodules")
+
+    report(
+      "describe_library(\"numpy\", depth: 1)",
+      sample(fn -> {:ok, _} = SnakeBridge.describe_library("numpy", depth: 1) end, 5),
+      "first call (imports numpy) #{fmt_ns(np_first * 1000)}; #{length(np.functions)} functions, #{length(np.classes)} classes, #{length(np.submodules)} submodules"
+    )
   end
 
   defp bench("generate", _ctx) do
@@ -165,12 +192,17 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     File.mkdir_p!(Path.join(dir, "ebin"))
     {gen_us, files} = :timer.tc(fn -> SnakeBridge.Generator.files(schema, module: "BenchNumpy") end)
     paths = for {name, source} <- files, do: tap(Path.join(dir, name <> ".ex"), &File.write!(&1, source))
-    {compile_us, {:ok, modules, _}} = :timer.tc(fn -> Kernel.ParallelCompiler.compile_to_path(paths, Path.join(dir, "ebin")) end)
+
+    {compile_us, {:ok, modules, _}} =
+      :timer.tc(fn -> Kernel.ParallelCompiler.compile_to_path(paths, Path.join(dir, "ebin")) end)
+
     File.rm_rf!(dir)
     bytes = files |> Enum.map(&byte_size(elem(&1, 1))) |> Enum.sum()
 
-    IO.puts("| numpy wrapper: generate + format, then compile | — | — | #{Float.round(gen_us / 1.0e6, 1)} s + #{Float.round(compile_us / 1.0e6, 1)} s " <>
-              "(#{length(modules)} modules, #{div(bytes, 1024)} KiB of source) |")
+    IO.puts(
+      "| numpy wrapper: generate + format, then compile | — | — | #{Float.round(gen_us / 1.0e6, 1)} s + #{Float.round(compile_us / 1.0e6, 1)} s " <>
+        "(#{length(modules)} modules, #{div(bytes, 1024)} KiB of source) |"
+    )
   end
 
   defp bench("memory", ctx) do
@@ -195,8 +227,10 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     rss1 = rss_kb()
     py1 = count_objects.()
 
-    IO.puts("| memory: #{calls} calls + #{objects} objects | — | — | RSS #{div(rss0, 1024)} → #{div(rss1, 1024)} MB " <>
-              "(#{sign(rss1 - rss0)}#{Float.round((rss1 - rss0) / 1024, 1)} MB); Python gc objects #{py0} → #{py1} |")
+    IO.puts(
+      "| memory: #{calls} calls + #{objects} objects | — | — | RSS #{div(rss0, 1024)} → #{div(rss1, 1024)} MB " <>
+        "(#{sign(rss1 - rss0)}#{Float.round((rss1 - rss0) / 1024, 1)} MB); Python gc objects #{py0} → #{py1} |"
+    )
   end
 
   defp heartbeat(parent, last, worst) do

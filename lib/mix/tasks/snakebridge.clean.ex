@@ -57,9 +57,9 @@ defmodule Mix.Tasks.Snakebridge.Clean do
 
           true ->
             shell.error(
-            "warning: keeping #{entry}: listed as generated but it no longer starts with " <>
-              "#{inspect(SnakeBridge.Generator.header())} (edited by hand?)"
-          )
+              "warning: keeping #{entry}: listed as generated but it no longer starts with " <>
+                "#{inspect(SnakeBridge.Generator.header())} (edited by hand?)"
+            )
 
             :keep
         end

@@ -35,7 +35,10 @@ defmodule Mix.Tasks.Snakebridge.Discover do
     depth = Keyword.get(opts, :depth, 1)
     Mix.shell().info("* describing Python module #{module} (depth #{depth})...")
 
-    {micros, result} = :timer.tc(fn -> SnakeBridge.describe_library(module, depth: depth, private: opts[:private] || false, timeout: :infinity) end)
+    {micros, result} =
+      :timer.tc(fn ->
+        SnakeBridge.describe_library(module, depth: depth, private: opts[:private] || false, timeout: :infinity)
+      end)
 
     schema =
       case result do
@@ -74,7 +77,9 @@ defmodule Mix.Tasks.Snakebridge.Discover do
   end
 
   defp section(_pad, _title, [], _fun), do: []
-  defp section(pad, title, items, fun), do: ["#{pad}  #{title} (#{length(items)}):" | Enum.map(items, &"#{pad}    #{fun.(&1)}")]
+
+  defp section(pad, title, items, fun),
+    do: ["#{pad}  #{title} (#{length(items)}):" | Enum.map(items, &"#{pad}    #{fun.(&1)}")]
 
   defp first_line(nil), do: "(no docstring)"
   defp first_line(doc), do: doc |> String.split("\n", parts: 2) |> hd()

@@ -25,7 +25,15 @@ defmodule Mix.Tasks.Snakebridge.Gen do
   """
   use Mix.Task
 
-  @switches [module: :string, output: :string, only: :string, except: :string, depth: :integer, private: :boolean, backend: :string]
+  @switches [
+    module: :string,
+    output: :string,
+    only: :string,
+    except: :string,
+    depth: :integer,
+    private: :boolean,
+    backend: :string
+  ]
 
   @impl true
   def run(argv) do
@@ -39,7 +47,10 @@ defmodule Mix.Tasks.Snakebridge.Gen do
       end
 
     module = opts[:module] || python |> String.split(".") |> Enum.map_join(".", &Macro.camelize/1)
-    unless module =~ ~r/^[A-Z][A-Za-z0-9_]*(\.[A-Z][A-Za-z0-9_]*)*$/, do: Mix.raise("--module must be an Elixir module name, got: #{module}")
+
+    unless module =~ ~r/^[A-Z][A-Za-z0-9_]*(\.[A-Z][A-Za-z0-9_]*)*$/,
+      do: Mix.raise("--module must be an Elixir module name, got: #{module}")
+
     depth = Keyword.get(opts, :depth, 0)
 
     start_snakebridge!()
@@ -79,9 +90,14 @@ defmodule Mix.Tasks.Snakebridge.Gen do
     Mix.Task.run("compile", [])
 
     case Application.ensure_all_started(:snakebridge) do
-      {:ok, _} -> :ok
-      {:error, {:snakebridge, {{:python_failed_to_start, message}, _}}} -> Mix.raise("Python is not available: #{message}")
-      {:error, reason} -> Mix.raise("Cannot start SnakeBridge: #{inspect(reason)}")
+      {:ok, _} ->
+        :ok
+
+      {:error, {:snakebridge, {{:python_failed_to_start, message}, _}}} ->
+        Mix.raise("Python is not available: #{message}")
+
+      {:error, reason} ->
+        Mix.raise("Cannot start SnakeBridge: #{inspect(reason)}")
     end
   end
 

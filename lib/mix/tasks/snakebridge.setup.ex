@@ -129,7 +129,9 @@ defmodule Mix.Tasks.Snakebridge.Setup do
 
   defp setup(dir, opts, requirements, files, count, pip_extra) do
     info = &Mix.shell().info/1
-    system_site = Keyword.get(opts, :system_site_packages, Application.get_env(:snakebridge, :venv_system_site_packages, false))
+
+    system_site =
+      Keyword.get(opts, :system_site_packages, Application.get_env(:snakebridge, :venv_system_site_packages, false))
 
     if Venv.venv?(dir) do
       info.("* using existing venv at #{shown(dir)}")
@@ -144,7 +146,9 @@ defmodule Mix.Tasks.Snakebridge.Setup do
       ok!(Venv.ensure_pip(dir, log: info))
     else
       if File.exists?(dir) and not (File.dir?(dir) and File.ls!(dir) == []) do
-        Mix.raise("#{dir} exists but is not a virtual environment (no pyvenv.cfg); move it away or choose another --venv")
+        Mix.raise(
+          "#{dir} exists but is not a virtual environment (no pyvenv.cfg); move it away or choose another --venv"
+        )
       end
 
       {base, source} =
@@ -200,7 +204,10 @@ defmodule Mix.Tasks.Snakebridge.Setup do
       )
     end
 
-    info.("* ok: venv present, #{length(results) - length(Enum.filter(results, &(elem(&1, 1) == :unverifiable)))} of #{length(results)} requirements verified")
+    info.(
+      "* ok: venv present, #{length(results) - length(Enum.filter(results, &(elem(&1, 1) == :unverifiable)))} of #{length(results)} requirements verified"
+    )
+
     :ok
   end
 
@@ -249,7 +256,9 @@ defmodule Mix.Tasks.Snakebridge.Setup do
         end
 
       {_, :default} ->
-        Mix.shell().info("note: add `config :snakebridge, venv: #{inspect(shown(dir))}` so SnakeBridge embeds this venv's python")
+        Mix.shell().info(
+          "note: add `config :snakebridge, venv: #{inspect(shown(dir))}` so SnakeBridge embeds this venv's python"
+        )
     end
   end
 

@@ -44,8 +44,7 @@ defmodule SnakeBridge.Generator.Naming do
     cleaned = python_name |> String.trim_leading("_") |> String.replace(~r/[^A-Za-z0-9_]/u, "_")
     cleaned = if cleaned == "", do: "X", else: cleaned
 
-    cleaned =
-      if cleaned =~ ~r/^[a-z]/ or String.contains?(cleaned, "_"), do: Macro.camelize(cleaned), else: cleaned
+    cleaned = if cleaned =~ ~r/^[a-z]/ or String.contains?(cleaned, "_"), do: Macro.camelize(cleaned), else: cleaned
 
     if cleaned =~ ~r/^[A-Z]/, do: cleaned, else: "M" <> cleaned
   end

@@ -80,8 +80,11 @@ defmodule SnakeBridge.Generator.Types do
 
   defp tokenize(<<q, _::binary>> = text, acc) when q in [?', ?"] do
     case Regex.run(~r/^(['"])(.*?)\1/s, text) do
-      [whole, _, inner] -> tokenize(binary_part(text, byte_size(whole), byte_size(text) - byte_size(whole)), [{:lit, inner} | acc])
-      _ -> :error
+      [whole, _, inner] ->
+        tokenize(binary_part(text, byte_size(whole), byte_size(text) - byte_size(whole)), [{:lit, inner} | acc])
+
+      _ ->
+        :error
     end
   end
 
@@ -114,9 +117,11 @@ defmodule SnakeBridge.Generator.Types do
   end
 
   defp primary([{:id, name} | rest]), do: {:ok, normalize({:name, name, []}), rest}
+
   defp primary(["[" | rest]) do
     with {:ok, items, rest} <- args(rest, []), do: {:ok, {:name, "list", items}, rest}
   end
+
   defp primary(_), do: :error
 
   defp args(["]" | rest], acc), do: {:ok, Enum.reverse(acc), rest}
@@ -153,26 +158,53 @@ defmodule SnakeBridge.Generator.Types do
     qualified = String.replace_prefix(name, "typing.", "")
 
     case {base(qualified), args, qualified} do
-      {_, _, "datetime.datetime"} -> "NaiveDateTime.t() | DateTime.t()"
-      {_, _, "datetime.date"} -> "Date.t()"
-      {_, _, "datetime.time"} -> "Time.t()"
-      {"int", _, _} -> "integer()"
-      {"float", _, _} -> if role == :param, do: "number()", else: "float()"
-      {"str", _, _} -> "String.t()"
-      {b, _, _} when b in ["bytes", "bytearray", "ByteString", "memoryview"] -> "binary()"
-      {"bool", _, _} -> "boolean()"
-      {b, _, _} when b in ["None", "NoneType"] -> "nil"
+      {_, _, "datetime.datetime"} ->
+        "NaiveDateTime.t() | DateTime.t()"
+
+      {_, _, "datetime.date"} ->
+        "Date.t()"
+
+      {_, _, "datetime.time"} ->
+        "Time.t()"
+
+      {"int", _, _} ->
+        "integer()"
+
+      {"float", _, _} ->
+        if role == :param, do: "number()", else: "float()"
+
+      {"str", _, _} ->
+        "String.t()"
+
+      {b, _, _} when b in ["bytes", "bytearray", "ByteString", "memoryview"] ->
+        "binary()"
+
+      {"bool", _, _} ->
+        "boolean()"
+
+      {b, _, _} when b in ["None", "NoneType"] ->
+        "nil"
+
       {b, [t], _} when b in ["list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection"] ->
         "list(#{render(t, role)})"
 
       {b, _, _} when b in ["list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection"] ->
         "list()"
 
-      {b, _, _} when b in ["tuple", "Tuple"] -> "tuple()"
-      {b, _, _} when b in ["dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict"] -> "map()"
-      {b, _, _} when b in ["set", "Set", "frozenset", "FrozenSet", "AbstractSet", "MutableSet"] -> "MapSet.t()"
-      {"Literal", _, _} -> "term()"
-      _ -> "term()"
+      {b, _, _} when b in ["tuple", "Tuple"] ->
+        "tuple()"
+
+      {b, _, _} when b in ["dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict"] ->
+        "map()"
+
+      {b, _, _} when b in ["set", "Set", "frozenset", "FrozenSet", "AbstractSet", "MutableSet"] ->
+        "MapSet.t()"
+
+      {"Literal", _, _} ->
+        "term()"
+
+      _ ->
+        "term()"
     end
   end
 

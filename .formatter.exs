@@ -1,0 +1,4 @@
+[
+  inputs: ["{mix,.formatter}.exs", "{config,lib,test,demo,bench}/**/*.{ex,exs}"],
+  line_length: 120
+]
