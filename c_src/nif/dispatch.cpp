@@ -2,18 +2,14 @@
 
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
-#include <algorithm>
-#include <chrono>
-#include <deque>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "../core/call_sites.hpp"
 #include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
+#include "../core/interrupter.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/introspection.hpp"
 #include "../core/iteration.hpp"
@@ -335,10 +331,8 @@ struct Job {
   ReturnMode mode;
   CallSite* site;
   std::atomic<int> state;
-  bool finished;  // guarded by the GIL: the job's Python work is over
-  // The thread state that runs the job, known before that thread takes the GIL,
-  // so that a cancel arriving while it waits for the GIL is not lost.
-  std::atomic<PyThreadState*> tstate;
+  // Who runs the job, for interrupting it (timeout, cancel, dead caller).
+  std::shared_ptr<InterruptTarget> target;
 };
 
 ErlNifResourceType* g_job_type = nullptr;
@@ -358,14 +352,14 @@ void run_job(Job* job) {
   g_busy_workers.fetch_add(1);
   ERL_NIF_TERM reply;
   bool send;
-  job->tstate.store(this_thread_state());
+  job->target->tstate.store(this_thread_state());
   {
     Gil gil;
     clear_interrupt();
     if (job->state.load() == kCancelled) {
       // Cancelled while this thread waited for the GIL: the interrupt it aimed
       // at us was just cleared, so do not start the work at all.
-      job->finished = true;
+      job->target->finished = true;
       g_busy_workers.fetch_sub(1);
       enif_release_resource(job);
       return;
@@ -379,7 +373,7 @@ void run_job(Job* job) {
       reply = run_request(job->env, job->request, job->mode);
     }
     record_pool_run(job->site, monotonic_ns() - t0);
-    job->finished = true;
+    job->target->finished = true;
     expected = kRunning;
     send = job->state.compare_exchange_strong(expected, kSent);
     if (!send) {
@@ -397,80 +391,6 @@ void run_job(Job* job) {
   enif_release_resource(job);
 }
 
-// One thread aims interrupts at running jobs: it must take the GIL to do so, which
-// a scheduler thread must never wait for. It repeats the interrupt every few
-// milliseconds until the job is over: CPython 3.11 keeps one interpreter-wide
-// "asynchronous exception pending" signal, which a thread consuming its own
-// exception clears for all, so a lone thread could otherwise miss its own.
-class Interrupter {
- public:
-  static Interrupter& instance() {
-    static Interrupter* i = new Interrupter();
-    return *i;
-  }
-  void interrupt(Job* job) {
-    enif_keep_resource(job);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!started_) {
-      std::thread([this] { loop(); }).detach();
-      started_ = true;
-    }
-    incoming_.push_back(job);
-    cv_.notify_one();
-  }
-
- private:
-  void loop() {
-    std::vector<Job*> active;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (active.empty()) {
-          cv_.wait(lock, [&] { return !incoming_.empty(); });
-        } else {
-          cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return !incoming_.empty(); });
-        }
-        active.insert(active.end(), incoming_.begin(), incoming_.end());
-        incoming_.clear();
-      }
-      std::vector<Job*> done;
-      {
-        // While interrupts are pending, Python switches threads every 0.5 ms
-        // instead of 5: a thread looping in Python with many others notices its
-        // exception sooner, and this thread gets the GIL sooner.
-        if (!fast_switching_) {
-          saved_interval_ = _PyEval_GetSwitchInterval();
-          _PyEval_SetSwitchInterval(500);
-          fast_switching_ = true;
-        }
-        Gil gil;
-        for (Job* job : active) {
-          PyThreadState* ts = job->tstate.load();
-          if (job->finished) {
-            done.push_back(job);
-          } else if (ts) {
-            interrupt_thread(ts);
-          }
-        }
-      }
-      for (Job* job : done) {
-        active.erase(std::find(active.begin(), active.end(), job));
-        enif_release_resource(job);
-      }
-      if (active.empty() && fast_switching_) {
-        _PyEval_SetSwitchInterval(saved_interval_);
-        fast_switching_ = false;
-      }
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Job*> incoming_;
-  bool started_ = false;
-  bool fast_switching_ = false;
-  unsigned long saved_interval_ = 5000;
-};
-
 }  // namespace
 
 // The caller died: nobody will read the reply, so stop the Python work.
@@ -479,7 +399,7 @@ static void job_down(ErlNifEnv*, void* p, ErlNifPid*, ErlNifMonitor*) {
   int s = job->state.load();
   while (s == kQueued || s == kRunning) {
     if (job->state.compare_exchange_weak(s, kCancelled)) {
-      if (s == kRunning) Interrupter::instance().interrupt(job);
+      if (s == kRunning) interrupt_until_finished(job->target);
       return;
     }
   }
@@ -545,8 +465,7 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
   job->mode = mode;
   job->site = site;
   job->state = kQueued;
-  job->finished = false;
-  job->tstate.store(nullptr);
+  job->target = std::make_shared<InterruptTarget>();
   ERL_NIF_TERM job_term = enif_make_resource(env, job);
   ErlNifMonitor monitor;
   enif_monitor_process(env, job, &job->caller, &monitor);
@@ -565,7 +484,7 @@ ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job_term) {
     if (s == kCancelled) return atoms.cancelled;
     if (job->state.compare_exchange_weak(s, kCancelled)) break;
   }
-  if (s == kRunning) Interrupter::instance().interrupt(job);
+  if (s == kRunning) interrupt_until_finished(job->target);
   return atoms.cancelled;
 }
 

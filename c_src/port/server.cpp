@@ -419,36 +419,7 @@ void Server::cancel(uint64_t id) {
     if (it == running_.end()) return;  // already answered
     running = it->second;
   }
-  std::lock_guard<std::mutex> lock(cancel_mu_);
-  cancelling_[id] = running;
-  if (!interrupter_started_) {
-    interrupter_started_ = true;
-    std::thread([this] { interrupter_loop(); }).detach();
-  }
-}
-
-// Repeats each interrupt every 5 ms until the request is over (see the NIF's
-// Interrupter and docs/backends.md for why once is not enough in CPython 3.11).
-void Server::interrupter_loop() {
-  while (true) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::vector<std::pair<uint64_t, std::shared_ptr<Running>>> work;
-    {
-      std::lock_guard<std::mutex> lock(cancel_mu_);
-      if (cancelling_.empty()) continue;
-      work.assign(cancelling_.begin(), cancelling_.end());
-    }
-    std::vector<uint64_t> done;
-    {
-      Gil gil;
-      for (auto& [id, r] : work) {
-        if (r->finished) done.push_back(id);
-        else if (PyThreadState* ts = r->tstate.load()) interrupt_thread(ts);
-      }
-    }
-    std::lock_guard<std::mutex> lock(cancel_mu_);
-    for (uint64_t id : done) cancelling_.erase(id);
-  }
+  interrupt_until_finished(std::move(running));
 }
 
 }  // namespace sb::port

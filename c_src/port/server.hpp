@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "../core/interrupter.hpp"
 #include "msgpack_python.hpp"
 
 namespace sb::port {
@@ -26,22 +27,15 @@ class Server {
   size_t in_flight();
 
  private:
-  struct Running {
-    std::atomic<PyThreadState*> tstate{nullptr};
-    bool finished = false;  // guarded by the GIL
-  };
+  using Running = InterruptTarget;
 
   void run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, std::shared_ptr<Running> running);
   void cancel(uint64_t id);
-  void interrupter_loop();
 
   int out_fd_;
   std::mutex write_mu_;
   std::mutex running_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Running>> running_;
-  std::mutex cancel_mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<Running>> cancelling_;
-  bool interrupter_started_ = false;
 };
 
 // GIL held, once: sys.stdout/sys.stderr become `output` frames through `server`.
