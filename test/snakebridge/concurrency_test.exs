@@ -6,7 +6,7 @@ defmodule SnakeBridge.ConcurrencyTest do
   # Not async: the timing assertions need the machine to themselves.
   use ExUnit.Case, async: false
 
-  import SnakeBridge.Test.PoolHelpers
+  import SnakeBridge.Test.Helpers
 
   @moduletag timeout: 120_000
 

@@ -3,6 +3,8 @@ defmodule SnakeBridge.ObjectsTest do
   # conversion, and release when the BEAM garbage-collects them.
   use ExUnit.Case, async: true
 
+  import SnakeBridge.Test.Helpers
+
   alias SnakeBridge.{ConversionError, Object, PythonError}
 
   defp repr(object), do: SnakeBridge.call!("builtins", "repr", [object])
@@ -367,24 +369,5 @@ defmodule SnakeBridge.ObjectsTest do
     objects = for _ <- 1..n, do: SnakeBridge.call!(cls, nil, [])
     assert [%Object{type: "sb_objects_gc.Counted"} | _] = objects
     SnakeBridge.getattr!(cls, "live")
-  end
-
-  defp wait_until(ms, fun) do
-    deadline = System.monotonic_time(:millisecond) + ms
-    poll(deadline, fun)
-  end
-
-  defp poll(deadline, fun) do
-    cond do
-      fun.() ->
-        true
-
-      System.monotonic_time(:millisecond) > deadline ->
-        false
-
-      true ->
-        Process.sleep(20)
-        poll(deadline, fun)
-    end
   end
 end

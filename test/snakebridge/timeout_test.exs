@@ -11,7 +11,7 @@ defmodule SnakeBridge.TimeoutTest do
   # Not async: the elapsed-time bounds need the machine to themselves.
   use ExUnit.Case, async: false
 
-  import SnakeBridge.Test.PoolHelpers
+  import SnakeBridge.Test.Helpers
 
   alias SnakeBridge.TimeoutError
 
@@ -28,19 +28,6 @@ defmodule SnakeBridge.TimeoutTest do
     end
 
     assert SnakeBridge.call!("json", "dumps", [%{"ok" => true}]) == ~s({"ok": true})
-  end
-
-  defp wait_until(ms, fun) do
-    deadline = System.monotonic_time(:millisecond) + ms
-    poll(deadline, fun)
-  end
-
-  defp poll(deadline, fun) do
-    cond do
-      fun.() -> true
-      System.monotonic_time(:millisecond) > deadline -> false
-      true -> Process.sleep(10) && poll(deadline, fun)
-    end
   end
 
   defp namespace(fields), do: SnakeBridge.call!("types", "SimpleNamespace", [], fields)
