@@ -121,7 +121,7 @@ defmodule SnakeBridge.Generator do
     constants = Enum.filter(schema.constants, &keep?.(&1.name))
     defaults = defaults(opts)
 
-    {fun_defs, _taken} =
+    {fun_defs, fun_taken} =
       Enum.map_reduce(functions, MapSet.new(), fn f, taken ->
         name = Naming.function_name(f.name, taken)
         code = callable(f, name, {:module, f.name}, :value)
@@ -129,7 +129,7 @@ defmodule SnakeBridge.Generator do
       end)
 
     {const_defs, _} =
-      Enum.map_reduce(constants, fun_names(functions), fn c, taken ->
+      Enum.map_reduce(constants, fun_taken, fn c, taken ->
         name = Naming.function_name(c.name, taken)
         {constant(c, name, schema.name), MapSet.put(taken, name)}
       end)
@@ -161,13 +161,6 @@ defmodule SnakeBridge.Generator do
 
   defp names(nil), do: nil
   defp names(list), do: Enum.map(list, &to_string/1)
-
-  defp fun_names(functions) do
-    Enum.reduce(functions, MapSet.new(), fn f, taken ->
-      name = Naming.function_name(f.name, taken)
-      taken |> MapSet.put(name) |> MapSet.put(name <> "!")
-    end)
-  end
 
   defp free_alias(name, taken), do: if(MapSet.member?(taken, name), do: free_alias(name <> "_", taken), else: name)
 

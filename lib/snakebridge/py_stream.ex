@@ -62,12 +62,8 @@ defmodule SnakeBridge.PyStream do
   end
 
   defp next({:done, _} = state, _opts, _max), do: {:halt, state}
-  defp next({:raise, it, e}, _opts, _max), do: raise_after_close(it, e)
-
-  defp raise_after_close(it, e) do
-    _ = Runtime.run({:close, it}, timeout: 5_000)
-    raise e
-  end
+  # Stream.resource closes the iterator (close/2 below) when this raises.
+  defp next({:raise, _it, e}, _opts, _max), do: raise(e)
 
   defp close({:cont, it, _}, opts), do: Runtime.run({:close, it}, opts)
   defp close({_, it}, opts), do: Runtime.run({:close, it}, opts)
