@@ -25,7 +25,7 @@ ERL_NIF_TERM make_borrowed_binary(ErlNifEnv* env, PyObject* owner, const char* d
 // A handle to a Python object held by a port worker (docs/protocol.md): when the
 // BEAM garbage-collects the last term referring to it, the owning worker process
 // gets {:snakebridge_release, id} and tells its port program to drop it.
-ERL_NIF_TERM make_port_handle(ErlNifEnv* env, ERL_NIF_TERM owner, ERL_NIF_TERM id);
+ERL_NIF_TERM make_port_handle(ErlNifEnv* env, ERL_NIF_TERM owner, ERL_NIF_TERM id, ERL_NIF_TERM remote);
 // {owner_pid, id} of a port handle; false if `term` is not one.
 bool get_port_handle(ErlNifEnv* env, ERL_NIF_TERM term, ErlNifPid* owner, ErlNifUInt64* id);
 

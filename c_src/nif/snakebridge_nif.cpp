@@ -105,9 +105,10 @@ ERL_NIF_TERM cancel_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
 }
 
 // port_handle(owner_pid, id) -> a resource that sends {:snakebridge_release, id}
-// to owner_pid when garbage-collected.
-ERL_NIF_TERM port_handle_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
-  return make_port_handle(env, argv[0], argv[1]);
+// to owner_pid when garbage-collected; port_handle(relay_pid, id, remote_pid)
+// sends {:snakebridge_release, id, remote_pid} to the (local) relay instead.
+ERL_NIF_TERM port_handle_nif(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+  return make_port_handle(env, argv[0], argv[1], argc > 2 ? argv[2] : 0);
 }
 
 // port_handle_id(resource) -> id | :error
@@ -147,6 +148,7 @@ ErlNifFunc nif_funcs[] = {
     {"cancel", 1, cancel_nif, 0},
     {"stats", 0, stats_nif, 0},
     {"port_handle", 2, port_handle_nif, 0},
+    {"port_handle", 3, port_handle_nif, 0},
     {"port_handle_id", 1, port_handle_id_nif, 0},
 };
 

@@ -19,6 +19,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -26,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "../core/call_sites.hpp"
 #include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
@@ -49,6 +52,20 @@ constexpr int kOut = 4;
   signal(SIGTERM, SIG_IGN);
   kill(0, SIGTERM);
   _exit(0);
+}
+
+uint64_t spin_window_ns() {
+  const char* v = getenv("SNAKEBRIDGE_SPIN_US");
+  if (v == nullptr || *v == '\0') return 100'000;
+  return strtoull(v, nullptr, 10) * 1000;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
 
 sb::InterpreterConfig config_from_env() {
@@ -128,7 +145,35 @@ int main() {
     });
   };
   read_more();
-  std::thread second([&] { io.run(); });
-  io.run();
-  shut_down();
+
+  // The I/O thread polls for a while after each burst of activity before it
+  // blocks: waking a blocked process costs ~45 µs on these machines, several
+  // times a whole round trip (docs/backends.md, "Latency"). SNAKEBRIDGE_SPIN_US
+  // sets the window (0: always block).
+  const uint64_t spin_ns = spin_window_ns();
+  // A backup thread: if a request run inline on the I/O thread turns long, its
+  // call site is demoted and this thread keeps reading, so cancels, pings and
+  // end-of-file are never held up behind it.
+  std::thread backup([&] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (server.inline_for_ns() > 10'000'000) {
+        server.demote_inline_site();
+        while (server.inline_for_ns() > 0) io.run_one_for(std::chrono::milliseconds(5));
+      }
+    }
+  });
+  backup.detach();
+  uint64_t last_activity = sb::monotonic_ns();
+  for (;;) {
+    if (io.poll() > 0) {
+      last_activity = sb::monotonic_ns();
+    } else if (sb::monotonic_ns() - last_activity < spin_ns) {
+      cpu_relax();
+    } else {
+      io.run_one();
+      last_activity = sb::monotonic_ns();
+    }
+    if (io.stopped()) io.restart();
+  }
 }

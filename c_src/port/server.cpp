@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -210,15 +211,21 @@ void install_port_output(Server* server) {
 }
 
 void Server::send(const char* data, size_t size) {
+  // One write for header and body: a reader woken by the header alone would
+  // have to wait again for the rest.
   std::string header = frame_header(size);
+  iovec parts[2] = {{const_cast<char*>(header.data()), header.size()}, {const_cast<char*>(data), size}};
   std::lock_guard<std::mutex> lock(write_mu_);
-  for (const auto& [ptr, len] : {std::pair<const char*, size_t>{header.data(), header.size()}, {data, size}}) {
-    size_t done = 0;
-    while (done < len) {
-      ssize_t n = ::write(out_fd_, ptr + done, len - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) _exit(0);  // the client is gone
-      done += static_cast<size_t>(n);
+  int first = 0;
+  while (first < 2) {
+    ssize_t n = ::writev(out_fd_, parts + first, 2 - first);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0);  // the client is gone
+    size_t done = static_cast<size_t>(n);
+    while (first < 2 && done >= parts[first].iov_len) done -= parts[first++].iov_len;
+    if (first < 2) {
+      parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + done;
+      parts[first].iov_len -= done;
     }
   }
 }
@@ -302,6 +309,21 @@ void Server::on_frame(const std::string& frame) {
     return send(buf.data(), buf.size());
   }
 
+  // The client is about to stop this program: requests already read finish,
+  // later ones are refused (so a client can retry them elsewhere knowing they
+  // never ran), and the reply comes once nothing is in flight.
+  if (op == "drain") {
+    bool now;
+    {
+      std::lock_guard<std::mutex> lock(running_mu_);
+      draining_ = true;
+      now = running_.empty();
+      if (!now) drain_reply_id_ = id;
+    }
+    if (now) reply_drained(id);
+    return;
+  }
+
   // Call sites that proved quick run right here when nothing else is in flight:
   // no thread hand-off (as the NIF's fast path). Others go to the pool.
   std::string key = op;
@@ -314,14 +336,26 @@ void Server::on_frame(const std::string& frame) {
   bool inline_run;
   {
     std::lock_guard<std::mutex> lock(running_mu_);
-    inline_run = site->fast.load(std::memory_order_acquire) && running_.empty() && g_busy_workers.load() == 0;
-    running_[id] = running;
+    if (draining_) {
+      inline_run = false;
+      running = nullptr;
+    } else {
+      inline_run = site->fast.load(std::memory_order_acquire) && running_.empty() && g_busy_workers.load() == 0;
+      running_[id] = running;
+    }
   }
+  if (!running) return send_error(id, "stopping", "the worker is stopping; the request did not run");
   if (inline_run) {
-    uint64_t t0 = monotonic_ns(), cpu0 = thread_cpu_ns();
+    uint64_t t0 = monotonic_ns();
+    inline_site_.store(site, std::memory_order_relaxed);
+    inline_since_.store(t0, std::memory_order_release);
     run(id, request, running);
-    // A system call or two is nothing next to a pipe round trip.
-    record_fast_run(site, monotonic_ns() - t0, thread_cpu_ns() - cpu0);
+    inline_since_.store(0, std::memory_order_release);
+    // Wall time stands for CPU time here (reading the thread's CPU clock is a
+    // system call on these machines): a preempted run may demote its site,
+    // which costs speed, never correctness.
+    uint64_t wall = monotonic_ns() - t0;
+    record_fast_run(site, wall, wall);
     return;
   }
   WorkerPool::instance().submit([this, id, request, running, site] {
@@ -404,11 +438,31 @@ void Server::run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, s
     running->finished = true;
     drain_released(256);
   }
+  uint64_t drained = 0;
   {
     std::lock_guard<std::mutex> lock(running_mu_);
     running_.erase(id);
+    if (running_.empty() && drain_reply_id_ != 0) std::swap(drained, drain_reply_id_);
   }
   send(reply.data(), reply.size());
+  if (drained != 0) reply_drained(drained);
+}
+
+void Server::reply_drained(uint64_t id) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  reply_ok_header(pk, id);
+  pk.pack(std::string("drained"));
+  send(buf.data(), buf.size());
+}
+
+uint64_t Server::inline_for_ns() const {
+  uint64_t since = inline_since_.load(std::memory_order_acquire);
+  return since == 0 ? 0 : monotonic_ns() - since;
+}
+
+void Server::demote_inline_site() {
+  if (CallSite* site = inline_site_.load(std::memory_order_relaxed)) demote(site);
 }
 
 void Server::cancel(uint64_t id) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "../core/call_sites.hpp"
 #include "../core/interrupter.hpp"
 #include "msgpack_python.hpp"
 
@@ -26,16 +27,26 @@ class Server {
 
   size_t in_flight();
 
+  // How long the request running inline on an I/O thread has run (0: none), and
+  // its call site: a watchdog demotes sites whose inline runs turn long.
+  uint64_t inline_for_ns() const;
+  void demote_inline_site();
+
  private:
   using Running = InterruptTarget;
 
   void run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, std::shared_ptr<Running> running);
   void cancel(uint64_t id);
+  void reply_drained(uint64_t id);
 
   int out_fd_;
   std::mutex write_mu_;
   std::mutex running_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Running>> running_;
+  bool draining_ = false;      // under running_mu_: after "drain", requests are refused
+  uint64_t drain_reply_id_ = 0;  // under running_mu_: answered once nothing is in flight
+  std::atomic<uint64_t> inline_since_{0};
+  std::atomic<CallSite*> inline_site_{nullptr};
 };
 
 // GIL held, once: sys.stdout/sys.stderr become `output` frames through `server`.

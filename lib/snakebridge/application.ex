@@ -4,7 +4,13 @@ defmodule SnakeBridge.Application do
 
   @impl true
   def start(_type, _args) do
-    children = [SnakeBridge.Output]
+    # Pools declared in config (`config :snakebridge, pools: [[name: MyPool, size: 2]]`)
+    # start with the application.
+    pools = Enum.map(Application.get_env(:snakebridge, :pools, []), &{SnakeBridge.Pool, &1})
+
+    children =
+      [SnakeBridge.Output, SnakeBridge.Workers, %{id: :pg, start: {:pg, :start_link, [SnakeBridge.PG]}}] ++ pools
+
     {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one, name: SnakeBridge.Supervisor)
 
     config = SnakeBridge.Config.interpreter()

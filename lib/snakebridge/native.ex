@@ -19,5 +19,6 @@ defmodule SnakeBridge.Native do
   def cancel(_job), do: :erlang.nif_error(:nif_not_loaded)
   def stats, do: :erlang.nif_error(:nif_not_loaded)
   def port_handle(_owner, _id), do: :erlang.nif_error(:nif_not_loaded)
+  def port_handle(_relay, _id, _remote), do: :erlang.nif_error(:nif_not_loaded)
   def port_handle_id(_handle), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -38,25 +38,43 @@ defmodule SnakeBridge.Pool do
   def init(opts) do
     name = Keyword.fetch!(opts, :name)
     size = Keyword.get(opts, :size, System.schedulers_online())
-    table = :ets.new(__MODULE__, [:public, :set, read_concurrency: true])
-    loads = :atomics.new(size, signed: true)
+    distributed = Keyword.get(opts, :distributed, false)
+    table = :ets.new(__MODULE__, [:public, :set, read_concurrency: true, write_concurrency: true])
+    loads = :atomics.new(max(size, 1), signed: true)
     rotation = :atomics.new(1, signed: false)
-    :persistent_term.put({__MODULE__, name}, %{size: size, table: table, loads: loads, rotation: rotation})
+    group = if distributed, do: {__MODULE__, name}
 
-    worker_opts = Keyword.take(opts, [:python, :python_paths, :env, :cd, :max_calls])
+    :persistent_term.put(
+      {__MODULE__, name},
+      %{size: size, table: table, loads: loads, rotation: rotation, group: group}
+    )
+
+    worker_opts =
+      Keyword.take(opts, [:python, :python_paths, :env, :cd, :max_calls, :max_memory_mb, :spin_us]) ++
+        [table: table, group: group]
 
     children =
-      for i <- 1..size do
-        register = fn pid -> :ets.insert(table, {i, pid}) end
-        Supervisor.child_spec({SnakeBridge.Worker, [index: i, register: register] ++ worker_opts}, id: {:worker, i})
+      for i <- 1..size//1 do
+        Supervisor.child_spec({SnakeBridge.Worker, [index: i] ++ worker_opts}, id: {:worker, i})
       end
 
     # Crashes are expected (that is what the pool is for): restart generously.
     Supervisor.init(children, strategy: :one_for_one, max_restarts: 1_000, max_seconds: 10)
   end
 
+  @doc """
+  The pool's workers: `{pid, node}` for each live worker, those on other
+  nodes included for a `distributed: true` pool.
+  """
+  def workers(name) do
+    case :persistent_term.get({__MODULE__, name}, nil) do
+      nil -> []
+      pool -> Enum.map(candidates(pool), fn {_, pid} -> {pid, node(pid)} end)
+    end
+  end
+
   @doc false
-  # The least-loaded live worker: {index, pid, loads}.
+  # The least-loaded live worker: {:ok, load_key, pid, loads}.
   # A worker being restarted (crashed or recycled) is skipped; if none is live,
   # wait a little for the supervisor to bring one back.
   def checkout(name, tries \\ 200) do
@@ -64,10 +82,8 @@ defmodule SnakeBridge.Pool do
       nil ->
         {:error, %ArgumentError{message: "no SnakeBridge pool named #{inspect(name)} is running"}}
 
-      %{size: size, table: table, loads: loads, rotation: rotation} ->
-        live = for i <- 1..size, [{^i, pid}] <- [:ets.lookup(table, i)], Process.alive?(pid), do: {i, pid}
-
-        case live do
+      %{rotation: rotation} = pool ->
+        case candidates(pool) do
           [] when tries > 0 ->
             Process.sleep(5)
             checkout(name, tries - 1)
@@ -75,15 +91,50 @@ defmodule SnakeBridge.Pool do
           [] ->
             {:error, %SnakeBridge.WorkerCrashError{reason: :no_live_worker}}
 
-          _ ->
+          live ->
             # Ties (callers arriving together all see the same loads) are broken
             # by a rotating start, and the load is counted here, at once.
             start = rem(:atomics.add_get(rotation, 1, 1), length(live))
             {a, b} = Enum.split(live, start)
-            {index, pid} = Enum.min_by(b ++ a, fn {i, _} -> :atomics.get(loads, i) end)
-            :atomics.add(loads, index, 1)
-            {:ok, index, pid, loads}
+            {key, pid} = Enum.min_by(b ++ a, fn {key, _} -> load(pool, key) end)
+            add_load(pool, key, 1)
+            {:ok, key, pid, pool}
         end
     end
+  end
+
+  @doc false
+  def checkin(nil, _pool), do: :ok
+  def checkin(key, pool), do: add_load(pool, key, -1)
+
+  # Local workers are counted in atomics by index; workers on other nodes by
+  # pid in the pool's table (this node's view of their load: the calls it sent).
+  defp candidates(%{size: size, table: table, group: group}) do
+    local = for i <- 1..size//1, [{^i, pid}] <- [:ets.lookup(table, i)], Process.alive?(pid), do: {i, pid}
+
+    remote =
+      if group do
+        for pid <- :pg.get_members(SnakeBridge.PG, group), node(pid) != node(), do: {{:remote, pid}, pid}
+      else
+        []
+      end
+
+    local ++ remote
+  end
+
+  defp load(%{loads: loads}, i) when is_integer(i), do: :atomics.get(loads, i)
+
+  defp load(%{table: table}, key) do
+    case :ets.lookup(table, key) do
+      [{_, n}] -> n
+      [] -> 0
+    end
+  end
+
+  defp add_load(%{loads: loads}, i, n) when is_integer(i), do: :atomics.add(loads, i, n)
+
+  defp add_load(%{table: table}, key, n) do
+    # Entries of remote workers go when their count is back to 0 (workers come and go).
+    if :ets.update_counter(table, key, n, {key, 0}) == 0, do: :ets.delete_object(table, {key, 0})
   end
 end

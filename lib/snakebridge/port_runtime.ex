@@ -3,7 +3,7 @@ defmodule SnakeBridge.PortRuntime do
   # Runs one request on a port worker and waits for its reply, forwarding
   # Python's output as it arrives (the same messages as the in-process pool).
 
-  alias SnakeBridge.{Object, Pool, TimeoutError, WorkerCrashError}
+  alias SnakeBridge.{Msgpack, Object, Pool, TimeoutError, Worker, WorkerCrashError}
 
   # The worker owning the request's target object, if it is a port object.
   def owner(request) when is_tuple(request) and tuple_size(request) >= 2 do
@@ -28,18 +28,48 @@ defmodule SnakeBridge.PortRuntime do
   end
 
   defp attempt(request, mode, timeout, backend) do
-    with {:ok, index, worker, loads} <- pick(request, backend) do
+    with {:ok, load_key, worker, pool} <- pick(request, backend),
+         {:ok, count, body} <- encode(request, mode, worker) do
       ref = make_ref()
       mon = Process.monitor(worker)
-      send(worker, {:request, self(), ref, request, mode})
 
       try do
-        await(worker, ref, mon, timeout, request)
+        case submit(worker, ref, count, body) do
+          :ok -> await(worker, ref, mon, timeout, request)
+          error -> error
+        end
       after
         Process.demonitor(mon, [:flush])
-        if loads, do: :atomics.sub(loads, index, 1)
+        Pool.checkin(load_key, pool)
       end
     end
+  end
+
+  # A worker on this node: write the frame into its port here, then tell the
+  # worker whose reply to expect (the worker keeps a reply that comes first
+  # until it knows). A worker on another node writes the frame itself.
+  defp submit(worker, ref, count, body) when node(worker) == node() do
+    case SnakeBridge.Workers.lookup(worker) do
+      {port, ids} ->
+        id = :atomics.add_get(ids, 1, 1)
+
+        try do
+          Port.command(port, Worker.frame(id, count, body))
+          send(worker, {:pending, id, self(), ref})
+          :ok
+        rescue
+          # The port closed: the worker is stopping and the request never ran.
+          ArgumentError -> {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
+        end
+
+      nil ->
+        {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
+    end
+  end
+
+  defp submit(worker, ref, count, body) do
+    send(worker, {:request, self(), ref, count, IO.iodata_to_binary(body)})
+    :ok
   end
 
   defp pick(request, backend) do
@@ -48,22 +78,71 @@ defmodule SnakeBridge.PortRuntime do
         {:ok, nil, pid, nil}
 
       {pid, _} when is_pid(pid) ->
-        if Process.alive?(pid),
+        if alive?(pid),
           do: {:ok, nil, pid, nil},
           else: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: pid}}
 
       {nil, {:pool, name}} ->
-        case Pool.checkout(name) do
-          {:ok, index, pid, loads} -> {:ok, index, pid, loads}
-          {:error, e} -> {:error, e}
-        end
+        Pool.checkout(name)
     end
   end
 
-  defp decode(frame, request, worker) do
-    handle = fn id, type ->
-      %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}}
+  defp alive?(pid) when node(pid) == node(), do: Process.alive?(pid)
+  defp alive?(pid), do: Node.ping(node(pid)) == :pong
+
+  # The request's elements after the id, each encoded; objects become the
+  # handles they are in `worker` (an object of another worker cannot be sent).
+  defp encode(request, mode, worker) do
+    handle_id = fn
+      %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
+      _ -> :error
     end
+
+    elements = elements(request, Atom.to_string(mode))
+
+    Enum.reduce_while(elements, {:ok, 0, []}, fn element, {:ok, n, acc} ->
+      case Msgpack.encode(element, handle_id: handle_id) do
+        {:ok, iodata} -> {:cont, {:ok, n + 1, [acc | iodata]}}
+        {:error, {:unconvertible, reason, term, path}} -> {:halt, {:error, {:unconvertible, reason, term, path}}}
+      end
+    end)
+  end
+
+  defp elements(request, mode) do
+    case request do
+      {:call, target, name, args, kwargs} -> ["call", target(target), name(name), args, kwargs_map(kwargs), mode]
+      {:getattr, target, name} -> ["getattr", target(target), to_string(name), mode]
+      {:setattr, target, name, value} -> ["setattr", target(target), to_string(name), value]
+      {:eval, code, globals} -> ["eval", code, globals, mode]
+      {:exec, code, globals} -> ["exec", code, globals]
+      {:describe, module, depth, private} -> ["describe", module, depth, private]
+      {:next, it, max} -> ["next", it, max, mode]
+      {:close, it} -> ["close", it]
+      {:to_elixir, obj} -> ["to_elixir", obj]
+      {:repr, obj, max} -> ["repr", obj, max]
+      {:stats} -> ["stats"]
+    end
+  end
+
+  defp target(%Object{} = o), do: o
+  defp target(name), do: to_string(name)
+
+  defp name(nil), do: nil
+  defp name(name), do: to_string(name)
+
+  defp kwargs_map(kwargs), do: Map.new(kwargs, fn {k, v} -> {to_string(k), v} end)
+
+  defp decode(frame, request, worker) do
+    handle =
+      if node(worker) == node() do
+        fn id, type -> %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}} end
+      else
+        relay = Process.whereis(SnakeBridge.Workers)
+
+        fn id, type ->
+          %Object{ref: SnakeBridge.Native.port_handle(relay, id, worker), type: type, owner: {:port, worker}}
+        end
+      end
 
     case SnakeBridge.Msgpack.decode(frame, handle: handle) do
       {:ok, [_id, status, value]} -> shape(request, reply(status, value))
@@ -85,6 +164,9 @@ defmodule SnakeBridge.PortRuntime do
 
   defp reply("error", %{"kind" => "conversion"} = e), do: {:error, {:conversion, e["python_type"], e["repr"]}}
 
+  # The worker was draining to be recycled: the request did not run.
+  defp reply("error", %{"kind" => "stopping"}), do: {:error, %WorkerCrashError{reason: {:shutdown, :recycled}}}
+
   defp reply("error", %{"kind" => "unknown_handle", "id" => id}),
     do: {:error, {:internal, "the worker no longer holds Python object #{id}"}}
 
@@ -99,7 +181,7 @@ defmodule SnakeBridge.PortRuntime do
         SnakeBridge.Runtime.write_output_text(stream, text)
         await(worker, ref, mon, timeout, request)
 
-      {^ref, {:frame, frame, request, worker}} ->
+      {^ref, {:frame, frame, ^worker}} ->
         decode(frame, request, worker)
 
       {^ref, reply} ->

@@ -1,76 +1,100 @@
 defmodule SnakeBridge.Worker do
   @moduledoc false
   # One port worker: an OS process running priv/snakebridge_port (its own
-  # interpreter), owned by this GenServer. Callers send requests here and wait
-  # for the reply themselves (SnakeBridge.PortRuntime); the worker encodes them
-  # as frames, matches replies by id, forwards Python's output to the caller that
-  # caused it, and releases handles the BEAM garbage-collected. If the OS process
-  # dies, every caller still waiting gets a WorkerCrashError and the GenServer
-  # stops (its supervisor starts a fresh one).
+  # interpreter), owned by this GenServer.
+  #
+  # A caller on this node encodes its request, tells the worker about it
+  # ({:pending, id, from, ref}) and writes the frame into the port itself
+  # (SnakeBridge.PortRuntime); a caller on another node sends the encoded body
+  # here ({:request, ...}) and the worker writes it. Either way the reply arrives
+  # here (a port answers its owner) and is forwarded undecoded to the caller,
+  # which decodes it. The worker also forwards Python's output to the caller
+  # that caused it, batches the release of handles the BEAM garbage-collected,
+  # recycles the process after :max_calls calls or past :max_memory_mb, and,
+  # if the OS process dies, gives every caller still waiting a WorkerCrashError
+  # and stops (its supervisor starts a fresh one).
+  #
+  # Recycling is safe to retry: the worker sends "drain" and stops when its
+  # reply comes; the program finishes what it read before the drain and refuses
+  # what comes after (kind "stopping"), so a request that fails with
+  # {:shutdown, :recycled} never ran.
   use GenServer
 
-  alias SnakeBridge.{Msgpack, Object, WorkerCrashError}
+  alias SnakeBridge.{Msgpack, WorkerCrashError, Workers}
 
   # After a cancel, how long a request may take to wind down before the process is killed.
   @grace_ms 1_000
+  @memory_check_ms 1_000
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts)
 
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
-    exe = Path.join(to_string(:code.priv_dir(:snakebridge)), "snakebridge_port")
+    priv = to_string(:code.priv_dir(:snakebridge))
     python = Keyword.get(opts, :python) || SnakeBridge.Config.python()
-    paths = Keyword.get(opts, :python_paths, []) ++ [Path.join(to_string(:code.priv_dir(:snakebridge)), "python")]
+    paths = Keyword.get(opts, :python_paths, []) ++ [Path.join(priv, "python")]
 
     env =
       [{~c"SNAKEBRIDGE_PYTHON", to_charlist(python)}, {~c"SNAKEBRIDGE_PATHS", to_charlist(Enum.join(paths, ":"))}] ++
+        if(spin = opts[:spin_us], do: [{~c"SNAKEBRIDGE_SPIN_US", to_charlist(Integer.to_string(spin))}], else: []) ++
         Enum.map(Keyword.get(opts, :env, []), fn {k, v} -> {to_charlist(k), to_charlist(v)} end)
 
     port_opts =
       [:binary, :nouse_stdio, {:packet, 4}, :exit_status, {:env, env}] ++
         if(dir = opts[:cd], do: [{:cd, to_charlist(dir)}], else: [])
 
-    port = Port.open({:spawn_executable, exe}, port_opts)
+    port = Port.open({:spawn_executable, Path.join(priv, "snakebridge_port")}, port_opts)
     {:os_pid, os_pid} = Port.info(port, :os_pid)
-    if register = opts[:register], do: register.(self())
+    ids = :atomics.new(1, signed: false)
+    Workers.register(self(), port, ids)
+    if table = opts[:table], do: :ets.insert(table, {opts[:index], self()})
+    if group = opts[:group], do: :pg.join(SnakeBridge.PG, group, self())
+
+    max_memory = if mb = opts[:max_memory_mb], do: mb * 1024 * 1024
+    if max_memory, do: Process.send_after(self(), :check_memory, @memory_check_ms)
 
     {:ok,
      %{
        port: port,
        os_pid: os_pid,
-       next_id: 1,
+       ids: ids,
        pending: %{},
+       early: %{},
        by_ref: %{},
        releases: [],
        calls: 0,
        max_calls: Keyword.get(opts, :max_calls, :infinity),
-       index: opts[:index]
+       max_memory: max_memory,
+       draining: nil,
+       table: opts[:table],
+       index: opts[:index],
+       group: opts[:group]
      }}
   end
 
+  @doc false
+  # The frame for request `id`: [id | elements], `body` being the elements,
+  # already encoded (`count` of them).
+  def frame(id, count, body), do: [0x90 + count + 1, Msgpack.encode!(id) | body]
+
   @impl true
-  def handle_info({:request, from, ref, request, mode}, state) do
-    id = state.next_id
-    me = self()
+  def handle_info({:pending, id, from, ref}, state) do
+    case Map.pop(state.early, id) do
+      {nil, _} ->
+        {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
 
-    handle_id = fn
-      %Object{owner: {:port, ^me}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
-      _ -> :error
+      {frame, early} ->
+        send(from, {ref, {:frame, frame, self()}})
+        {:noreply, %{state | early: early, calls: state.calls + 1} |> maybe_drain()}
     end
+  end
 
-    case encode(id, request, mode, handle_id) do
-      {:ok, frame} ->
-        Port.command(state.port, frame)
-        pending = Map.put(state.pending, id, {from, ref, request})
-
-        {:noreply,
-         %{state | next_id: id + 1, pending: pending, by_ref: Map.put(state.by_ref, ref, id), calls: state.calls + 1}}
-
-      {:error, reason} ->
-        send(from, {ref, {:error, reason}})
-        {:noreply, state}
-    end
+  # From a caller on another node: the worker writes the frame.
+  def handle_info({:request, from, ref, count, body}, state) do
+    id = :atomics.add_get(state.ids, 1, 1)
+    Port.command(state.port, frame(id, count, body))
+    {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
   end
 
   def handle_info({:cancel, ref}, state) do
@@ -79,7 +103,7 @@ defmodule SnakeBridge.Worker do
         Port.command(state.port, Msgpack.encode!([0, "cancel", id]))
         Process.send_after(self(), {:grace_over, id}, @grace_ms)
         # The caller has given up: its reply, when it comes, is dropped.
-        {:noreply, %{state | pending: Map.update!(state.pending, id, fn {_, r, req} -> {nil, r, req} end)}}
+        {:noreply, %{state | pending: Map.update!(state.pending, id, fn {_, r} -> {nil, r} end)}}
 
       :error ->
         {:noreply, state}
@@ -106,25 +130,29 @@ defmodule SnakeBridge.Worker do
     {:noreply, %{state | releases: []}}
   end
 
+  def handle_info(:check_memory, state) do
+    Process.send_after(self(), :check_memory, @memory_check_ms)
+    {:noreply, maybe_drain(state)}
+  end
+
   # Replies are forwarded undecoded: the caller decodes them, so decoding work is
   # spread over the callers and the objects' resources live only in the caller's
   # heap (a resource decoded here would stay referenced until this process next
   # collects garbage, delaying its release). Only the id is read here.
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case reply_id(frame) do
+      id when is_integer(id) and id > 0 and id == state.draining ->
+        {:stop, {:shutdown, :recycled}, state}
+
       id when is_integer(id) and id > 0 ->
-        {entry, pending} = Map.pop(state.pending, id)
+        case Map.pop(state.pending, id) do
+          # The caller wrote the request and has not said so yet.
+          {nil, _} ->
+            {:noreply, %{state | early: Map.put(state.early, id, frame)}}
 
-        case entry do
-          {from, ref, request} when is_pid(from) ->
-            send(from, {ref, {:frame, frame, request, self()}})
-            {:noreply, %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref)}} |> maybe_recycle()
-
-          {nil, ref, _} ->
-            {:noreply, %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref)}} |> maybe_recycle()
-
-          nil ->
-            {:noreply, state}
+          {{from, ref}, pending} ->
+            if from, do: send(from, {ref, {:frame, frame, self()}})
+            {:noreply, %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref)}}
         end
 
       _ ->
@@ -145,22 +173,55 @@ defmodule SnakeBridge.Worker do
   def handle_info(_other, state), do: {:noreply, state}
 
   @impl true
-  def terminate(_reason, state) do
-    crash(state, :worker_stopped)
+  def terminate(reason, state) do
+    Workers.unregister(self())
+    crash(state, if(reason == {:shutdown, :recycled}, do: reason, else: :worker_stopped))
     if Port.info(state.port) != nil, do: Port.close(state.port)
     :ok
   end
 
-  # Recycling: after max_calls, stop once idle; the supervisor starts a fresh process.
-  defp maybe_recycle({:noreply, %{calls: calls, max_calls: max, pending: pending} = state})
-       when is_integer(max) and calls >= max and map_size(pending) == 0 do
-    {:stop, {:shutdown, :recycled}, state}
+  defp add_pending(state, id, from, ref) do
+    %{
+      state
+      | pending: Map.put(state.pending, id, {from, ref}),
+        by_ref: Map.put(state.by_ref, ref, id),
+        calls: state.calls + 1
+    }
   end
 
-  defp maybe_recycle(result), do: result
+  # Recycling: past max_calls or max_memory, stop taking work and drain.
+  defp maybe_drain(%{draining: nil} = state) do
+    if recycle?(state) do
+      if state.table, do: :ets.delete_object(state.table, {state.index, self()})
+      if state.group, do: :pg.leave(SnakeBridge.PG, state.group, self())
+      id = :atomics.add_get(state.ids, 1, 1)
+      Port.command(state.port, Msgpack.encode!([id, "drain"]))
+      %{state | draining: id}
+    else
+      state
+    end
+  end
+
+  defp maybe_drain(state), do: state
+
+  defp recycle?(%{calls: calls, max_calls: max}) when is_integer(max) and calls >= max, do: true
+  defp recycle?(%{max_memory: nil}), do: false
+  defp recycle?(%{max_memory: max, os_pid: os_pid}), do: rss_bytes(os_pid) > max
+
+  # Resident set size from /proc (Linux); 0 where it cannot be read.
+  defp rss_bytes(os_pid) do
+    case File.read("/proc/#{os_pid}/statm") do
+      {:ok, statm} ->
+        [_size, resident | _] = String.split(statm)
+        String.to_integer(resident) * 4096
+
+      _ ->
+        0
+    end
+  end
 
   defp crash(state, reason) do
-    for {_id, {from, ref, _}} <- state.pending, is_pid(from) do
+    for {_id, {from, ref}} <- state.pending, is_pid(from) do
       send(from, {ref, {:error, %WorkerCrashError{reason: reason, worker: self()}}})
     end
   end
@@ -168,7 +229,7 @@ defmodule SnakeBridge.Worker do
   # Output frames and protocol-level errors (id 0).
   defp notice({:ok, [0, "output", stream, text, req_id]}, state) do
     case state.pending[req_id] do
-      {from, ref, _} when is_pid(from) -> send(from, {:snakebridge_output, ref, output_stream(stream), text})
+      {from, ref} when is_pid(from) -> send(from, {:snakebridge_output, ref, output_stream(stream), text})
       _ -> send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
     end
 
@@ -191,37 +252,4 @@ defmodule SnakeBridge.Worker do
 
   defp output_stream("stderr"), do: :stderr
   defp output_stream(_), do: :stdout
-
-  defp encode(id, request, mode, handle_id) do
-    mode = Atom.to_string(mode)
-
-    message =
-      case request do
-        {:call, target, name, args, kwargs} -> [id, "call", target(target), name(name), args, kwargs_map(kwargs), mode]
-        {:getattr, target, name} -> [id, "getattr", target(target), to_string(name), mode]
-        {:setattr, target, name, value} -> [id, "setattr", target(target), to_string(name), value]
-        {:eval, code, globals} -> [id, "eval", code, globals, mode]
-        {:exec, code, globals} -> [id, "exec", code, globals]
-        {:describe, module, depth, private} -> [id, "describe", module, depth, private]
-        {:next, it, max} -> [id, "next", it, max, mode]
-        {:close, it} -> [id, "close", it]
-        {:to_elixir, obj} -> [id, "to_elixir", obj]
-        {:repr, obj, max} -> [id, "repr", obj, max]
-        {:stats} -> [id, "stats"]
-      end
-
-    case Msgpack.encode(message, handle_id: handle_id) do
-      {:ok, iodata} -> {:ok, iodata}
-      {:error, {:unconvertible, reason, term, path}} -> {:error, {:unconvertible, reason, term, Enum.drop(path, 1)}}
-    end
-  end
-
-  defp target(%Object{} = o), do: o
-  defp target(name), do: to_string(name)
-
-  defp name(nil), do: nil
-  defp name(name), do: to_string(name)
-
-  defp kwargs_map(kwargs) when is_map(kwargs), do: Map.new(kwargs, fn {k, v} -> {to_string(k), v} end)
-  defp kwargs_map(kwargs) when is_list(kwargs), do: Map.new(kwargs, fn {k, v} -> {to_string(k), v} end)
 end
