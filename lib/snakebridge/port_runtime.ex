@@ -16,10 +16,17 @@ defmodule SnakeBridge.PortRuntime do
   def owner(_request), do: nil
 
   def run(request, mode, timeout, backend, retries \\ 2) do
+    owner = owner(request)
+
     case attempt(request, mode, timeout, backend) do
-      # The worker stopped to be recycled before it read the request: it never
-      # ran, so it is safe to send it to another.
-      {:error, %WorkerCrashError{reason: {:shutdown, :recycled}}} when retries > 0 and backend != :nif ->
+      # The object's worker is gone (on another node, only the monitor could tell).
+      {:error, %WorkerCrashError{reason: :noproc}} when owner != nil ->
+        {:error, %WorkerCrashError{reason: :object_owner_gone, worker: owner}}
+
+      # The worker was stopping to be recycled, or already gone, when the request
+      # reached it: the request never ran, so it is safe to send it to another.
+      {:error, %WorkerCrashError{reason: reason}}
+      when reason in [{:shutdown, :recycled}, :noproc] and retries > 0 and backend != :nif ->
         run(request, mode, timeout, backend, retries - 1)
 
       other ->
@@ -77,8 +84,9 @@ defmodule SnakeBridge.PortRuntime do
       {nil, {:worker, pid}} ->
         {:ok, nil, pid, nil}
 
+      # (A worker on a connected node is not asked: the monitor says if it is gone.)
       {pid, _} when is_pid(pid) ->
-        if alive?(pid),
+        if if(node(pid) == node(), do: Process.alive?(pid), else: node(pid) in Node.list()),
           do: {:ok, nil, pid, nil},
           else: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: pid}}
 
@@ -86,9 +94,6 @@ defmodule SnakeBridge.PortRuntime do
         Pool.checkout(name)
     end
   end
-
-  defp alive?(pid) when node(pid) == node(), do: Process.alive?(pid)
-  defp alive?(pid), do: Node.ping(node(pid)) == :pong
 
   # The request's elements after the id, each encoded; objects become the
   # handles they are in `worker` (an object of another worker cannot be sent).
