@@ -25,11 +25,22 @@ defmodule Mix.Tasks.Snakebridge.Bench do
   once), `memory` (1,000,000 calls and 100,000 objects created and dropped: RSS and
   Python object count before and after).
 
+  Port workers (issue 4, `SnakeBridge.Pool`; each bench starts its own pool and
+  stops it afterwards): `port_trivial` (math.sqrt(2.0) through a 1-worker pool
+  after 20k warm-up calls, NIF figure alongside), `port_start` (from
+  `SnakeBridge.Pool.start_link/1` with one worker to the first reply),
+  `port_bytes` (1 MiB non-UTF-8 binary to Python bytes and back), `port_list`
+  (10,000-integer list and back), `port_scaling` (8 concurrent CPU-bound
+  pure-Python jobs on 1 worker vs 2 workers), `port_stream` (1,000,000 integers
+  from `range` through a worker), `port_sleep200` (200 concurrent
+  `time.sleep(0.5)` on 2 workers).
+
   Run it with `MIX_ENV=prod` for figures comparable to `docs/benchmarks.md`.
   """
   use Mix.Task
 
-  @all ~w(trivial json bytes list object concurrent pool_handoff stream sleep200 timeout describe generate memory)
+  @all ~w(trivial json bytes list object concurrent pool_handoff stream sleep200 timeout describe generate memory
+           port_trivial port_start port_bytes port_list port_scaling port_stream port_sleep200)
 
   @impl true
   def run(argv) do
@@ -231,6 +242,223 @@ defmodule Mix.Tasks.Snakebridge.Bench do
       "| memory: #{calls} calls + #{objects} objects | — | — | RSS #{div(rss0, 1024)} → #{div(rss1, 1024)} MB " <>
         "(#{sign(rss1 - rss0)}#{Float.round((rss1 - rss0) / 1024, 1)} MB); Python gc objects #{py0} → #{py1} |"
     )
+  end
+
+  # ------------------------------------------------------------ port workers
+
+  defp bench("port_trivial", ctx) do
+    nif = fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0]) end
+    warm(nif, ctx, 20_000)
+    nif_samples = sample(nif, n(ctx, 50_000))
+
+    with_pool(1, fn pool ->
+      f = fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: pool) end
+      warm(f, ctx, 20_000)
+
+      report(
+        "port: math.sqrt(2.0), 1 worker",
+        sample(f, n(ctx, 50_000)),
+        "after #{n(ctx, 20_000)} warm-up calls; NIF same call #{median_p99(nif_samples)}"
+      )
+    end)
+  end
+
+  defp bench("port_start", ctx) do
+    samples =
+      for _ <- 1..n(ctx, 10) do
+        t0 = System.monotonic_time(:nanosecond)
+        {:ok, sup} = SnakeBridge.Pool.start_link(name: SnakeBridge.BenchPool, size: 1)
+        {:ok, _} = wait_ready({:pool, SnakeBridge.BenchPool})
+        elapsed = System.monotonic_time(:nanosecond) - t0
+        stop_pool(sup)
+        elapsed
+      end
+
+    report("port: worker start to first reply", samples, "Pool.start_link(size: 1) until math.sqrt returns")
+  end
+
+  defp bench("port_bytes", ctx) do
+    # Not valid UTF-8 (0xFF never occurs in UTF-8), so it crosses as Python bytes.
+    bin = <<0xFF>> <> :crypto.strong_rand_bytes(1_048_575)
+    false = String.valid?(bin)
+    nif = fn -> {:ok, ^bin} = SnakeBridge.call(ctx.ident, nil, [bin]) end
+    warm(nif, ctx, 200)
+    nif_samples = sample(nif, n(ctx, 1_000))
+
+    with_pool(1, fn pool ->
+      f = fn -> {:ok, ^bin} = SnakeBridge.eval("x", %{"x" => bin}, backend: pool) end
+      warm(f, ctx, 200)
+
+      report(
+        "port: 1 MiB bytes round trip, 1 worker",
+        sample(f, n(ctx, 1_000)),
+        "eval `x` with the binary as x; NIF (identity function) #{median_p99(nif_samples)}"
+      )
+    end)
+  end
+
+  defp bench("port_list", ctx) do
+    list = Enum.to_list(1..10_000)
+    nif = fn -> {:ok, ^list} = SnakeBridge.call(ctx.ident, nil, [list]) end
+    warm(nif, ctx, 200)
+    nif_samples = sample(nif, n(ctx, 1_000))
+
+    with_pool(1, fn pool ->
+      f = fn -> {:ok, ^list} = SnakeBridge.eval("x", %{"x" => list}, backend: pool) end
+      warm(f, ctx, 200)
+
+      report(
+        "port: 10,000-integer list round trip, 1 worker",
+        sample(f, n(ctx, 1_000)),
+        "eval `x` with the list as x; NIF (identity function) #{median_p99(nif_samples)}"
+      )
+    end)
+  end
+
+  defp bench("port_scaling", _ctx) do
+    jobs = 8
+    # Pure-Python CPU work that needs no definition in the worker; the worker's
+    # OS pid comes back with the result, to check which workers did the work.
+    code = "(sum(i * i for i in range(n)), __import__('os').getpid())"
+
+    job = fn pool, count ->
+      {:ok, {_, pid}} = SnakeBridge.eval(code, %{"n" => count}, backend: pool, timeout: 120_000)
+      pid
+    end
+
+    # Size the job to ~80 ms on one worker (best of 3 after a warm-up).
+    count =
+      with_pool(1, fn pool ->
+        job.(pool, 100_000)
+
+        best = Enum.min(for _ <- 1..3, do: elem(:timer.tc(fn -> job.(pool, 1_000_000) end), 0))
+
+        max(div(1_000_000 * 80_000, max(best, 1)), 10_000)
+      end)
+
+    run = fn size ->
+      with_pool(size, fn pool ->
+        job.(pool, count)
+        t0 = System.monotonic_time(:nanosecond)
+
+        pids =
+          1..jobs
+          |> Enum.map(fn _ -> Task.async(fn -> job.(pool, count) end) end)
+          |> Task.await_many(:infinity)
+
+        {System.monotonic_time(:nanosecond) - t0, Enum.frequencies(pids)}
+      end)
+    end
+
+    {t1, pids1} = run.(1)
+    {t2, pids2} = run.(2)
+
+    IO.puts(
+      "| port: #{jobs} concurrent CPU-bound jobs (sum of squares, range(#{count})), 1 vs 2 workers | — | — | " <>
+        "1 worker #{fmt_ns(t1)}, 2 workers #{fmt_ns(t2)}: #{Float.round(t1 / t2, 2)}× throughput; " <>
+        "jobs per worker #{inspect(Map.values(pids1), charlists: :as_lists)} / #{inspect(Map.values(pids2), charlists: :as_lists)} |"
+    )
+  end
+
+  defp bench("port_stream", ctx) do
+    count = n(ctx, 1_000_000)
+
+    with_pool(1, fn pool ->
+      # Warm-up: import paths and the first batches.
+      _ = SnakeBridge.stream("builtins", "range", [10_000], [], backend: pool) |> Enum.count()
+
+      {us, ^count} =
+        :timer.tc(fn -> SnakeBridge.stream("builtins", "range", [count], [], backend: pool) |> Enum.count() end)
+
+      IO.puts(
+        "| port: stream #{count} integers (range) through 1 worker | — | — | #{fmt_rate(count / (us / 1.0e6))} items/s (#{div(us, 1000)} ms) |"
+      )
+    end)
+  end
+
+  defp bench("port_sleep200", _ctx) do
+    with_pool(2, fn pool ->
+      parent = self()
+      beat = spawn(fn -> heartbeat(parent, System.monotonic_time(:microsecond), 0) end)
+      t0 = System.monotonic_time(:millisecond)
+
+      1..200
+      |> Enum.map(fn _ ->
+        Task.async(fn -> {:ok, nil} = SnakeBridge.call("time", "sleep", [0.5], [], backend: pool) end)
+      end)
+      |> Task.await_many(60_000)
+
+      elapsed = System.monotonic_time(:millisecond) - t0
+      send(beat, :stop)
+      worst = receive(do: ({:worst_gap, us} -> us))
+
+      IO.puts(
+        "| port: 200 concurrent time.sleep(0.5), 2 workers | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |"
+      )
+    end)
+  end
+
+  # Starts a pool of `size` workers, waits until it answers, runs fun with its
+  # backend option, and stops the pool.
+  defp with_pool(size, fun) do
+    {:ok, sup} = SnakeBridge.Pool.start_link(name: SnakeBridge.BenchPool, size: size)
+    pool = {:pool, SnakeBridge.BenchPool}
+
+    try do
+      # Every worker up: all registered, then one 20 ms call per worker sent at
+      # once (least-loaded routing gives each worker one).
+      wait_until(fn -> length(SnakeBridge.Pool.workers(SnakeBridge.BenchPool)) == size end)
+      {:ok, _} = wait_ready(pool)
+
+      1..size
+      |> Enum.map(fn _ ->
+        Task.async(fn -> {:ok, nil} = SnakeBridge.call("time", "sleep", [0.02], [], backend: pool) end)
+      end)
+      |> Task.await_many(30_000)
+
+      fun.(pool)
+    after
+      stop_pool(sup)
+    end
+  end
+
+  defp wait_ready(pool, tries \\ 3000) do
+    case SnakeBridge.call("math", "sqrt", [2.0], [], backend: pool) do
+      {:ok, _} = ok ->
+        ok
+
+      {:error, _} when tries > 0 ->
+        Process.sleep(1)
+        wait_ready(pool, tries - 1)
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  defp wait_until(check, tries \\ 3000) do
+    cond do
+      check.() ->
+        :ok
+
+      tries > 0 ->
+        Process.sleep(1)
+        wait_until(check, tries - 1)
+
+      true ->
+        raise "pool workers did not start"
+    end
+  end
+
+  defp stop_pool(sup) do
+    Process.unlink(sup)
+    Supervisor.stop(sup)
+  end
+
+  defp median_p99(samples) do
+    sorted = Enum.sort(samples)
+    len = length(sorted)
+    "#{fmt_ns(Enum.at(sorted, div(len, 2)))} (p99 #{fmt_ns(Enum.at(sorted, min(len - 1, trunc(len * 0.99))))})"
   end
 
   defp heartbeat(parent, last, worst) do
