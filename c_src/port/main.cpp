@@ -11,6 +11,7 @@
 // Environment: SNAKEBRIDGE_PYTHON (interpreter to embed, default /usr/bin/python3),
 // SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
 // PYTHONPATH (honoured).
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -89,6 +90,11 @@ int main() {
   // Our own process group: on exit we can end every process Python started.
   setpgid(0, 0);
   dup2(STDERR_FILENO, STDOUT_FILENO);
+  // 1 MiB pipe buffers (the default is 64 KiB): a large frame then crosses in
+  // a write or two instead of sixteen, each a wake-up of the other side.
+  // Best effort: the system may cap pipe sizes.
+  fcntl(kIn, F_SETPIPE_SZ, 1 << 20);
+  fcntl(kOut, F_SETPIPE_SZ, 1 << 20);
   signal(SIGPIPE, SIG_IGN);
 
   try {
