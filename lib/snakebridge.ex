@@ -76,7 +76,8 @@ defmodule SnakeBridge do
   changes (another version installed) or the cache is removed.
   """
   defmacro __using__(opts) do
-    opts = Macro.expand(opts, __CALLER__) |> Enum.map(fn {k, v} -> {k, Macro.expand(v, __CALLER__)} end)
+    # Deep expansion: aliases inside values (`backend: {:pool, MyApp.Python}`) too.
+    opts = Macro.prewalk(opts, &Macro.expand(&1, __CALLER__))
     python = opts |> Keyword.fetch!(:python) |> to_string()
     depth = Keyword.get(opts, :depth, 0)
     describe_opts = [depth: depth, private: Keyword.get(opts, :private, false)]

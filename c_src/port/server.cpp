@@ -438,13 +438,15 @@ void Server::run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, s
     running->finished = true;
     drain_released(256);
   }
+  // The reply goes out before the request leaves running_: a "drained" reply
+  // sent by whichever request finishes last then always follows every reply.
+  send(reply.data(), reply.size());
   uint64_t drained = 0;
   {
     std::lock_guard<std::mutex> lock(running_mu_);
     running_.erase(id);
     if (running_.empty() && drain_reply_id_ != 0) std::swap(drained, drain_reply_id_);
   }
-  send(reply.data(), reply.size());
   if (drained != 0) reply_drained(drained);
 }
 

@@ -67,7 +67,7 @@ defmodule SnakeBridge.Pool do
   nodes included for a `distributed: true` pool.
   """
   def workers(name) do
-    case :persistent_term.get({__MODULE__, name}, nil) do
+    case running(name) do
       nil -> []
       pool -> Enum.map(candidates(pool), fn {_, pid} -> {pid, node(pid)} end)
     end
@@ -78,7 +78,7 @@ defmodule SnakeBridge.Pool do
   # A worker being restarted (crashed or recycled) is skipped; if none is live,
   # wait a little for the supervisor to bring one back.
   def checkout(name, tries \\ 200) do
-    case :persistent_term.get({__MODULE__, name}, nil) do
+    case running(name) do
       nil ->
         {:error, %ArgumentError{message: "no SnakeBridge pool named #{inspect(name)} is running"}}
 
@@ -100,6 +100,15 @@ defmodule SnakeBridge.Pool do
             add_load(pool, key, 1)
             {:ok, key, pid, pool}
         end
+    end
+  end
+
+  # The pool's shared state, or nil if no pool of that name runs (a stopped
+  # pool leaves its entry behind, but its table is gone).
+  defp running(name) do
+    case :persistent_term.get({__MODULE__, name}, nil) do
+      %{table: table} = pool -> if :ets.info(table, :size) != :undefined, do: pool
+      nil -> nil
     end
   end
 

@@ -15,7 +15,11 @@ defmodule SnakeBridge.PortRuntime do
 
   def owner(_request), do: nil
 
-  def run(request, mode, timeout, backend, retries \\ 2) do
+  # Retries of requests that did not run (their worker was being recycled):
+  # under heavy recycling a request can meet several draining workers in a row.
+  @retries 20
+
+  def run(request, mode, timeout, backend, retries \\ @retries) do
     owner = owner(request)
 
     case attempt(request, mode, timeout, backend) do

@@ -67,6 +67,7 @@ defmodule SnakeBridge.Worker do
        max_calls: Keyword.get(opts, :max_calls, :infinity),
        max_memory: max_memory,
        draining: nil,
+       drained: false,
        table: opts[:table],
        index: opts[:index],
        group: opts[:group]
@@ -86,9 +87,16 @@ defmodule SnakeBridge.Worker do
 
       {frame, early} ->
         send(from, {ref, {:frame, frame, self()}})
-        {:noreply, %{state | early: early, calls: state.calls + 1} |> maybe_drain()}
+        state = %{state | early: early, calls: state.calls + 1}
+
+        if state.drained and early == %{},
+          do: {:stop, {:shutdown, :recycled}, state},
+          else: {:noreply, maybe_drain(state)}
     end
   end
+
+  # Drained, but a caller has not yet claimed its (early) reply: it gets it.
+  def handle_info(:drain_grace_over, state), do: {:stop, {:shutdown, :recycled}, state}
 
   # From a caller on another node: the worker writes the frame.
   def handle_info({:request, from, ref, count, body}, state) do
@@ -141,8 +149,16 @@ defmodule SnakeBridge.Worker do
   # collects garbage, delaying its release). Only the id is read here.
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case reply_id(frame) do
+      # Every request read before the drain has been answered: stop, once the
+      # callers of replies that came before their :pending have claimed them
+      # (their requests ran; a recycled error would make them run again).
       id when is_integer(id) and id > 0 and id == state.draining ->
-        {:stop, {:shutdown, :recycled}, state}
+        if state.early == %{} do
+          {:stop, {:shutdown, :recycled}, state}
+        else
+          Process.send_after(self(), :drain_grace_over, @grace_ms)
+          {:noreply, %{state | drained: true}}
+        end
 
       id when is_integer(id) and id > 0 ->
         case Map.pop(state.pending, id) do
