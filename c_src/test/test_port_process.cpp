@@ -602,6 +602,32 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   check_ok(must(port.reply()).get(), 43, "'pong'");
 }
 
+TEST_CASE("port program: drain finishes what was read, refuses what follows, then answers", "[port][process]") {
+  Gil gil;
+  Port port;
+  port.send("[50, 'eval', '__import__(\"time\").sleep(0.3) or 50', {}, 'auto']");
+  port.send("[51, 'drain']");
+  port.send("[52, 'exec', 'open(\"/nonexistent/should-not-run\", \"w\")', {}]");
+  port.send("[53, 'ping']");
+  std::vector<uint64_t> order;
+  std::string kind_52;
+  for (int i = 0; i < 4; ++i) {
+    auto r = must(port.reply(std::chrono::milliseconds(3000)));
+    uint64_t id = id_of(r.get());
+    order.push_back(id);
+    if (id == 50) check_ok(r.get(), 50, "50");
+    if (id == 51) check_ok(r.get(), 51, "'drained'");
+    if (id == 52) kind_52 = error_field(r.get(), "kind");
+    if (id == 53) check_ok(r.get(), 53, "'pong'");
+  }
+  // Refused without running (a run would have failed with a Python error).
+  CHECK(kind_52 == "stopping");
+  auto pos = [&](uint64_t id) { return std::find(order.begin(), order.end(), id) - order.begin(); };
+  CHECK(pos(52) < pos(50));  // refused at once, not queued behind the sleep
+  CHECK(pos(50) < pos(51));  // "drained" comes after every reply
+  CHECK(order.back() == 51);
+}
+
 // Bug: a call site promoted to the fast path runs on the program's only I/O
 // thread. When such a site turns slow (time.sleep(0) many times, then
 // time.sleep(2)), nothing else is read meanwhile: a ping is not answered and a
