@@ -5,7 +5,9 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "call_sites.hpp"
 #include "interpreter.hpp"
+#include "spin.hpp"
 
 namespace sb {
 
@@ -50,6 +52,7 @@ void WorkerPool::start() {
 void WorkerPool::submit(std::function<void()> job) {
   std::lock_guard<std::mutex> lock(mu_);
   jobs_.push_back(std::move(job));
+  pending_.store(jobs_.size(), std::memory_order_release);
   if (idle_ < jobs_.size() && threads_ < max_threads_) spawn_locked();
   cv_.notify_one();
 }
@@ -71,8 +74,17 @@ void WorkerPool::spawn_locked() {
 
 void WorkerPool::run() {
   std::unique_lock<std::mutex> lock(mu_);
+  bool just_worked = false;
   while (true) {
     ++idle_;
+    uint64_t spin = spin_ns_.load(std::memory_order_relaxed);
+    if (just_worked && spin > 0 && jobs_.empty()) {
+      lock.unlock();
+      uint64_t t0 = monotonic_ns();
+      while (pending_.load(std::memory_order_acquire) == 0 && monotonic_ns() - t0 < spin) cpu_relax();
+      lock.lock();
+    }
+    just_worked = false;
     bool got = cv_.wait_for(lock, kIdleTick, [&] { return !jobs_.empty(); });
     --idle_;
     if (!got) {
@@ -90,8 +102,10 @@ void WorkerPool::run() {
       // Run and destroy the job without the lock: its captures may take the GIL.
       std::function<void()> job = std::move(jobs_.front());
       jobs_.pop_front();
+      pending_.store(jobs_.size(), std::memory_order_release);
       lock.unlock();
       job();
+      just_worked = true;
     }
     lock.lock();
   }

@@ -3,7 +3,9 @@
 // release the GIL (sleeps, I/O, numpy) overlap instead of queueing, and the BEAM's
 // dirty schedulers are never occupied by Python.
 #pragma once
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -16,6 +18,9 @@ class WorkerPool {
   static WorkerPool& instance();
 
   void set_max_threads(size_t n);
+  // After a job, a thread polls for new work for this long before it sleeps
+  // (0, the default: sleep at once).
+  void set_spin_ns(uint64_t ns) { spin_ns_ = ns; }
   size_t max_threads() const;
   size_t thread_count() const;
   size_t queued() const;
@@ -36,6 +41,8 @@ class WorkerPool {
   size_t max_threads_ = 128;
   size_t threads_ = 0;
   size_t idle_ = 0;
+  std::atomic<size_t> pending_{0};  // jobs_.size(), readable without the lock
+  std::atomic<uint64_t> spin_ns_{0};
 };
 
 }  // namespace sb

@@ -35,6 +35,7 @@
 #include "../core/interrupts.hpp"
 #include "../core/operations.hpp"
 #include "../core/values.hpp"
+#include "../core/spin.hpp"
 #include "../core/worker_pool.hpp"
 #include "framing.hpp"
 #include "server.hpp"
@@ -59,14 +60,6 @@ uint64_t spin_window_ns() {
   const char* v = getenv("SNAKEBRIDGE_SPIN_US");
   if (v == nullptr || *v == '\0') return 100'000;
   return strtoull(v, nullptr, 10) * 1000;
-}
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 sb::InterpreterConfig config_from_env() {
@@ -118,6 +111,14 @@ int main() {
       return 2;
     }
   }
+  // SNAKEBRIDGE_THREADS: how many threads may run Python (default 128). With
+  // 1, every request runs on one and the same thread (for libraries that
+  // insist on their creating thread, such as sqlite3).
+  const char* threads = getenv("SNAKEBRIDGE_THREADS");
+  size_t max_threads = threads && *threads ? strtoull(threads, nullptr, 10) : 128;
+  sb::WorkerPool::instance().set_max_threads(max_threads);
+  server.set_inline_runs(max_threads > 1);
+  sb::WorkerPool::instance().set_spin_ns(spin_window_ns());
   sb::WorkerPool::instance().start();
 
   boost::asio::io_context io;
@@ -175,7 +176,7 @@ int main() {
     if (io.poll() > 0) {
       last_activity = sb::monotonic_ns();
     } else if (sb::monotonic_ns() - last_activity < spin_ns) {
-      cpu_relax();
+      sb::cpu_relax();
     } else {
       io.run_one();
       last_activity = sb::monotonic_ns();

@@ -139,6 +139,44 @@ void pack_float64(Packer& pk, double d) {
   throw e;
 }
 
+// The key as Elixir will see it, for collision checks: a str and a bytes of
+// equal content are one Elixir binary (also inside tuples and frozensets).
+PyRef elixir_key(PyObject* k) {
+  if (PyUnicode_Check(k)) {
+    PyObject* b = PyUnicode_AsUTF8String(k);
+    if (b) return PyRef::steal(b);
+    PyErr_Clear();  // lone surrogates: sent as a handle, which collides with nothing
+    return PyRef::borrow(k);
+  }
+  if (PyTuple_Check(k) || PyFrozenSet_Check(k)) {
+    PyRef items = check(PySequence_List(k));
+    Py_ssize_t n = PyList_GET_SIZE(items.get());
+    PyRef out = check(PyTuple_New(n));
+    for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(out.get(), i, elixir_key(PyList_GET_ITEM(items.get(), i)).release());
+    if (PyTuple_Check(k)) return out;
+    return check(PyFrozenSet_New(out.get()));
+  }
+  return PyRef::borrow(k);
+}
+
+// Would these distinct Python keys (or set elements) meet as one Elixir term?
+bool keys_collide(const std::vector<PyObject*>& keys) {
+  bool mixed = false;
+  for (PyObject* k : keys) {
+    if (PyBytes_Check(k) || PyTuple_Check(k) || PyFrozenSet_Check(k) || PyMemoryView_Check(k)) mixed = true;
+  }
+  if (!mixed || keys.size() < 2) return false;  // the common case: no bytes keys
+  PyRef seen = check(PySet_New(nullptr));
+  for (PyObject* k : keys) {
+    PyRef e = elixir_key(k);
+    if (PySet_Add(seen.get(), e.get()) < 0) {
+      PyErr_Clear();  // unhashable after all: let packing report it
+      return false;
+    }
+  }
+  return static_cast<size_t>(PySet_GET_SIZE(seen.get())) < keys.size();
+}
+
 void pack_other(Packer& pk, PyObject* o, Mode mode, int depth) {
   if (mode != Mode::Value) return pack_handle(pk, o);
   if (PyObject_HasAttrString(o, "tolist") && type_name(o).rfind("numpy.", 0) == 0) {
@@ -305,13 +343,24 @@ void pack_python(Packer& pk, PyObject* o, Mode mode, bool top, int depth) {
     case Kind::Dict: {
       PyRef items = check(PyMapping_Items(o));
       Py_ssize_t n = PyList_GET_SIZE(items.get());
-      pk.pack_map(static_cast<uint32_t>(n));
+      std::vector<PyObject*> keys;
+      keys.reserve(n);
       for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* pair = PyList_GET_ITEM(items.get(), i);
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
           PyErr_SetString(PyExc_TypeError, "a mapping's items() must be (key, value) pairs");
           throw_python_error();
         }
+        keys.push_back(PyTuple_GET_ITEM(pair, 0));
+      }
+      // As in-process: a dict that would lose keys stays a Python object.
+      if (keys_collide(keys)) {
+        if (mode == Mode::Value) cannot(o);
+        return pack_handle(pk, o);
+      }
+      pk.pack_map(static_cast<uint32_t>(n));
+      for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* pair = PyList_GET_ITEM(items.get(), i);
         pack_python(pk, PyTuple_GET_ITEM(pair, 0), mode, false, depth + 1);
         pack_python(pk, PyTuple_GET_ITEM(pair, 1), mode, false, depth + 1);
       }
@@ -322,6 +371,10 @@ void pack_python(Packer& pk, PyObject* o, Mode mode, bool top, int depth) {
       std::vector<PyObject*> items;
       PyRef keep = check(PySequence_List(o));
       for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keep.get()); ++i) items.push_back(PyList_GET_ITEM(keep.get(), i));
+      if (keys_collide(items)) {
+        if (mode == Mode::Value) cannot(o);
+        return pack_handle(pk, o);
+      }
       return pack_ext_array(pk, k == Kind::Set ? kSet : kFrozenSet, items, mode, depth);
     }
     case Kind::Date: {

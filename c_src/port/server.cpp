@@ -340,7 +340,8 @@ void Server::on_frame(const std::string& frame) {
       inline_run = false;
       running = nullptr;
     } else {
-      inline_run = site->fast.load(std::memory_order_acquire) && running_.empty() && g_busy_workers.load() == 0;
+      inline_run = inline_runs_ && site->fast.load(std::memory_order_acquire) && running_.empty() &&
+                   g_busy_workers.load() == 0;
       running_[id] = running;
     }
   }

@@ -26,6 +26,9 @@ class Server {
   void send_error(uint64_t id, const char* kind, const std::string& message);
 
   size_t in_flight();
+  // Whether proven-quick requests may run on the I/O thread (off when Python
+  // must stay on a single thread).
+  void set_inline_runs(bool on) { inline_runs_ = on; }
 
   // How long the request running inline on an I/O thread has run (0: none), and
   // its call site: a watchdog demotes sites whose inline runs turn long.
@@ -43,6 +46,7 @@ class Server {
   std::mutex write_mu_;
   std::mutex running_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Running>> running_;
+  bool inline_runs_ = true;
   bool draining_ = false;      // under running_mu_: after "drain", requests are refused
   uint64_t drain_reply_id_ = 0;  // under running_mu_: answered once nothing is in flight
   std::atomic<uint64_t> inline_since_{0};

@@ -10,17 +10,33 @@ defmodule SnakeBridge.Pool do
 
       SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, MyApp.Python})
 
-  Options: `:name` (required), `:size` (default: the number of schedulers),
-  `:python` (interpreter or venv python for the workers), `:python_paths`,
-  `:env` (extra environment variables), `:cd` (working directory),
-  `:max_calls` (recycle a worker after this many calls).
+  Options (see `docs/backends.md` for more):
 
-  Calls go to the least-loaded worker. Objects a worker returns live in that
-  worker, and calls on them go there. A worker that dies is restarted; callers
-  whose work was lost get `{:error, %SnakeBridge.WorkerCrashError{}}`, and
-  objects that lived in it become invalid. A call past its `:timeout` is
-  interrupted in the worker; if it does not stop within a second, the worker is
-  killed and restarted.
+    * `:name` (required) — what `backend: {:pool, name}` refers to.
+    * `:size` — workers on this node (default: the number of schedulers).
+    * `:python`, `:python_paths`, `:env`, `:cd` — the workers' interpreter (or
+      a venv's python), extra `sys.path` entries, environment variables and
+      working directory.
+    * `:max_calls`, `:max_memory_mb` — recycle a worker after that many calls,
+      or once its resident memory passes that size.
+    * `:affinity` — `:process` (default): an Elixir process keeps using the
+      worker it was first given (least loaded at the time), so the objects
+      and the state it creates meet in one interpreter; `:none`: every call
+      goes to the least-loaded worker.
+    * `:threads` — threads that may run Python in a worker (default 128);
+      `threads: 1` runs everything on one thread (sqlite3 connections and
+      other thread-bound objects).
+    * `:distributed` — `true`: share workers with pools of the same name on
+      connected nodes.
+    * `:spin_us` — how long a worker polls for the next request before it
+      sleeps (default 100).
+
+  Objects a worker returns live in that worker, and calls on them (or with
+  them as arguments) go there. A worker that dies is restarted; callers whose
+  work was lost get `{:error, %SnakeBridge.WorkerCrashError{}}`, and objects
+  that lived in it become invalid. A call past its `:timeout` is interrupted
+  in the worker; if it does not stop within a second, the worker is killed and
+  restarted.
   """
   use Supervisor
 
@@ -44,13 +60,18 @@ defmodule SnakeBridge.Pool do
     rotation = :atomics.new(1, signed: false)
     group = if distributed, do: {__MODULE__, name}
 
+    affinity = Keyword.get(opts, :affinity, :process)
+
+    unless affinity in [:process, :none],
+      do: raise(ArgumentError, "SnakeBridge.Pool :affinity must be :process or :none, got: #{inspect(affinity)}")
+
     :persistent_term.put(
       {__MODULE__, name},
-      %{size: size, table: table, loads: loads, rotation: rotation, group: group}
+      %{name: name, size: size, table: table, loads: loads, rotation: rotation, group: group, affinity: affinity}
     )
 
     worker_opts =
-      Keyword.take(opts, [:python, :python_paths, :env, :cd, :max_calls, :max_memory_mb, :spin_us]) ++
+      Keyword.take(opts, [:python, :python_paths, :env, :cd, :max_calls, :max_memory_mb, :spin_us, :threads]) ++
         [table: table, group: group]
 
     children =
@@ -82,26 +103,55 @@ defmodule SnakeBridge.Pool do
       nil ->
         {:error, %ArgumentError{message: "no SnakeBridge pool named #{inspect(name)} is running"}}
 
-      %{rotation: rotation} = pool ->
-        case candidates(pool) do
-          [] when tries > 0 ->
-            Process.sleep(5)
-            checkout(name, tries - 1)
-
-          [] ->
-            {:error, %SnakeBridge.WorkerCrashError{reason: :no_live_worker}}
-
-          live ->
-            # Ties (callers arriving together all see the same loads) are broken
-            # by a rotating start, and the load is counted here, at once.
-            start = rem(:atomics.add_get(rotation, 1, 1), length(live))
-            {a, b} = Enum.split(live, start)
-            {key, pid} = Enum.min_by(b ++ a, fn {key, _} -> load(pool, key) end)
+      pool ->
+        case sticky(pool) do
+          {key, pid} ->
             add_load(pool, key, 1)
             {:ok, key, pid, pool}
+
+          nil ->
+            pick(pool, name, tries)
         end
     end
   end
+
+  defp pick(%{rotation: rotation} = pool, name, tries) do
+    case candidates(pool) do
+      [] when tries > 0 ->
+        Process.sleep(5)
+        checkout(name, tries - 1)
+
+      [] ->
+        {:error, %SnakeBridge.WorkerCrashError{reason: :no_live_worker}}
+
+      live ->
+        # Ties (callers arriving together all see the same loads) are broken
+        # by a rotating start, and the load is counted here, at once.
+        start = rem(:atomics.add_get(rotation, 1, 1), length(live))
+        {a, b} = Enum.split(live, start)
+        {key, pid} = Enum.min_by(b ++ a, fn {key, _} -> load(pool, key) end)
+        add_load(pool, key, 1)
+        if pool.affinity == :process, do: Process.put({__MODULE__, name}, {key, pid})
+        {:ok, key, pid, pool}
+    end
+  end
+
+  # With process affinity, the worker this process used last, while it is
+  # still in the pool (not crashed, not draining to be recycled).
+  defp sticky(%{affinity: :process, name: name} = pool) do
+    case Process.get({__MODULE__, name}) do
+      {i, pid} = choice when is_integer(i) ->
+        if :ets.lookup(pool.table, i) == [{i, pid}] and Process.alive?(pid), do: choice
+
+      {{:remote, pid}, pid} = choice ->
+        if pid in :pg.get_members(SnakeBridge.PG, pool.group), do: choice
+
+      nil ->
+        nil
+    end
+  end
+
+  defp sticky(_pool), do: nil
 
   # The pool's shared state, or nil if no pool of that name runs (a stopped
   # pool leaves its entry behind, but its table is gone).

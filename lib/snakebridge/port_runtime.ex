@@ -19,10 +19,12 @@ defmodule SnakeBridge.PortRuntime do
   # under heavy recycling a request can meet several draining workers in a row.
   @retries 20
 
-  def run(request, mode, timeout, backend, retries \\ @retries) do
+  # `cancel_tag`: SnakeBridge.cancel/1 (async calls and streams) sends
+  # {:snakebridge_cancel, tag} to stop the request.
+  def run(request, mode, timeout, backend, cancel_tag \\ nil, retries \\ @retries) do
     owner = owner(request)
 
-    case attempt(request, mode, timeout, backend) do
+    case attempt(request, mode, timeout, backend, cancel_tag) do
       # The object's worker is gone (on another node, only the monitor could tell).
       {:error, %WorkerCrashError{reason: :noproc}} when owner != nil ->
         {:error, %WorkerCrashError{reason: :object_owner_gone, worker: owner}}
@@ -31,22 +33,23 @@ defmodule SnakeBridge.PortRuntime do
       # reached it: the request never ran, so it is safe to send it to another.
       {:error, %WorkerCrashError{reason: reason}}
       when reason in [{:shutdown, :recycled}, :noproc] and retries > 0 and backend != :nif ->
-        run(request, mode, timeout, backend, retries - 1)
+        run(request, mode, timeout, backend, cancel_tag, retries - 1)
 
       other ->
         other
     end
   end
 
-  defp attempt(request, mode, timeout, backend) do
-    with {:ok, load_key, worker, pool} <- pick(request, backend),
-         {:ok, count, body} <- encode(request, mode, worker) do
+  defp attempt(request, mode, timeout, backend, cancel_tag) do
+    # Encoded first: the objects in the request say which worker must run it.
+    with {:ok, count, body, owner} <- encode(request, mode),
+         {:ok, load_key, worker, pool} <- pick(owner, backend) do
       ref = make_ref()
       mon = Process.monitor(worker)
 
       try do
         case submit(worker, ref, count, body) do
-          :ok -> await(worker, ref, mon, timeout, request)
+          :ok -> await(worker, ref, mon, timeout, request, cancel_tag)
           error -> error
         end
       after
@@ -56,21 +59,35 @@ defmodule SnakeBridge.PortRuntime do
     end
   end
 
-  # A worker on this node: write the frame into its port here, then tell the
-  # worker whose reply to expect (the worker keeps a reply that comes first
-  # until it knows). A worker on another node writes the frame itself.
+  # A worker on this node: tell it whose reply to expect, then write the frame
+  # into its port here (a local message is queued before the port's reply can
+  # be). A worker on another node writes the frame itself.
   defp submit(worker, ref, count, body) when node(worker) == node() do
     case SnakeBridge.Workers.lookup(worker) do
       {port, ids} ->
         id = :atomics.add_get(ids, 1, 1)
+        send(worker, {:pending, id, self(), ref})
 
         try do
           Port.command(port, Worker.frame(id, count, body))
-          send(worker, {:pending, id, self(), ref})
           :ok
         rescue
           # The port closed: the worker is stopping and the request never ran.
-          ArgumentError -> {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
+          # Wait for it to go, so its crash notice for `ref` is not left behind.
+          ArgumentError ->
+            receive do
+              {:DOWN, _, :process, ^worker, _} -> :ok
+            after
+              1_000 -> :ok
+            end
+
+            receive do
+              {^ref, _} -> :ok
+            after
+              0 -> :ok
+            end
+
+            {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
         end
 
       nil ->
@@ -83,39 +100,67 @@ defmodule SnakeBridge.PortRuntime do
     :ok
   end
 
-  defp pick(request, backend) do
-    case {owner(request), backend} do
-      {nil, {:worker, pid}} ->
-        {:ok, nil, pid, nil}
+  defp pick(nil, {:worker, pid}), do: {:ok, nil, pid, nil}
+  defp pick(nil, {:pool, name}), do: Pool.checkout(name)
+  defp pick(nil, :nif), do: {:error, %ArgumentError{message: "no port worker holds an object of this request"}}
 
-      # (A worker on a connected node is not asked: the monitor says if it is gone.)
-      {pid, _} when is_pid(pid) ->
-        if if(node(pid) == node(), do: Process.alive?(pid), else: node(pid) in Node.list()),
-          do: {:ok, nil, pid, nil},
-          else: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: pid}}
-
-      {nil, {:pool, name}} ->
-        Pool.checkout(name)
-    end
+  # (A worker on a connected node is not asked: the monitor says if it is gone.)
+  defp pick(pid, _backend) do
+    if if(node(pid) == node(), do: Process.alive?(pid), else: node(pid) in Node.list()),
+      do: {:ok, nil, pid, nil},
+      else: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: pid}}
   end
 
-  # The request's elements after the id, each encoded; objects become the
-  # handles they are in `worker` (an object of another worker cannot be sent).
-  defp encode(request, mode, worker) do
+  # The request's elements after the id, each encoded, and the worker that owns
+  # the objects in it (nil if none). Objects of two workers cannot meet.
+  defp encode(request, mode) do
     handle_id = fn
-      %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
-      _ -> :error
+      %Object{owner: {:port, pid}, ref: r} ->
+        case Process.get(:snakebridge_owner) do
+          nil ->
+            Process.put(:snakebridge_owner, pid)
+            {:ok, SnakeBridge.Native.port_handle_id(r)}
+
+          ^pid ->
+            {:ok, SnakeBridge.Native.port_handle_id(r)}
+
+          _other ->
+            :error
+        end
+
+      _ ->
+        :error
     end
 
     elements = elements(request, Atom.to_string(mode))
+    Process.delete(:snakebridge_owner)
 
-    Enum.reduce_while(elements, {:ok, 0, []}, fn element, {:ok, n, acc} ->
-      case Msgpack.encode(element, handle_id: handle_id) do
-        {:ok, iodata} -> {:cont, {:ok, n + 1, [acc | iodata]}}
-        {:error, {:unconvertible, reason, term, path}} -> {:halt, {:error, {:unconvertible, reason, term, path}}}
-      end
-    end)
+    result =
+      Enum.reduce_while(elements, {:ok, 0, []}, fn element, {:ok, n, acc} ->
+        case Msgpack.encode(element, handle_id: handle_id) do
+          {:ok, iodata} ->
+            {:cont, {:ok, n + 1, [acc | iodata]}}
+
+          {:error, {:unconvertible, reason, term, path}} ->
+            {:halt, {:error, unconvertible(reason, term, path, request)}}
+        end
+      end)
+
+    owner = Process.delete(:snakebridge_owner)
+
+    case result do
+      {:ok, n, body} -> {:ok, n, body, owner}
+      error -> error
+    end
   end
+
+  # Keyword arguments travel as a map with string keys; errors name them as given.
+  defp unconvertible(reason, term, [key | rest], {:call, _, _, _, kwargs}) when is_binary(key) and is_list(kwargs) do
+    original = Enum.find_value(kwargs, key, fn {k, _} -> if to_string(k) == key, do: k end)
+    {:unconvertible, reason, term, [original | rest]}
+  end
+
+  defp unconvertible(reason, term, path, _request), do: {:unconvertible, reason, term, path}
 
   defp elements(request, mode) do
     case request do
@@ -184,11 +229,11 @@ defmodule SnakeBridge.PortRuntime do
 
   defp reply("error", %{"kind" => kind} = e), do: {:error, {:internal, "#{kind}: #{e["message"]}"}}
 
-  defp await(worker, ref, mon, timeout, request) do
+  defp await(worker, ref, mon, timeout, request, cancel_tag) do
     receive do
       {:snakebridge_output, ^ref, stream, text} ->
         SnakeBridge.Runtime.write_output_text(stream, text)
-        await(worker, ref, mon, timeout, request)
+        await(worker, ref, mon, timeout, request, cancel_tag)
 
       {^ref, {:frame, frame, ^worker}} ->
         decode(frame, request, worker)
@@ -198,10 +243,45 @@ defmodule SnakeBridge.PortRuntime do
 
       {:DOWN, ^mon, :process, _, reason} ->
         {:error, %WorkerCrashError{reason: reason, worker: worker}}
+
+      {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
+        _ = stop(worker, ref, mon, request)
+        {:error, :cancelled}
     after
       timeout ->
-        send(worker, {:cancel, ref})
-        {:error, %TimeoutError{timeout: timeout, operation: elem(request, 0)}}
+        case stop(worker, ref, mon, request) do
+          :cancelled -> {:error, %TimeoutError{timeout: timeout, operation: elem(request, 0)}}
+          # Finished just as the deadline passed.
+          {:replied, reply} -> reply
+        end
+    end
+  end
+
+  # Asks the worker to interrupt the request and waits for its acknowledgement:
+  # the worker handles messages in order, so a reply it forwarded before the
+  # cancel arrives before the acknowledgement, and none comes after.
+  defp stop(worker, ref, mon, request) do
+    send(worker, {:cancel, ref, self()})
+    stopped(worker, ref, mon, request, :cancelled)
+  end
+
+  defp stopped(worker, ref, mon, request, result) do
+    receive do
+      {:snakebridge_output, ^ref, stream, text} ->
+        SnakeBridge.Runtime.write_output_text(stream, text)
+        stopped(worker, ref, mon, request, result)
+
+      {^ref, :cancelled} ->
+        result
+
+      {^ref, {:frame, frame, ^worker}} ->
+        stopped(worker, ref, mon, request, {:replied, decode(frame, request, worker)})
+
+      {^ref, reply} ->
+        stopped(worker, ref, mon, request, {:replied, reply})
+
+      {:DOWN, ^mon, :process, _, _} ->
+        result
     end
   end
 end

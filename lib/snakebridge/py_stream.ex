@@ -38,15 +38,8 @@ defmodule SnakeBridge.PyStream do
   end
 
   defp iterator!(object, opts) do
-    # A port worker's object is asked for its own iterator, so the request is
-    # routed to the worker that holds it.
-    request =
-      case object do
-        %SnakeBridge.Object{owner: {:port, _}} -> {:call, object, "__iter__", [], []}
-        _ -> {:call, "builtins", "iter", [object], []}
-      end
-
-    case Runtime.run(request, [{:return, :ref} | opts]) do
+    # (A port worker's object takes the request to the worker that holds it.)
+    case Runtime.run({:call, "builtins", "iter", [object], []}, [{:return, :ref} | opts]) do
       {:ok, it} -> it
       {:error, e} -> raise e
     end

@@ -14,13 +14,21 @@ defmodule SnakeBridge.Runtime do
 
     # Objects from a port worker are served by that worker, whatever the backend.
     if backend != :nif or SnakeBridge.PortRuntime.owner(request) do
-      request |> SnakeBridge.PortRuntime.run(mode, timeout, backend) |> port_result(request, opts)
+      request
+      |> SnakeBridge.PortRuntime.run(mode, timeout, backend, Keyword.get(opts, :cancel_tag))
+      |> port_result(request, opts)
     else
       run_nif(request, mode, timeout, opts)
     end
   end
 
   defp port_result({:error, %{__exception__: true}} = error, _request, _opts), do: error
+  defp port_result({:error, :cancelled} = cancelled, _request, _opts), do: cancelled
+
+  # An object that cannot go to the worker (in-process, or another worker's).
+  defp port_result({:error, {:unconvertible, :unconvertible, %SnakeBridge.Object{} = o, path}}, _request, _opts),
+    do: {:error, unconvertible(:unconvertible, o, path)}
+
   defp port_result(reply, request, opts), do: finish(reply, request, opts)
 
   @doc false
@@ -135,6 +143,17 @@ defmodule SnakeBridge.Runtime do
     {:error, %PythonError{type: type, python_type: python_type, message: message, traceback: traceback}}
   end
 
+  # A port worker's object among the arguments of an in-process call: the call
+  # goes to that worker (objects are served where they live).
+  defp failed({:unconvertible, :unconvertible, %SnakeBridge.Object{owner: {:port, _}}, _path}, request, opts)
+       when request != nil do
+    {mode, timeout, _backend} = options(opts)
+
+    request
+    |> SnakeBridge.PortRuntime.run(mode, timeout, :nif, Keyword.get(opts, :cancel_tag))
+    |> port_result(request, opts)
+  end
+
   defp failed({:unconvertible, :unconvertible, %_{} = struct, path}, request, opts) do
     # A struct of the user's: apply SnakeBridge.Encoder and try again (once).
     if not Keyword.get(opts, :encoded, false) and SnakeBridge.Encoder.impl_for(struct) do
@@ -197,6 +216,12 @@ defmodule SnakeBridge.Runtime do
   defp describe(%{__struct__: mod, calendar: cal}) when mod in [Date, Time, NaiveDateTime, DateTime] do
     if cal == Calendar.ISO, do: "its fields are out of range for Python", else: "only Calendar.ISO maps to Python"
   end
+
+  defp describe(%SnakeBridge.Object{owner: nil}),
+    do: "an in-process object cannot be sent to a port worker (use to_elixir/1 to copy its value)"
+
+  defp describe(%SnakeBridge.Object{owner: {:port, pid}}),
+    do: "it lives in another port worker (#{inspect(pid)}); objects of two workers cannot meet in one call"
 
   defp describe(%{__struct__: mod}), do: "#{inspect(mod)} does not implement SnakeBridge.Encoder"
   defp describe(_), do: "it has no Python equivalent"

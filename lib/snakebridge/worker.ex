@@ -38,6 +38,7 @@ defmodule SnakeBridge.Worker do
     env =
       [{~c"SNAKEBRIDGE_PYTHON", to_charlist(python)}, {~c"SNAKEBRIDGE_PATHS", to_charlist(Enum.join(paths, ":"))}] ++
         if(spin = opts[:spin_us], do: [{~c"SNAKEBRIDGE_SPIN_US", to_charlist(Integer.to_string(spin))}], else: []) ++
+        if(n = opts[:threads], do: [{~c"SNAKEBRIDGE_THREADS", to_charlist(Integer.to_string(n))}], else: []) ++
         Enum.map(Keyword.get(opts, :env, []), fn {k, v} -> {to_charlist(k), to_charlist(v)} end)
 
     port_opts =
@@ -60,14 +61,13 @@ defmodule SnakeBridge.Worker do
        os_pid: os_pid,
        ids: ids,
        pending: %{},
-       early: %{},
        by_ref: %{},
+       callers: %{},
        releases: [],
        calls: 0,
        max_calls: Keyword.get(opts, :max_calls, :infinity),
        max_memory: max_memory,
        draining: nil,
-       drained: false,
        table: opts[:table],
        index: opts[:index],
        group: opts[:group]
@@ -81,22 +81,8 @@ defmodule SnakeBridge.Worker do
 
   @impl true
   def handle_info({:pending, id, from, ref}, state) do
-    case Map.pop(state.early, id) do
-      {nil, _} ->
-        {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
-
-      {frame, early} ->
-        send(from, {ref, {:frame, frame, self()}})
-        state = %{state | early: early, calls: state.calls + 1}
-
-        if state.drained and early == %{},
-          do: {:stop, {:shutdown, :recycled}, state},
-          else: {:noreply, maybe_drain(state)}
-    end
+    {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
   end
-
-  # Drained, but a caller has not yet claimed its (early) reply: it gets it.
-  def handle_info(:drain_grace_over, state), do: {:stop, {:shutdown, :recycled}, state}
 
   # From a caller on another node: the worker writes the frame.
   def handle_info({:request, from, ref, count, body}, state) do
@@ -105,17 +91,18 @@ defmodule SnakeBridge.Worker do
     {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
   end
 
-  def handle_info({:cancel, ref}, state) do
-    case Map.fetch(state.by_ref, ref) do
-      {:ok, id} ->
-        Port.command(state.port, Msgpack.encode!([0, "cancel", id]))
-        Process.send_after(self(), {:grace_over, id}, @grace_ms)
-        # The caller has given up: its reply, when it comes, is dropped.
-        {:noreply, %{state | pending: Map.update!(state.pending, id, fn {_, r} -> {nil, r} end)}}
+  # The caller gave up (timeout, cancel): interrupt the request, drop its reply
+  # when it comes, and acknowledge (nothing for `ref` follows the acknowledgement).
+  def handle_info({:cancel, ref, from}, state) do
+    state = cancel(state, ref)
+    send(from, {ref, :cancelled})
+    {:noreply, state}
+  end
 
-      :error ->
-        {:noreply, state}
-    end
+  # A caller died: interrupt what it was waiting for.
+  def handle_info({:DOWN, mon, :process, _pid, _reason}, state) when is_map_key(state.callers, mon) do
+    {ref, callers} = Map.pop(state.callers, mon)
+    {:noreply, cancel(%{state | callers: callers}, ref)}
   end
 
   def handle_info({:grace_over, id}, state) do
@@ -149,26 +136,25 @@ defmodule SnakeBridge.Worker do
   # collects garbage, delaying its release). Only the id is read here.
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case reply_id(frame) do
-      # Every request read before the drain has been answered: stop, once the
-      # callers of replies that came before their :pending have claimed them
-      # (their requests ran; a recycled error would make them run again).
+      # Every request read before the drain has been answered (and, as callers
+      # announce a request before writing it, forwarded): what is still pending
+      # was refused unrun.
       id when is_integer(id) and id > 0 and id == state.draining ->
-        if state.early == %{} do
-          {:stop, {:shutdown, :recycled}, state}
-        else
-          Process.send_after(self(), :drain_grace_over, @grace_ms)
-          {:noreply, %{state | drained: true}}
-        end
+        {:stop, {:shutdown, :recycled}, state}
 
       id when is_integer(id) and id > 0 ->
         case Map.pop(state.pending, id) do
-          # The caller wrote the request and has not said so yet.
           {nil, _} ->
-            {:noreply, %{state | early: Map.put(state.early, id, frame)}}
+            {:noreply, state}
 
-          {{from, ref}, pending} ->
-            if from, do: send(from, {ref, {:frame, frame, self()}})
-            {:noreply, %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref)}}
+          {{from, ref, mon}, pending} ->
+            if from do
+              Process.demonitor(mon, [:flush])
+              send(from, {ref, {:frame, frame, self()}})
+            end
+
+            callers = if mon, do: Map.delete(state.callers, mon), else: state.callers
+            {:noreply, %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: callers}}
         end
 
       _ ->
@@ -197,12 +183,30 @@ defmodule SnakeBridge.Worker do
   end
 
   defp add_pending(state, id, from, ref) do
+    mon = Process.monitor(from)
+
     %{
       state
-      | pending: Map.put(state.pending, id, {from, ref}),
+      | pending: Map.put(state.pending, id, {from, ref, mon}),
         by_ref: Map.put(state.by_ref, ref, id),
+        callers: Map.put(state.callers, mon, ref),
         calls: state.calls + 1
     }
+  end
+
+  defp cancel(state, ref) do
+    case Map.fetch(state.by_ref, ref) do
+      {:ok, id} ->
+        Port.command(state.port, Msgpack.encode!([0, "cancel", id]))
+        Process.send_after(self(), {:grace_over, id}, @grace_ms)
+        {_from, ^ref, mon} = state.pending[id]
+        Process.demonitor(mon, [:flush])
+        pending = Map.put(state.pending, id, {nil, ref, nil})
+        %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: Map.delete(state.callers, mon)}
+
+      :error ->
+        state
+    end
   end
 
   # Recycling: past max_calls or max_memory, stop taking work and drain.
@@ -237,7 +241,7 @@ defmodule SnakeBridge.Worker do
   end
 
   defp crash(state, reason) do
-    for {_id, {from, ref}} <- state.pending, is_pid(from) do
+    for {_id, {from, ref, _mon}} <- state.pending, is_pid(from) do
       send(from, {ref, {:error, %WorkerCrashError{reason: reason, worker: self()}}})
     end
   end
@@ -245,7 +249,7 @@ defmodule SnakeBridge.Worker do
   # Output frames and protocol-level errors (id 0).
   defp notice({:ok, [0, "output", stream, text, req_id]}, state) do
     case state.pending[req_id] do
-      {from, ref} when is_pid(from) -> send(from, {:snakebridge_output, ref, output_stream(stream), text})
+      {from, ref, _mon} when is_pid(from) -> send(from, {:snakebridge_output, ref, output_stream(stream), text})
       _ -> send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
     end
 

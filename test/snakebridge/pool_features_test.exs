@@ -144,13 +144,9 @@ defmodule SnakeBridge.PoolFeaturesTest do
 
   # ------------------------------------------------------------------ 2. no lost or repeated work
 
-  # Fails about one run in two. (a) Some requests run twice: in the port
-  # program (c_src/port/server.cpp, Server::run) a request leaves `running_`
-  # before its reply is sent, so another thread finishing last can send the
-  # "drained" reply first; the worker stops on it, and the caller still pending
-  # gets {:shutdown, :recycled} and is retried although its request ran.
-  # (b) Now and then a caller gets {:error, %WorkerCrashError{reason: {:shutdown,
-  # :recycled}}}: PortRuntime.run gives up after 2 retries of refused requests.
+  # Guards two bugs found here: a request could be answered "recycled" after it
+  # had run (the port program sent "drained" before the last reply), and a
+  # request refused by several draining workers in a row gave up too early.
   @tag :tmp_dir
   test "recycling after max_calls under concurrent callers loses and repeats nothing", %{tmp_dir: tmp} do
     name = SnakeBridge.PoolFeaturesTest.Churn
