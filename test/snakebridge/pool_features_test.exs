@@ -349,4 +349,39 @@ defmodule SnakeBridge.PoolFeaturesTest do
     assert pid != beam
     assert PoolOs.getpid!([], backend: :nif) == beam
   end
+
+  # ------------------------------------------------------------------ affinity
+
+  test "affinity: an Elixir process keeps its worker, so its objects and state meet; :none spreads" do
+    sticky = SnakeBridge.PoolFeaturesTest.Sticky
+    start_supervised!(Supervisor.child_spec({Pool, name: sticky, size: 2}, id: :sticky))
+
+    # One process: every call in the same worker, so exec'd state and objects meet.
+    pids = for _ <- 1..20, do: worker_os_pid(sticky)
+    assert length(Enum.uniq(pids)) == 1
+    SnakeBridge.exec!("import builtins\nbuiltins.sb_affinity_marker = 42", %{}, pool(sticky))
+    assert SnakeBridge.eval!("sb_affinity_marker", %{}, pool(sticky)) == 42
+    a = SnakeBridge.new!("fractions", "Fraction", [1, 2], [], pool(sticky))
+    b = SnakeBridge.new!("fractions", "Fraction", [1, 3], [], pool(sticky))
+    sum = SnakeBridge.method!(a, "__add__", [b])
+    assert {SnakeBridge.getattr!(sum, "numerator"), SnakeBridge.getattr!(sum, "denominator")} == {5, 6}
+    assert SnakeBridge.call!("operator", "lt", [b, a], [], pool(sticky)) == true
+
+    # Concurrent processes are still spread over the workers (least loaded first).
+    spread =
+      1..8
+      |> Task.async_stream(
+        fn _ -> SnakeBridge.eval!("__import__('time').sleep(0.1) or __import__('os').getpid()", %{}, pool(sticky)) end,
+        max_concurrency: 8
+      )
+      |> Enum.map(fn {:ok, pid} -> pid end)
+
+    assert length(Enum.uniq(spread)) == 2
+
+    # affinity: :none — one process's calls are balanced over the workers.
+    loose = SnakeBridge.PoolFeaturesTest.Loose
+    start_supervised!(Supervisor.child_spec({Pool, name: loose, size: 2, affinity: :none}, id: :loose))
+    pids = for _ <- 1..20, do: worker_os_pid(loose)
+    assert length(Enum.uniq(pids)) == 2
+  end
 end
