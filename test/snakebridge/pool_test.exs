@@ -76,6 +76,23 @@ defmodule SnakeBridge.PoolTest do
     for _ <- 1..4, do: assert(SnakeBridge.call!("math", "sqrt", [9.0], [], opts()) == 3.0)
   end
 
+  test "a worker killed from outside (as the OOM killer does) mid-call: the caller learns at once" do
+    # Pin a worker: the caller's object makes the call go to it.
+    obj = SnakeBridge.eval!("__import__('time')", %{}, opts(return: :ref))
+    {:port, worker} = obj.owner
+    {port, _ids} = SnakeBridge.Workers.lookup(worker)
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    caller = Task.async(fn -> :timer.tc(fn -> SnakeBridge.method(obj, "sleep", [5]) end) end)
+    Process.sleep(200)
+    {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(os_pid)])
+    {us, result} = Task.await(caller, 5_000)
+    assert {:error, %WorkerCrashError{reason: {:exit_status, 137}}} = result
+    assert us < 1_500_000
+    # A fresh worker takes its place; the others never noticed.
+    Process.sleep(200)
+    for _ <- 1..4, do: assert(SnakeBridge.call!("math", "sqrt", [4.0], [], opts()) == 2.0)
+  end
+
   test "objects of a dead worker fail clearly" do
     obj = SnakeBridge.new!("collections", "OrderedDict", [], [], opts())
     {:port, worker} = obj.owner
