@@ -51,3 +51,22 @@ IO.puts(
 )
 
 IO.puts("     json.dumps -> #{SnakeBridge.call!("json", "dumps", [%{"test" => "data"}])}")
+
+# 5. The same API out of process: a pool of port workers (crash isolation).
+IO.puts("\n5. a pool of 2 port workers (separate OS processes):")
+{:ok, _} = SnakeBridge.Pool.start_link(name: Demo.Pool, size: 2)
+pool = [backend: {:pool, Demo.Pool}]
+worker_pid = SnakeBridge.call!("os", "getpid", [], [], pool)
+IO.puts("     os.getpid() in a worker = #{worker_pid} (the BEAM is #{System.pid()})")
+
+IO.puts(
+  "     Demo.Statistics.mean!([1, 2, 3, 4], [], backend: {:pool, Demo.Pool}) = #{inspect(Demo.Statistics.mean!([1, 2, 3, 4], [], pool))}"
+)
+
+case SnakeBridge.call("ctypes", "string_at", [0], [], pool) do
+  {:error, %SnakeBridge.WorkerCrashError{reason: reason}} ->
+    IO.puts("     ctypes.string_at(0) segfaults the worker => WorkerCrashError (#{inspect(reason)})")
+end
+
+Process.sleep(100)
+IO.puts("     the pool restarted it: math.sqrt(2.0) = #{SnakeBridge.call!("math", "sqrt", [2.0], [], pool)}")
