@@ -73,7 +73,6 @@ defmodule SnakeBridge.ErrorsTest do
         assert_alive(@backend)
       end
 
-
       test "a custom exception class is reported with its module-qualified name", %{ns: ns} do
         assert {:error, %PythonError{} = e} = SnakeBridge.call(ns["raise_custom"], nil, ["custom message"])
 
@@ -85,7 +84,6 @@ defmodule SnakeBridge.ErrorsTest do
         assert_alive(@backend)
       end
 
-
       test "a nested exception class's python_type uses its __qualname__", %{ns: ns} do
         assert {:error, %PythonError{} = e} = SnakeBridge.call(ns["raise_nested"], nil, [])
         assert e.type == "Inner"
@@ -96,7 +94,6 @@ defmodule SnakeBridge.ErrorsTest do
         assert expected == "sb_errors_fixture.Outer.Inner"
         assert e.python_type == expected
       end
-
 
       test "an exception from a library module keeps its module path" do
         assert {:error, %PythonError{} = e} = SnakeBridge.call("json", "loads", ["{bad json"], [], backend: @backend)
@@ -281,7 +278,6 @@ defmodule SnakeBridge.ErrorsTest do
 
         assert_alive(@backend)
       end
-
 
       test "the message gives the path to a term nested in lists, maps and tuples" do
         pid = self()

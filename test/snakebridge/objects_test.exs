@@ -15,7 +15,6 @@ defmodule SnakeBridge.ObjectsTest do
     describe "Inspect (#{TestBackends.name(backend)})" do
       @backend backend
 
-
       test "shows the Python type and the object's repr" do
         counter = SnakeBridge.call!("collections", "Counter", [~w(a b a)], [], backend: @backend)
         assert inspect(counter) == "#Python<collections.Counter #{repr(counter, @backend)}>"
@@ -120,7 +119,6 @@ defmodule SnakeBridge.ObjectsTest do
         assert {:error, %PythonError{type: "AttributeError"}} = SnakeBridge.getattr(acct, "missing")
       end
 
-
       test "types.SimpleNamespace" do
         ns = SnakeBridge.call!("types", "SimpleNamespace", [], [a: 1, b: "two"], backend: @backend)
         assert %Object{type: "types.SimpleNamespace"} = ns
@@ -194,7 +192,6 @@ defmodule SnakeBridge.ObjectsTest do
         assert SnakeBridge.to_elixir!(counter) == %{"a" => 2, "b" => 1}
       end
 
-
       test "builtins: len, sorted with keyword arguments, isinstance" do
         data = [5, 3, 9, 1, 7]
         assert SnakeBridge.call!("builtins", "len", [data], [], backend: @backend) == length(data)
@@ -221,7 +218,6 @@ defmodule SnakeBridge.ObjectsTest do
 
     describe "return modes and conversion (#{TestBackends.name(backend)})" do
       @backend backend
-
 
       test "return: :ref gives an Object even for an int, and it passes back as the value" do
         ref = SnakeBridge.call!("builtins", "len", [[1, 2, 3]], [], return: :ref, backend: @backend)
@@ -262,7 +258,6 @@ defmodule SnakeBridge.ObjectsTest do
         obj = SnakeBridge.call!("builtins", "object", [], [], backend: @backend)
         assert {:error, %ConversionError{python_type: "object"}} = SnakeBridge.to_elixir(obj)
       end
-
 
       test "return: :value converts subclasses of builtin containers" do
         assert SnakeBridge.eval!("__import__('collections').OrderedDict(a=1)", %{},
@@ -318,7 +313,6 @@ defmodule SnakeBridge.ObjectsTest do
 
     describe "identity and lifetime (#{TestBackends.name(backend)})" do
       @backend backend
-
 
       test "an Object passed back to Python is the same Python object" do
         obj = SnakeBridge.call!("builtins", "object", [], [], backend: @backend)

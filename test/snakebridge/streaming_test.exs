@@ -136,8 +136,6 @@ defmodule SnakeBridge.StreamingTest do
         refute_received {:item, _}
       end
 
-      # pool: iterating calls obj.__iter__() (AttributeError), not iter(obj) (TypeError)
-
       test "an error before the first item (not iterable) raises when enumerated" do
         stream = SnakeBridge.stream("builtins", "len", [[1, 2]], [], backend: @backend)
         assert_raise SnakeBridge.PythonError, ~r/TypeError/, fn -> Enum.to_list(stream) end
@@ -230,8 +228,6 @@ defmodule SnakeBridge.StreamingTest do
         assert micros < 100_000
         assert SnakeBridge.await(handle, 5_000) == {:ok, nil}
       end
-
-      # pool: cancel does not reach the running call (the worker is never told)
 
       test "cancel interrupts the work and no message arrives afterwards", ctx do
         label = label("cancelled")

@@ -130,8 +130,6 @@ defmodule SnakeBridge.TimeoutTest do
         assert_answers(@backend)
       end
 
-      # pool: the worker is not told when a caller dies; its call runs on
-
       test "when the calling process dies, its running call is interrupted" do
         {ns, run} =
           define(@backend, """

@@ -79,7 +79,6 @@ defmodule SnakeBridge.TypesTest do
     describe "floats (#{TestBackends.name(backend)})" do
       @backend backend
 
-
       test "floats cross exactly, including extremes and the sign of zero" do
         for f <- [1.5, -2.25, 0.1, 1.0e308, 5.0e-324, -0.0, 123_456.789] do
           assert py_type(f, @backend) == "float"
@@ -98,7 +97,6 @@ defmodule SnakeBridge.TypesTest do
                ) ==
                  -1.0
       end
-
 
       test ":infinity, :neg_infinity and :nan are float inf, -inf and nan" do
         math = SnakeBridge.call!("importlib", "import_module", ["math"], [], backend: @backend)
@@ -254,12 +252,10 @@ defmodule SnakeBridge.TypesTest do
         assert identity(MapSet.new([[1]]), @backend) == {:ok, MapSet.new([{1}])}
       end
 
-
       test "a dict whose keys would collide in Elixir stays an object" do
         assert %Object{type: "dict"} = d = py("{'a': 1, b'a': 2}", %{}, @backend)
         assert SnakeBridge.call!("builtins", "len", [d], [], backend: @backend) == 2
       end
-
 
       test "a container with an unconvertible item converts partially" do
         result = py("{'n': 1, 'obj': object(), 'list': [2, object()]}", %{}, @backend)
@@ -279,7 +275,6 @@ defmodule SnakeBridge.TypesTest do
         assert [1, %Object{type: "fractions.Fraction"} = f] = py("[1, F(1, 2)]", %{"F" => fraction}, @backend)
         assert SnakeBridge.getattr!(f, "denominator") == 2
       end
-
 
       test "a str with a lone surrogate has no UTF-8 form and stays an object" do
         assert %Object{type: "str"} = s = py("'a\\ud800'", %{}, @backend)
@@ -337,7 +332,6 @@ defmodule SnakeBridge.TypesTest do
                  {1, 2, 3, 4}
       end
 
-
       test "an aware datetime with a fixed non-UTC offset from Python" do
         datetime = SnakeBridge.call!("importlib", "import_module", ["datetime"], [], backend: @backend)
 
@@ -374,7 +368,6 @@ defmodule SnakeBridge.TypesTest do
         assert py("x.utcoffset().total_seconds()", %{"x" => dt}, @backend) == 7200.0
         assert py("x == y", %{"x" => dt, "y" => DateTime.shift_zone!(dt, "Etc/UTC")}, @backend)
       end
-
 
       test "a ZoneInfo datetime carries the zone key and the DST split" do
         datetime = SnakeBridge.call!("importlib", "import_module", ["datetime"], [], backend: @backend)
@@ -428,7 +421,6 @@ defmodule SnakeBridge.TypesTest do
 
     describe "objects (#{TestBackends.name(backend)})" do
       @backend backend
-
 
       test "Objects cross back as themselves inside containers" do
         f = SnakeBridge.new!("fractions", "Fraction", [1, 2], [], backend: @backend)
