@@ -126,11 +126,14 @@ int main() {
   sb::port::FrameReader reader;
   std::array<char, 65536> chunk;
 
-  // One read is outstanding at a time, so the reader is never used by two
-  // threads at once. The next read is issued *before* the frames just read are
-  // handled: while one thread runs a quick request inline, the other keeps
-  // reading, so pings, cancels and end-of-file are never held up.
+  // At most one read is outstanding, so the reader is never used by two
+  // threads at once (`reading` is cleared only once the bytes read are parsed).
+  // The next read is issued after the frames just read are handled: issued
+  // before, its speculative read() would sit between a request and its reply.
+  // While a request run inline turns long, the backup thread below issues it.
+  std::atomic<bool> reading{false};
   std::function<void()> read_more = [&] {
+    if (reading.exchange(true)) return;
     in.async_read_some(boost::asio::buffer(chunk), [&](const boost::system::error_code& ec, size_t n) {
       if (ec) shut_down();  // EOF: the BEAM closed the port or died
       reader.feed(chunk.data(), n);
@@ -144,11 +147,12 @@ int main() {
         if (next == sb::port::FrameReader::Next::Oversized) oversized.push_back(size);
         else frames.push_back(std::move(frame));
       }
-      read_more();
+      reading.store(false);
       for (uint64_t size : oversized) {
         server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
       }
       for (const std::string& frame : frames) server.on_frame(frame);
+      read_more();
     });
   };
   read_more();
@@ -166,7 +170,10 @@ int main() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       if (server.inline_for_ns() > 10'000'000) {
         server.demote_inline_site();
-        while (server.inline_for_ns() > 0) io.run_one_for(std::chrono::milliseconds(5));
+        while (server.inline_for_ns() > 0) {
+          read_more();
+          io.run_one_for(std::chrono::milliseconds(5));
+        }
       }
     }
   });
