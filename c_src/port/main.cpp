@@ -22,6 +22,8 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -132,10 +134,22 @@ int main() {
   // before, its speculative read() would sit between a request and its reply.
   // While a request run inline turns long, the backup thread below issues it.
   std::atomic<bool> reading{false};
+  // The backup thread (below) ticks while requests come, and sleeps once the
+  // program has been idle for a second, until input arrives again.
+  std::atomic<uint64_t> last_input{sb::monotonic_ns()};
+  std::atomic<bool> backup_asleep{false};
+  std::mutex backup_mu;
+  std::condition_variable backup_cv;
   std::function<void()> read_more = [&] {
     if (reading.exchange(true)) return;
     in.async_read_some(boost::asio::buffer(chunk), [&](const boost::system::error_code& ec, size_t n) {
       if (ec) shut_down();  // EOF: the BEAM closed the port or died
+      last_input.store(sb::monotonic_ns());
+      if (backup_asleep.load()) {
+        std::lock_guard<std::mutex> lock(backup_mu);
+        backup_asleep.store(false);
+        backup_cv.notify_one();
+      }
       reader.feed(chunk.data(), n);
       std::vector<std::string> frames;
       std::vector<uint64_t> oversized;
@@ -168,6 +182,18 @@ int main() {
   std::thread backup([&] {
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (sb::monotonic_ns() - last_input.load() > 1'000'000'000 && server.inline_for_ns() == 0) {
+        // Announce the sleep, then look again: input that came meanwhile either
+        // sees the announcement (and wakes us) or is seen here.
+        backup_asleep.store(true);
+        if (sb::monotonic_ns() - last_input.load() > 1'000'000'000) {
+          std::unique_lock<std::mutex> lock(backup_mu);
+          backup_cv.wait(lock, [&] { return !backup_asleep.load(); });
+        } else {
+          backup_asleep.store(false);
+        }
+        continue;
+      }
       if (server.inline_for_ns() > 10'000'000) {
         server.demote_inline_site();
         while (server.inline_for_ns() > 0) {
