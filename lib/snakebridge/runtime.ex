@@ -10,6 +10,32 @@ defmodule SnakeBridge.Runtime do
 
   @spec run(tuple(), keyword()) :: {:ok, term()} | {:error, Exception.t()}
   def run(request, opts) do
+    case kwargs_problem(request) do
+      nil -> dispatch(request, opts)
+      message -> {:error, %ArgumentError{message: message}}
+    end
+  end
+
+  # Keyword arguments must name their parameters: a keyword list, or a map
+  # with atom or string keys.
+  defp kwargs_problem({:call, _, _, _, kwargs}) when kwargs == [] or kwargs == %{}, do: nil
+
+  defp kwargs_problem({:call, _, _, _, kwargs}) do
+    names = if is_map(kwargs), do: Map.keys(kwargs), else: Enum.map(kwargs, &kwarg_name/1)
+
+    if Enum.all?(names, &(is_atom(&1) or is_binary(&1))),
+      do: nil,
+      else:
+        "keyword arguments must be a keyword list or a map with atom or string keys, got: " <>
+          inspect(kwargs, limit: 10)
+  end
+
+  defp kwargs_problem(_request), do: nil
+
+  defp kwarg_name({name, _value}), do: name
+  defp kwarg_name(other), do: {:not_a_pair, other}
+
+  defp dispatch(request, opts) do
     {mode, timeout, backend} = options(opts)
 
     # Objects from a port worker are served by that worker, whatever the backend.

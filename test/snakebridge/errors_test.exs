@@ -383,6 +383,20 @@ defmodule SnakeBridge.ErrorsTest do
           SnakeBridge.call("math", "sqrt", [4.0], [], return: :nope, backend: @backend)
         end
       end
+
+      test "keyword arguments that do not name parameters are refused, saying what was given" do
+        for bad <- [[1, 2], %{1 => 2}, [{:indent, 2}, 3]] do
+          assert {:error, %ArgumentError{message: message}} =
+                   SnakeBridge.call("json", "dumps", [[1]], bad, backend: @backend)
+
+          assert message =~ "keyword arguments must be a keyword list or a map with atom or string keys"
+          assert message =~ inspect(bad)
+        end
+
+        # the accepted forms
+        assert SnakeBridge.call!("json", "dumps", [[1]], [indent: 1], backend: @backend) ==
+                 SnakeBridge.call!("json", "dumps", [[1]], %{"indent" => 1}, backend: @backend)
+      end
     end
 
     describe "SnakeBridge.Encoder (#{TestBackends.name(backend)})" do
