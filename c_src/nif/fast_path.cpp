@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -17,6 +18,7 @@ namespace sb::nif {
 
 struct Slot {
   std::atomic<uint64_t> start{0};     // 0: idle
+  std::atomic<uint64_t> last_start{0};
   std::atomic<uint64_t> deadline{0};
   std::atomic<CallSite*> site{nullptr};
   std::atomic<bool> timed_out{false};
@@ -33,6 +35,13 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(2);
 constexpr uint64_t kNoDeadline = std::numeric_limits<uint64_t>::max();
 
+// After a second without fast-path calls the watchdog sleeps until the next one
+// wakes it, instead of ticking every 2 ms for the life of the VM.
+constexpr uint64_t kIdleBeforeSleep = 1'000'000'000;
+std::atomic<bool> g_asleep{false};
+std::mutex g_sleep_mu;
+std::condition_variable g_sleep_cv;
+
 std::mutex g_slots_mu;
 std::vector<Slot*> g_slots;  // one per scheduler thread, never freed
 thread_local Slot* t_slot = nullptr;
@@ -48,6 +57,14 @@ Slot* my_slot() {
   return t_slot;
 }
 
+// No call running on any scheduler, and none started within the last second.
+bool idle(const std::vector<Slot*>& slots, uint64_t now) {
+  for (Slot* s : slots) {
+    if (s->start.load() != 0 || now - s->last_start.load(std::memory_order_relaxed) < kIdleBeforeSleep) return false;
+  }
+  return true;
+}
+
 void watch() {
   while (true) {
     std::this_thread::sleep_for(kTick);
@@ -57,6 +74,18 @@ void watch() {
       slots = g_slots;
     }
     uint64_t now = monotonic_ns();
+    if (idle(slots, now)) {
+      // Announce the sleep, then look again: a call starting meanwhile either
+      // sees the announcement (and wakes us) or is seen here.
+      g_asleep.store(true);
+      if (idle(slots, monotonic_ns())) {
+        std::unique_lock<std::mutex> lock(g_sleep_mu);
+        g_sleep_cv.wait(lock, [] { return !g_asleep.load(); });
+      } else {
+        g_asleep.store(false);
+      }
+      continue;
+    }
     bool overdue = false;
     for (Slot* s : slots) {
       uint64_t start = s->start.load(std::memory_order_acquire);
@@ -93,7 +122,13 @@ FastCall::FastCall(CallSite* site, int64_t timeout_ms) : slot_(my_slot()) {
   slot_->timed_out = false;
   slot_->site = site;
   slot_->deadline = timeout_ms < 0 ? kNoDeadline : now + static_cast<uint64_t>(timeout_ms) * 1'000'000u;
-  slot_->start.store(now, std::memory_order_release);
+  slot_->last_start.store(now, std::memory_order_relaxed);
+  slot_->start.store(now);  // sequentially consistent: ordered before the load below
+  if (g_asleep.load()) {
+    std::lock_guard<std::mutex> lock(g_sleep_mu);
+    g_asleep.store(false);
+    g_sleep_cv.notify_one();
+  }
 }
 
 bool FastCall::finish() {

@@ -247,6 +247,19 @@ defmodule SnakeBridge.TimeoutTest do
       assert ms < 400, "took #{ms} ms"
     end
 
+    test "the timeout holds for the first promoted call after a second of idleness (the watchdog sleeps then)" do
+      code = "__import__('time').sleep(t)  # promoted, then idle"
+      await_idle_pool()
+      for _ <- 1..30, do: assert(SnakeBridge.eval!(code, %{"t" => 0}) == nil)
+      # Long enough for the watchdog to stop ticking (docs/backends.md).
+      Process.sleep(1_300)
+
+      {ms, result} = elapsed_ms(fn -> SnakeBridge.eval(code, %{"t" => 0.6}, timeout: 100) end)
+
+      assert {:error, %TimeoutError{timeout: 100}} = result
+      assert ms < 400, "took #{ms} ms"
+    end
+
     test "the timeout holds for a promoted call site that turns slow with the same arguments" do
       # Quick runs promote the method call to run directly on the calling
       # scheduler; once `self.delay` grows, a run there can neither be interrupted
