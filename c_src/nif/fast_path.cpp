@@ -38,9 +38,11 @@ constexpr uint64_t kNoDeadline = std::numeric_limits<uint64_t>::max();
 // After a second without fast-path calls the watchdog sleeps until the next one
 // wakes it, instead of ticking every 2 ms for the life of the VM.
 constexpr uint64_t kIdleBeforeSleep = 1'000'000'000;
+// Never destroyed: at VM exit the watchdog may still be waiting on them, and
+// destroying a condition variable with a waiter blocks (glibc), hanging the exit.
 std::atomic<bool> g_asleep{false};
-std::mutex g_sleep_mu;
-std::condition_variable g_sleep_cv;
+std::mutex& g_sleep_mu = *new std::mutex;
+std::condition_variable& g_sleep_cv = *new std::condition_variable;
 
 std::mutex g_slots_mu;
 std::vector<Slot*> g_slots;  // one per scheduler thread, never freed

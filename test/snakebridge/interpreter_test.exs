@@ -47,6 +47,33 @@ defmodule SnakeBridge.InterpreterTest do
     assert out =~ "/nonexistent/python3 does not exist"
   end
 
+  test "the VM stops promptly, gracefully or not, after SnakeBridge's threads have gone idle", %{ebin: ebin} do
+    # Regression: once the fast-path watchdog slept on a condition variable
+    # (after a second without calls), destroying that static at exit blocked
+    # forever, so the BEAM never exited. Port workers are running too.
+    code = """
+    {:ok, _} = Application.ensure_all_started(:snakebridge)
+    {:ok, _} = SnakeBridge.Pool.start_link(name: ExitPool, size: 1)
+    for _ <- 1..50, do: SnakeBridge.call!("math", "sqrt", [2.0])
+    2.0 = SnakeBridge.call!("math", "sqrt", [4.0], [], backend: {:pool, ExitPool})
+    Process.sleep(1_500)
+    IO.puts("idle")
+    """
+
+    for stop <- ["System.halt(0)", "System.stop(0)"] do
+      task = Task.async(fn -> run_elixir(ebin, code <> stop, []) end)
+
+      case Task.yield(task, 30_000) || Task.shutdown(task, :brutal_kill) do
+        {:ok, {out, status}} ->
+          assert out =~ "idle"
+          assert status == 0
+
+        nil ->
+          flunk("the VM did not exit within 30 s after #{stop}")
+      end
+    end
+  end
+
   test "Python sees the real interpreter and the BEAM's process" do
     assert SnakeBridge.getattr!("sys", "executable") == SnakeBridge.Config.python()
     assert SnakeBridge.call!("os", "getpid") == String.to_integer(System.pid())
