@@ -59,6 +59,10 @@ ERL_NIF_TERM init_nif(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
   if (enif_get_map_value(env, argv[0], enif_make_atom(env, "max_threads"), &v) && enif_get_uint(env, v, &max_threads)) {
     WorkerPool::instance().set_max_threads(max_threads);
   }
+  unsigned spin_us;
+  if (enif_get_map_value(env, argv[0], enif_make_atom(env, "spin_us"), &v) && enif_get_uint(env, v, &spin_us)) {
+    WorkerPool::instance().set_spin_ns(static_cast<uint64_t>(spin_us) * 1000);
+  }
   if (enif_get_map_value(env, argv[0], enif_make_atom(env, "fast_path"), &v)) {
     g_fast_path_enabled = (v == atoms.true_);
   }
