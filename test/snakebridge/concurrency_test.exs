@@ -37,40 +37,6 @@ defmodule SnakeBridge.ConcurrencyTest do
     end
   end
 
-  # Ticks every millisecond until told to stop; reports the largest gap seen.
-  defp start_heartbeat do
-    parent = self()
-
-    spawn_link(fn ->
-      send(parent, {:heartbeat, self()})
-      heartbeat(parent, System.monotonic_time(:microsecond), 0)
-    end)
-
-    receive do
-      {:heartbeat, pid} -> pid
-    end
-  end
-
-  defp heartbeat(parent, last, max_gap) do
-    receive do
-      :stop -> send(parent, {:max_gap, max_gap})
-    after
-      1 ->
-        now = System.monotonic_time(:microsecond)
-        heartbeat(parent, now, max(max_gap, now - last))
-    end
-  end
-
-  defp stop_heartbeat(pid) do
-    send(pid, :stop)
-
-    receive do
-      {:max_gap, us} -> div(us, 1000)
-    after
-      5_000 -> flunk("heartbeat process did not answer")
-    end
-  end
-
   # A pure-Python CPU loop that runs for about `seconds` (holding the GIL, apart
   # from the interpreter's periodic switches) and returns its iteration count.
   @cpu_loop """
@@ -89,12 +55,8 @@ defmodule SnakeBridge.ConcurrencyTest do
   # Runs `fun` while a 1 ms heartbeat ticks; returns {fun's result, elapsed ms,
   # largest gap between ticks in ms}.
   defp with_heartbeat(fun) do
-    hb = start_heartbeat()
-    Process.sleep(20)
-    started = System.monotonic_time(:millisecond)
-    result = fun.()
-    elapsed = System.monotonic_time(:millisecond) - started
-    {result, elapsed, stop_heartbeat(hb)}
+    {result, elapsed, gap_us} = SnakeBridge.Heartbeat.measure(fun, 20)
+    {result, elapsed, div(gap_us, 1000)}
   end
 
   # A scheduler blocked by Python stalls the heartbeat for as long as Python runs,

@@ -150,23 +150,7 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     )
   end
 
-  defp bench("sleep200", _ctx) do
-    parent = self()
-    beat = spawn(fn -> heartbeat(parent, System.monotonic_time(:microsecond), 0) end)
-    t0 = System.monotonic_time(:millisecond)
-
-    1..200
-    |> Enum.map(fn _ -> Task.async(fn -> {:ok, nil} = SnakeBridge.call("time", "sleep", [0.5]) end) end)
-    |> Task.await_many(30_000)
-
-    elapsed = System.monotonic_time(:millisecond) - t0
-    send(beat, :stop)
-    worst = receive(do: ({:worst_gap, us} -> us))
-
-    IO.puts(
-      "| 200 concurrent time.sleep(0.5) | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |"
-    )
-  end
+  defp bench("sleep200", _ctx), do: sleep200("200 concurrent time.sleep(0.5)", :nif)
 
   defp bench("timeout", _ctx) do
     samples =
@@ -247,19 +231,8 @@ defmodule Mix.Tasks.Snakebridge.Bench do
   # ------------------------------------------------------------ port workers
 
   defp bench("port_trivial", ctx) do
-    nif = fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0]) end
-    warm(nif, ctx, 20_000)
-    nif_samples = sample(nif, n(ctx, 50_000))
-
-    with_pool(1, fn pool ->
-      f = fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: pool) end
-      warm(f, ctx, 20_000)
-
-      report(
-        "port: math.sqrt(2.0), 1 worker",
-        sample(f, n(ctx, 50_000)),
-        "after #{n(ctx, 20_000)} warm-up calls; NIF same call #{median_p99(nif_samples)}"
-      )
+    versus_nif(ctx, "port: math.sqrt(2.0), 1 worker", 20_000, 50_000, fn backend ->
+      {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: backend)
     end)
   end
 
@@ -281,37 +254,17 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     # Not valid UTF-8 (0xFF never occurs in UTF-8), so it crosses as Python bytes.
     bin = <<0xFF>> <> :crypto.strong_rand_bytes(1_048_575)
     false = String.valid?(bin)
-    nif = fn -> {:ok, ^bin} = SnakeBridge.call(ctx.ident, nil, [bin]) end
-    warm(nif, ctx, 200)
-    nif_samples = sample(nif, n(ctx, 1_000))
 
-    with_pool(1, fn pool ->
-      f = fn -> {:ok, ^bin} = SnakeBridge.eval("x", %{"x" => bin}, backend: pool) end
-      warm(f, ctx, 200)
-
-      report(
-        "port: 1 MiB bytes round trip, 1 worker",
-        sample(f, n(ctx, 1_000)),
-        "eval `x` with the binary as x; NIF (identity function) #{median_p99(nif_samples)}"
-      )
+    versus_nif(ctx, "port: 1 MiB bytes round trip, 1 worker", 200, 1_000, fn backend ->
+      {:ok, ^bin} = SnakeBridge.eval("x", %{"x" => bin}, backend: backend)
     end)
   end
 
   defp bench("port_list", ctx) do
     list = Enum.to_list(1..10_000)
-    nif = fn -> {:ok, ^list} = SnakeBridge.call(ctx.ident, nil, [list]) end
-    warm(nif, ctx, 200)
-    nif_samples = sample(nif, n(ctx, 1_000))
 
-    with_pool(1, fn pool ->
-      f = fn -> {:ok, ^list} = SnakeBridge.eval("x", %{"x" => list}, backend: pool) end
-      warm(f, ctx, 200)
-
-      report(
-        "port: 10,000-integer list round trip, 1 worker",
-        sample(f, n(ctx, 1_000)),
-        "eval `x` with the list as x; NIF (identity function) #{median_p99(nif_samples)}"
-      )
+    versus_nif(ctx, "port: 10,000-integer list round trip, 1 worker", 200, 1_000, fn backend ->
+      {:ok, ^list} = SnakeBridge.eval("x", %{"x" => list}, backend: backend)
     end)
   end
 
@@ -381,23 +334,40 @@ defmodule Mix.Tasks.Snakebridge.Bench do
   end
 
   defp bench("port_sleep200", _ctx) do
-    with_pool(2, fn pool ->
-      parent = self()
-      beat = spawn(fn -> heartbeat(parent, System.monotonic_time(:microsecond), 0) end)
-      t0 = System.monotonic_time(:millisecond)
+    with_pool(2, &sleep200("port: 200 concurrent time.sleep(0.5), 2 workers", &1))
+  end
 
-      1..200
-      |> Enum.map(fn _ ->
-        Task.async(fn -> {:ok, nil} = SnakeBridge.call("time", "sleep", [0.5], [], backend: pool) end)
+  # 200 concurrent time.sleep(0.5) calls while a 1 ms heartbeat ticks.
+  defp sleep200(name, backend) do
+    {_, elapsed, worst} =
+      SnakeBridge.Heartbeat.measure(fn ->
+        1..200
+        |> Enum.map(fn _ ->
+          Task.async(fn -> {:ok, nil} = SnakeBridge.call("time", "sleep", [0.5], [], backend: backend) end)
+        end)
+        |> Task.await_many(60_000)
       end)
-      |> Task.await_many(60_000)
 
-      elapsed = System.monotonic_time(:millisecond) - t0
-      send(beat, :stop)
-      worst = receive(do: ({:worst_gap, us} -> us))
+    IO.puts(
+      "| #{name} | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |"
+    )
+  end
 
-      IO.puts(
-        "| port: 200 concurrent time.sleep(0.5), 2 workers | — | — | all done in #{elapsed} ms; heartbeat (1 ms ticks) worst gap #{Float.round(worst / 1000, 1)} ms |"
+  # The same call in-process and through a 1-worker pool (`call` takes the
+  # backend), each after `warm_count` warm-up calls, reported side by side.
+  defp versus_nif(ctx, name, warm_count, count, call) do
+    nif = fn -> call.(:nif) end
+    warm(nif, ctx, warm_count)
+    nif_samples = sample(nif, n(ctx, count))
+
+    with_pool(1, fn pool ->
+      f = fn -> call.(pool) end
+      warm(f, ctx, warm_count)
+
+      report(
+        name,
+        sample(f, n(ctx, count)),
+        "after #{n(ctx, warm_count)} warm-up calls; NIF same call #{median_p99(nif_samples)}"
       )
     end)
   end
@@ -463,16 +433,6 @@ defmodule Mix.Tasks.Snakebridge.Bench do
     sorted = Enum.sort(samples)
     len = length(sorted)
     "#{fmt_ns(Enum.at(sorted, div(len, 2)))} (p99 #{fmt_ns(Enum.at(sorted, min(len - 1, trunc(len * 0.99))))})"
-  end
-
-  defp heartbeat(parent, last, worst) do
-    receive do
-      :stop -> send(parent, {:worst_gap, worst})
-    after
-      1 ->
-        now = System.monotonic_time(:microsecond)
-        heartbeat(parent, now, max(worst, now - last))
-    end
   end
 
   defp warm(f, ctx, count \\ 10_000), do: for(_ <- 1..n(ctx, count), do: f.())
