@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace sb::port {
@@ -12,6 +13,12 @@ class FrameReader {
  public:
   explicit FrameReader(size_t max_frame = size_t(1) << 30) : max_(max_frame) {}
 
+  // Room to read the next bytes into, directly: at least 64 KiB, or the rest
+  // of the frame under way if that is larger (a large frame then arrives in a
+  // read or two, with no copy in between). Then commit() what was read.
+  char* space(size_t* size);
+  void commit(size_t n);
+  // space() + copy + commit(), for bytes that are already in memory.
   void feed(const char* data, size_t n);
 
   enum class Next { Frame, NeedMore, Oversized };
@@ -20,8 +27,12 @@ class FrameReader {
   Next next(std::string* out, uint64_t* size);
 
  private:
-  std::string buf_;
+  void reserve(size_t n);  // room for n more bytes after end_
+
+  std::unique_ptr<char[]> buf_;  // bytes [pos_, end_) are unread
+  size_t cap_ = 0;
   size_t pos_ = 0;
+  size_t end_ = 0;
   uint64_t skip_ = 0;
   size_t max_;
 };

@@ -19,7 +19,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -126,7 +125,6 @@ int main() {
   boost::asio::io_context io;
   boost::asio::posix::stream_descriptor in(io, kIn);
   sb::port::FrameReader reader;
-  std::array<char, 65536> chunk;
 
   // At most one read is outstanding, so the reader is never used by two
   // threads at once (`reading` is cleared only once the bytes read are parsed).
@@ -142,7 +140,9 @@ int main() {
   std::condition_variable backup_cv;
   std::function<void()> read_more = [&] {
     if (reading.exchange(true)) return;
-    in.async_read_some(boost::asio::buffer(chunk), [&](const boost::system::error_code& ec, size_t n) {
+    size_t room;
+    char* into = reader.space(&room);
+    in.async_read_some(boost::asio::buffer(into, room), [&](const boost::system::error_code& ec, size_t n) {
       if (ec) shut_down();  // EOF: the BEAM closed the port or died
       last_input.store(sb::monotonic_ns());
       if (backup_asleep.load()) {
@@ -150,7 +150,7 @@ int main() {
         backup_asleep.store(false);
         backup_cv.notify_one();
       }
-      reader.feed(chunk.data(), n);
+      reader.commit(n);
       std::vector<std::string> frames;
       std::vector<uint64_t> oversized;
       while (true) {
@@ -165,7 +165,7 @@ int main() {
       for (uint64_t size : oversized) {
         server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
       }
-      for (const std::string& frame : frames) server.on_frame(frame);
+      for (std::string& frame : frames) server.on_frame(std::move(frame));
       read_more();
     });
   };

@@ -249,16 +249,21 @@ size_t Server::in_flight() {
   return running_.size();
 }
 
-void Server::on_frame(const std::string& frame) {
-  auto request = std::make_shared<msgpack::object_handle>();
+void Server::on_frame(std::string frame) {
+  auto request = std::make_shared<Request>();
+  request->frame = std::move(frame);
+  const std::string& bytes = request->frame;
   try {
     size_t offset = 0;
-    *request = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, kLimits);
-    if (offset != frame.size()) return send_error(0, "bad_request", "a frame must hold exactly one msgpack value");
+    // Strings, binaries and extensions point into the frame (kept alongside)
+    // rather than being copied into the handle's zone.
+    auto reference = [](msgpack::type::object_type, size_t, void*) { return true; };
+    request->handle = msgpack::unpack(bytes.data(), bytes.size(), offset, reference, nullptr, kLimits);
+    if (offset != bytes.size()) return send_error(0, "bad_request", "a frame must hold exactly one msgpack value");
   } catch (const std::exception& e) {
     return send_error(0, "bad_request", std::string("malformed msgpack: ") + e.what());
   }
-  const msgpack::object& o = request->get();
+  const msgpack::object& o = request->handle.get();
   if (o.type != msgpack::type::ARRAY || o.via.array.size < 2 || o.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER ||
       o.via.array.ptr[1].type != msgpack::type::STR) {
     return send_error(0, "bad_request", "a request is [id, op, args...]");
@@ -368,14 +373,14 @@ void Server::on_frame(const std::string& frame) {
   });
 }
 
-void Server::run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, std::shared_ptr<Running> running) {
+void Server::run(uint64_t id, std::shared_ptr<Request> request, std::shared_ptr<Running> running) {
   running->tstate.store(this_thread_state());
   msgpack::sbuffer reply;
   {
     Gil gil;
     clear_interrupt();
     t_request = id;
-    const auto& a = request->get().via.array;
+    const auto& a = request->handle.get().via.array;
     auto fail_with = [&](auto&& pack_error) {
       reply.clear();
       Packer pk(reply);

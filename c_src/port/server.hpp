@@ -20,7 +20,7 @@ class Server {
   explicit Server(int out_fd) : out_fd_(out_fd) {}
 
   // I/O thread: one complete frame from the client.
-  void on_frame(const std::string& frame);
+  void on_frame(std::string frame);
   // Any thread: a frame-bodied reply (the header is added here).
   void send(const char* data, size_t size);
   void send_error(uint64_t id, const char* kind, const std::string& message);
@@ -38,7 +38,13 @@ class Server {
  private:
   using Running = InterruptTarget;
 
-  void run(uint64_t id, std::shared_ptr<msgpack::object_handle> request, std::shared_ptr<Running> running);
+  // A decoded request and the frame its strings and binaries point into.
+  struct Request {
+    std::string frame;
+    msgpack::object_handle handle;
+  };
+
+  void run(uint64_t id, std::shared_ptr<Request> request, std::shared_ptr<Running> running);
   void cancel(uint64_t id);
   void reply_drained(uint64_t id);
 
