@@ -16,6 +16,7 @@ namespace {
 // process main thread rather than whatever the embedding process set as default.
 constexpr size_t kStackSize = 8 * 1024 * 1024;
 constexpr auto kIdleTick = std::chrono::milliseconds(50);
+constexpr int kMaxSpinners = 2;
 
 }  // namespace
 
@@ -78,11 +79,16 @@ void WorkerPool::run() {
   while (true) {
     ++idle_;
     uint64_t spin = spin_ns_.load(std::memory_order_relaxed);
+    // A couple of spinning threads catch the next job; more would only burn
+    // cores (200 calls ending together must not mean 200 spinning threads).
     if (just_worked && spin > 0 && jobs_.empty()) {
-      lock.unlock();
-      uint64_t t0 = monotonic_ns();
-      while (pending_.load(std::memory_order_acquire) == 0 && monotonic_ns() - t0 < spin) cpu_relax();
-      lock.lock();
+      if (spinners_.fetch_add(1) < kMaxSpinners) {
+        lock.unlock();
+        uint64_t t0 = monotonic_ns();
+        while (pending_.load(std::memory_order_acquire) == 0 && monotonic_ns() - t0 < spin) cpu_relax();
+        lock.lock();
+      }
+      spinners_.fetch_sub(1);
     }
     just_worked = false;
     bool got = cv_.wait_for(lock, kIdleTick, [&] { return !jobs_.empty(); });

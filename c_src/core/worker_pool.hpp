@@ -43,6 +43,7 @@ class WorkerPool {
   size_t idle_ = 0;
   std::atomic<size_t> pending_{0};  // jobs_.size(), readable without the lock
   std::atomic<uint64_t> spin_ns_{0};
+  std::atomic<int> spinners_{0};
 };
 
 }  // namespace sb
