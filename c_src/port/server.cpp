@@ -83,6 +83,15 @@ void reply_ok_header(Packer& pk, uint64_t id) {
   pk.pack(std::string("ok"));
 }
 
+// {"kind": kind, "message": message}: the error map of bad requests.
+void pack_kind_message(Packer& pk, const char* kind, const std::string& message) {
+  pk.pack_map(2);
+  pk.pack(std::string("kind"));
+  pk.pack(std::string(kind));
+  pk.pack(std::string("message"));
+  pk.pack(message);
+}
+
 void pack_error_map(Packer& pk, const PythonErrorInfo& e) {
   pk.pack_map(5);
   pk.pack(std::string("kind"));
@@ -236,11 +245,7 @@ void Server::send_error(uint64_t id, const char* kind, const std::string& messag
   pk.pack_array(3);
   pk.pack_uint64(id);
   pk.pack(std::string("error"));
-  pk.pack_map(2);
-  pk.pack(std::string("kind"));
-  pk.pack(std::string(kind));
-  pk.pack(std::string("message"));
-  pk.pack(message);
+  pack_kind_message(pk, kind, message);
   send(buf.data(), buf.size());
 }
 
@@ -423,21 +428,9 @@ void Server::run(uint64_t id, std::shared_ptr<Request> request, std::shared_ptr<
         pk.pack(e.repr);
       });
     } catch (const BadRequest& e) {
-      fail_with([&](Packer& pk) {
-        pk.pack_map(2);
-        pk.pack(std::string("kind"));
-        pk.pack(std::string("bad_request"));
-        pk.pack(std::string("message"));
-        pk.pack(e.message);
-      });
+      fail_with([&](Packer& pk) { pack_kind_message(pk, "bad_request", e.message); });
     } catch (const std::exception& e) {
-      fail_with([&](Packer& pk) {
-        pk.pack_map(2);
-        pk.pack(std::string("kind"));
-        pk.pack(std::string("bad_request"));
-        pk.pack(std::string("message"));
-        pk.pack(std::string("internal error: ") + e.what());
-      });
+      fail_with([&](Packer& pk) { pack_kind_message(pk, "bad_request", std::string("internal error: ") + e.what()); });
     }
     if (PyErr_Occurred()) PyErr_Clear();
     t_request = 0;
