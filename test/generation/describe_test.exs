@@ -8,6 +8,8 @@ defmodule SnakeBridge.Generation.DescribeTest do
   # their names start with sbtest_describe_ so no other test imports them.
   use ExUnit.Case, async: true
 
+  import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
+
   alias SnakeBridge.PythonError
 
   @moduletag timeout: 120_000
@@ -122,13 +124,9 @@ defmodule SnakeBridge.Generation.DescribeTest do
       File.write!(Path.join(dir, "#{name}.py"), source)
     end
 
-    SnakeBridge.exec!(
-      "import sys, importlib\nif d not in sys.path:\n    sys.path.insert(0, d)\nimportlib.invalidate_caches()",
-      %{"d" => dir}
-    )
+    on_python_path(dir)
 
     on_exit(fn ->
-      SnakeBridge.exec("import sys\nif d in sys.path:\n    sys.path.remove(d)", %{"d" => dir})
       File.rm_rf!(dir)
     end)
 

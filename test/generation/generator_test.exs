@@ -8,6 +8,8 @@ defmodule SnakeBridge.Generation.GeneratorTest do
   # sys.path.
   use ExUnit.Case, async: true
 
+  import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
+
   alias SnakeBridge.Generator
   alias SnakeBridge.Generator.Types
   alias SnakeBridge.PythonError
@@ -131,15 +133,8 @@ defmodule SnakeBridge.Generation.GeneratorTest do
     Enum.each([py, src, ebin], &File.mkdir_p!/1)
     File.write!(Path.join(py, "sbtest_gen_probe.py"), @probe)
 
-    SnakeBridge.exec!(
-      "import sys, importlib\nif d not in sys.path:\n    sys.path.insert(0, d)\nimportlib.invalidate_caches()",
-      %{"d" => py}
-    )
-
-    on_exit(fn ->
-      SnakeBridge.exec("import sys\nif d in sys.path:\n    sys.path.remove(d)", %{"d" => py})
-      File.rm_rf!(dir)
-    end)
+    on_python_path(py)
+    on_exit(fn -> File.rm_rf!(dir) end)
 
     files =
       for {python, module} <- @python,

@@ -25,6 +25,8 @@ defmodule SnakeBridge.Generation.UseTest do
   # "Caching and recompilation").
   use ExUnit.Case, async: true
 
+  import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
+
   alias SnakeBridge.SchemaCache
   alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions}
 
@@ -37,13 +39,9 @@ defmodule SnakeBridge.Generation.UseTest do
 
     File.mkdir_p!(dir)
 
-    SnakeBridge.exec!(
-      "import sys, importlib\nif d not in sys.path:\n    sys.path.insert(0, d)\nimportlib.invalidate_caches()",
-      %{"d" => dir}
-    )
+    on_python_path(dir)
 
     on_exit(fn ->
-      SnakeBridge.exec("import sys\nif d in sys.path:\n    sys.path.remove(d)", %{"d" => dir})
       File.rm_rf!(dir)
       # the cache entries of the tmp Python module
       for file <- Path.wildcard(Path.join(SchemaCache.dir(), "sbtest_use_probe-*")),

@@ -3,6 +3,8 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
   # hence async: false.
   use ExUnit.Case, async: false
 
+  import SnakeBridge.Test.Helpers, only: [mix_output: 0]
+
   alias SnakeBridge.Cache
 
   setup do
@@ -20,14 +22,6 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
     end)
 
     :ok
-  end
-
-  defp output do
-    receive do
-      {:mix_shell, _, [message]} -> message <> "\n" <> output()
-    after
-      0 -> ""
-    end
   end
 
   defp write(tmp, path, text) do
@@ -108,7 +102,7 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
     removed = clean(tmp, ["--dry-run"])
     assert tree(tmp) == before
 
-    out = output()
+    out = mix_output()
     assert out =~ "* would remove lib/my_app/json.ex"
     assert out =~ "* would remove lib/my_app/json/decoder.ex"
     assert out =~ "* would remove _build/snakebridge/"
@@ -123,7 +117,7 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
     project(tmp)
     before = tree(tmp)
     clean(tmp, [])
-    out = output()
+    out = mix_output()
 
     assert out =~ "* removing lib/my_app/json.ex"
     assert out =~ "* removing lib/my_app/json/decoder.ex"
@@ -155,7 +149,7 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
 
     # Nothing left to do the second time.
     clean(tmp, [])
-    assert output() =~ "* nothing to clean"
+    assert mix_output() =~ "* nothing to clean"
   end
 
   @tag :tmp_dir
@@ -167,34 +161,34 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
 
     # Without --venv, the venv stays.
     clean(tmp, [])
-    assert output() =~ "* removing _build/snakebridge/"
+    assert mix_output() =~ "* removing _build/snakebridge/"
     assert exists?(tmp, ".venv/pyvenv.cfg")
 
     clean(tmp, ["--venv", "--dry-run"])
-    assert output() =~ "* would remove .venv/"
+    assert mix_output() =~ "* would remove .venv/"
     assert exists?(tmp, ".venv/pyvenv.cfg")
 
     clean(tmp, ["--venv"])
-    assert output() =~ "* removing .venv/"
+    assert mix_output() =~ "* removing .venv/"
     refute exists?(tmp, ".venv")
 
     # A directory that is not a venv is kept.
     write(tmp, "notvenv/important.txt", "data")
     Application.put_env(:snakebridge, :venv, "notvenv")
     clean(tmp, ["--venv"])
-    assert output() =~ "warning: keeping #{tmp}/notvenv: not a virtual environment (no pyvenv.cfg)"
+    assert mix_output() =~ "warning: keeping #{tmp}/notvenv: not a virtual environment (no pyvenv.cfg)"
     assert exists?(tmp, "notvenv/important.txt")
 
     # Nor is a venv that holds the project.
     write(tmp, "pyvenv.cfg", "home = /usr/bin\n")
     Application.put_env(:snakebridge, :venv, ".")
     clean(tmp, ["--venv"])
-    assert output() =~ "it contains the project itself"
+    assert mix_output() =~ "it contains the project itself"
     assert exists?(tmp, "notvenv/important.txt")
 
     Application.delete_env(:snakebridge, :venv)
     clean(tmp, ["--venv"])
-    assert output() =~ "warning: --venv: no venv configured"
+    assert mix_output() =~ "warning: --venv: no venv configured"
   end
 
   @tag :tmp_dir

@@ -4,6 +4,8 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
   # SNAKEBRIDGE_PYTHON, hence async: false.
   use ExUnit.Case, async: false
 
+  import SnakeBridge.Test.Helpers, only: [mix_output: 0]
+
   alias SnakeBridge.Venv
 
   @moduletag timeout: 120_000
@@ -38,15 +40,6 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
   defp setup_error(tmp, args) do
     error = assert_raise(Mix.Error, fn -> setup_task(tmp, args) end)
     error.message
-  end
-
-  # Everything the task printed so far.
-  defp output do
-    receive do
-      {:mix_shell, _, [message]} -> message <> "\n" <> output()
-    after
-      0 -> ""
-    end
   end
 
   defp py(venv, code) do
@@ -87,7 +80,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     venv = Path.join(tmp, "venv")
 
     setup_task(tmp, ["--no-index", "--find-links", "wheels"])
-    out = output()
+    out = mix_output()
     assert out =~ "* creating venv at venv with /usr/bin/python3 (default)"
     assert out =~ "* installing 1 requirement into venv..."
     assert out =~ "* ok"
@@ -102,7 +95,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     # --check passes, and changes nothing.
     cfg_mtime = File.stat!(Path.join(venv, "pyvenv.cfg")).mtime
     setup_task(tmp, ["--check"])
-    out = output()
+    out = mix_output()
     assert out =~ ~r/ok\s+sb-wheel-probe==0.3.0 \(0.3.0 installed\)/
     assert out =~ "* ok: venv present, 1 of 1 requirements verified"
     assert File.stat!(Path.join(venv, "pyvenv.cfg")).mtime == cfg_mtime
@@ -122,7 +115,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     assert message =~ "- sb-wheel-probe>=1.0: 0.3.0 installed"
     assert message =~ "- sb-not-installed: not installed"
     assert message =~ "Run `mix snakebridge.setup`"
-    out = output()
+    out = mix_output()
     assert out =~ ~r/ok\s+sb_Wheel.Probe/
     assert out =~ ~r/\?\s+git\+https:.*cannot verify: URL requirement/
 
@@ -142,7 +135,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     # Running setup again keeps the venv.
     config(python_requirements: [])
     setup_task(tmp, [])
-    out = output()
+    out = mix_output()
     assert out =~ "* using existing venv at venv"
     assert out =~ "* no requirements to install"
     assert File.stat!(Path.join(venv, "pyvenv.cfg")).mtime == cfg_mtime
@@ -167,7 +160,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     venv = Path.join(tmp, "venv")
 
     setup_task(tmp, ["-r", "requirements.txt", "--no-index", "--no-build-isolation"])
-    out = output()
+    out = mix_output()
     assert out =~ "* creating venv at venv with /usr/bin/python3 (default) --system-site-packages"
     assert out =~ "* installing 2 requirements into venv..."
     assert out =~ "* ok"
@@ -178,7 +171,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     assert {"ok\n", 0} = py(venv, "import setuptools, sys; assert sys.prefix != sys.base_prefix; print('ok')")
 
     setup_task(tmp, ["--check", "--requirement", "requirements.txt"])
-    out = output()
+    out = mix_output()
     assert out =~ ~r"ok\s+\./py/pkg_a \(sb-src-a 1\.2\.0 installed \(from local path\)\)"
     assert out =~ ~r"ok\s+\./py/pkg_b \(sb-src-b 0\.1 installed \(from local path\)\)"
     assert out =~ "2 of 2 requirements verified"
@@ -225,7 +218,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     build_wheel(Path.join(tmp, "wheels"), "sb-pass-probe", "2.0", "sb_pass_probe", 2)
 
     setup_task(tmp, ["--venv", "venv", "--", "--no-index", "--find-links", "wheels", "sb-pass-probe"])
-    out = output()
+    out = mix_output()
     assert out =~ "* using existing venv at venv"
     assert out =~ ~r"the venv has no pip; installing it from \S+/pip-[\d.]+-py3-none-any\.whl"
     assert out =~ "* no requirements to install"
@@ -236,7 +229,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
 
     File.write!(Path.join(tmp, "req.txt"), "sb-pass-probe>=2\n")
     setup_task(tmp, ["--venv", "venv", "-r", "req.txt", "--", "--no-index", "--find-links", "wheels"])
-    assert output() =~ "* installing 1 requirement into venv..."
+    assert mix_output() =~ "* installing 1 requirement into venv..."
     assert {"2\n", 0} = py(venv, "import sb_pass_probe; print(sb_pass_probe.VALUE)")
   end
 
@@ -257,7 +250,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
 
     File.chmod!(fake, 0o755)
     setup_task(tmp, ["--venv", "venv", "--python", fake])
-    out = output()
+    out = mix_output()
     assert out =~ "* creating venv at venv with #{fake} (--python)"
     assert out =~ "could not install pip (ensurepip failed)"
     assert out =~ "* retrying without pip; pip will be installed from a local wheel"

@@ -17,6 +17,7 @@ defmodule SnakeBridge.Property.MsgpackTest do
   use ExUnit.Case, async: true
 
   import Bitwise
+  import SnakeBridge.Test.Helpers, only: [proper_check: 3]
 
   alias :proper_types, as: PT
   alias SnakeBridge.Msgpack
@@ -37,7 +38,7 @@ defmodule SnakeBridge.Property.MsgpackTest do
         end
       end)
 
-    check(prop, 500, fn [term] ->
+    proper_check(prop, 500, fn [term] ->
       "#{inspect(term, pretty: true, limit: :infinity)}\ndecoded as #{inspect(Msgpack.decode(encode(term)), limit: :infinity)}"
     end)
   end
@@ -45,7 +46,7 @@ defmodule SnakeBridge.Property.MsgpackTest do
   test "other terms come back with the documented changes (or a duplicate key they cause)" do
     prop = :proper.forall(wide(), fn term -> wide_roundtrip(term) == :agrees end)
 
-    check(prop, 400, fn [term] ->
+    proper_check(prop, 400, fn [term] ->
       "#{show(term)}\n#{show(wide_roundtrip(term))}"
     end)
   end
@@ -56,7 +57,7 @@ defmodule SnakeBridge.Property.MsgpackTest do
         match?({:error, {:unconvertible, :unconvertible, ^bad, ^steps}}, Msgpack.encode(term))
       end)
 
-    check(prop, 300, fn [{term, bad, steps}] ->
+    proper_check(prop, 300, fn [{term, bad, steps}] ->
       "#{inspect(term, pretty: true, limit: :infinity)}\nwith #{inspect(bad)} at #{inspect(steps)}: " <>
         inspect(Msgpack.encode(term), limit: 20)
     end)
@@ -65,12 +66,12 @@ defmodule SnakeBridge.Property.MsgpackTest do
   describe "agrees with the in-process NIF on what it refuses (term, reason, path)" do
     test "terms with one unconvertible item" do
       prop = :proper.forall(Terms.poisoned(), fn {term, _bad, _steps} -> verdicts_agree?(term) end)
-      check(prop, 150, fn [{term, _, _}] -> disagreement(term) end)
+      proper_check(prop, 150, fn [{term, _, _}] -> disagreement(term) end)
     end
 
     test "mappable and wider terms" do
       prop = :proper.forall(PT.oneof([Terms.mappable(), wide()]), fn term -> verdicts_agree?(term) end)
-      check(prop, 150, fn [term] -> disagreement(term) end)
+      proper_check(prop, 150, fn [term] -> disagreement(term) end)
     end
 
     test "edge cases: calendars, atoms, structs, depth, improper lists" do
@@ -141,7 +142,7 @@ defmodule SnakeBridge.Property.MsgpackTest do
 
   test "decode never raises on random bytes" do
     prop = :proper.forall(byte_soup(), fn bytes -> returns?(bytes) end)
-    check(prop, 3000, fn [bytes] -> inspect(bytes, limit: :infinity) end)
+    proper_check(prop, 3000, fn [bytes] -> inspect(bytes, limit: :infinity) end)
   end
 
   test "decode never raises on mutations of valid encodings" do
@@ -150,7 +151,7 @@ defmodule SnakeBridge.Property.MsgpackTest do
         term |> encode() |> mutate(mutations) |> returns?()
       end)
 
-    check(prop, 1500, fn [{term, mutations}] ->
+    proper_check(prop, 1500, fn [{term, mutations}] ->
       "#{inspect(term, limit: :infinity)} mutated by #{inspect(mutations)}: " <>
         inspect(term |> encode() |> mutate(mutations), limit: :infinity)
     end)
@@ -355,14 +356,4 @@ defmodule SnakeBridge.Property.MsgpackTest do
   defp nested(n, leaf), do: [nested(n - 1, leaf)]
 
   # ------------------------------------------------------------------ running
-
-  defp failure(result, :undefined, _describe), do: "PropEr: #{inspect(result)}"
-  defp failure(_result, counterexample, describe), do: "shrunk counterexample: " <> describe.(counterexample)
-
-  # Runs a PropEr property; on failure the message shows the shrunk counterexample.
-  defp check(prop, numtests, describe) do
-    result = :proper.quickcheck(prop, [{:numtests, numtests}, {:to_file, :user}])
-
-    unless result == true, do: flunk(failure(result, :proper.counterexample(), describe))
-  end
 end

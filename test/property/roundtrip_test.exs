@@ -9,6 +9,8 @@ defmodule SnakeBridge.Property.RoundtripTest do
   # :proper.forall(G, fn x -> P end).
   use ExUnit.Case, async: true
 
+  import SnakeBridge.Test.Helpers, only: [proper_check: 3]
+
   alias SnakeBridge.Test.PythonTerms, as: Terms
 
   @moduletag timeout: 300_000
@@ -21,7 +23,7 @@ defmodule SnakeBridge.Property.RoundtripTest do
   test "mappable terms round-trip through Python unchanged", %{ident: ident} do
     prop = :proper.forall(Terms.mappable(), fn term -> Enum.all?(roundtrips(term, ident), &same?(&1, term)) end)
 
-    check(prop, 300, fn [term] ->
+    proper_check(prop, 300, fn [term] ->
       failed = roundtrips(term, ident) |> Enum.reject(&same?(&1, term))
 
       "#{inspect(term, pretty: true, limit: :infinity)}\ncame back as #{inspect(failed, pretty: true, limit: :infinity)}"
@@ -31,7 +33,7 @@ defmodule SnakeBridge.Property.RoundtripTest do
   test "JSON-shaped terms survive json.loads(json.dumps(x)) unchanged" do
     prop = :proper.forall(Terms.json(), fn term -> same?(json_roundtrip(term), term) end)
 
-    check(prop, 200, fn [term] ->
+    proper_check(prop, 200, fn [term] ->
       "#{inspect(term, pretty: true, limit: :infinity)}\ncame back as #{inspect(json_roundtrip(term), pretty: true, limit: :infinity)}"
     end)
   end
@@ -43,7 +45,7 @@ defmodule SnakeBridge.Property.RoundtripTest do
         refusals(term, bad, steps, ident) |> Enum.all?(&match?({:ok, _}, &1))
       end)
 
-    check(prop, 200, fn [{term, bad, steps}] ->
+    proper_check(prop, 200, fn [{term, bad, steps}] ->
       "#{inspect(term, pretty: true, limit: :infinity)}\nwith #{inspect(bad)} at #{inspect(steps)}: " <>
         inspect(refusals(term, bad, steps, ident) |> Enum.reject(&match?({:ok, _}, &1)), pretty: true)
     end)
@@ -58,7 +60,7 @@ defmodule SnakeBridge.Property.RoundtripTest do
     # against the NIF, which asks Python itself.
     prop = :proper.forall(Terms.maybe_colliding(), fn term -> collision_verdict(term) == :agrees end)
 
-    check(prop, 300, fn [term] ->
+    proper_check(prop, 300, fn [term] ->
       "#{inspect(term, pretty: true)} (collision_free?: #{Terms.collision_free?(term)}): " <>
         inspect(SnakeBridge.eval("x", %{"x" => term}))
     end)
@@ -127,15 +129,5 @@ defmodule SnakeBridge.Property.RoundtripTest do
       if is_integer(first), do: " (argument #{first}", else: " (at #{inspect(first, limit: 5, printable_limit: 40)}"
 
     head <> Enum.map_join(steps, &"[#{inspect(&1, limit: 5, printable_limit: 40)}]") <> ")"
-  end
-
-  defp failure(result, :undefined, _describe), do: "PropEr: #{inspect(result)}"
-  defp failure(_result, counterexample, describe), do: "shrunk counterexample: " <> describe.(counterexample)
-
-  # Runs a PropEr property; on failure the message shows the shrunk counterexample.
-  defp check(prop, numtests, describe) do
-    result = :proper.quickcheck(prop, [{:numtests, numtests}, {:to_file, :user}])
-
-    unless result == true, do: flunk(failure(result, :proper.counterexample(), describe))
   end
 end

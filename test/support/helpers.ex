@@ -28,4 +28,44 @@ defmodule SnakeBridge.Test.Helpers do
       true -> Process.sleep(10) && poll(deadline, fun)
     end
   end
+
+  @doc """
+  Puts `dir` first on the in-process interpreter's `sys.path` (for modules a
+  test writes there) and takes it off when the test, or the module for a
+  `setup_all`, is done.
+  """
+  def on_python_path(dir) do
+    SnakeBridge.exec!(
+      "import sys, importlib\nif d not in sys.path:\n    sys.path.insert(0, d)\nimportlib.invalidate_caches()",
+      %{"d" => dir}
+    )
+
+    ExUnit.Callbacks.on_exit(fn ->
+      SnakeBridge.exec("import sys\nif d in sys.path:\n    sys.path.remove(d)", %{"d" => dir})
+    end)
+  end
+
+  @doc "Everything a Mix task printed so far through `Mix.Shell.Process`."
+  def mix_output do
+    receive do
+      {:mix_shell, _, [message]} -> message <> "\n" <> mix_output()
+    after
+      0 -> ""
+    end
+  end
+
+  @doc """
+  Runs a PropEr property `numtests` times; on failure the message shows the
+  shrunk counterexample, rendered by `describe`.
+  """
+  def proper_check(prop, numtests, describe) do
+    result = :proper.quickcheck(prop, [{:numtests, numtests}, {:to_file, :user}])
+
+    unless result == true do
+      case :proper.counterexample() do
+        :undefined -> flunk("PropEr: #{inspect(result)}")
+        counterexample -> flunk("shrunk counterexample: " <> describe.(counterexample))
+      end
+    end
+  end
 end
