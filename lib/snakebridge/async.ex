@@ -168,13 +168,14 @@ defmodule SnakeBridge.Async do
         pump(it, opts, 8, batch, window, s)
         Runtime.run({:close, it}, timeout: 5_000)
 
-      {:error, :cancelled} ->
-        :ok
-
-      {:error, e} ->
-        deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:error, e}}, @finished)
+      error ->
+        failed(error, s)
     end
   end
+
+  # A request of the stream failed: the error ends it, unless it was cancelled.
+  defp failed({:error, :cancelled}, _s), do: :ok
+  defp failed({:error, e}, s), do: deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:error, e}}, @finished)
 
   defp pump(it, opts, n, max, credits, s) do
     credits = if credits == 0, do: wait_ack(s), else: credits
@@ -193,11 +194,8 @@ defmodule SnakeBridge.Async do
         {:ok, {items, {:error, _} = error}} ->
           last(s, items, {:error, Runtime.exception(error)})
 
-        {:error, :cancelled} ->
-          :ok
-
-        {:error, e} ->
-          deliver(s.state, s.to, {:snakebridge_stream, s.ref, {:error, e}}, @finished)
+        error ->
+          failed(error, s)
       end
     end
   end
