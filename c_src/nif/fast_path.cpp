@@ -5,12 +5,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "../core/idle_sleep.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
 
@@ -38,11 +38,9 @@ constexpr uint64_t kNoDeadline = std::numeric_limits<uint64_t>::max();
 // After a second without fast-path calls the watchdog sleeps until the next one
 // wakes it, instead of ticking every 2 ms for the life of the VM.
 constexpr uint64_t kIdleBeforeSleep = 1'000'000'000;
-// Never destroyed: at VM exit the watchdog may still be waiting on them, and
+// Never destroyed: at VM exit the watchdog may still be waiting in it, and
 // destroying a condition variable with a waiter blocks (glibc), hanging the exit.
-std::atomic<bool> g_asleep{false};
-std::mutex& g_sleep_mu = *new std::mutex;
-std::condition_variable& g_sleep_cv = *new std::condition_variable;
+IdleSleep& g_idle = *new IdleSleep;
 
 std::mutex g_slots_mu;
 std::vector<Slot*> g_slots;  // one per scheduler thread, never freed
@@ -75,19 +73,8 @@ void watch() {
       std::lock_guard<std::mutex> lock(g_slots_mu);
       slots = g_slots;
     }
+    if (g_idle.sleep_while([&] { return idle(slots, monotonic_ns()); })) continue;
     uint64_t now = monotonic_ns();
-    if (idle(slots, now)) {
-      // Announce the sleep, then look again: a call starting meanwhile either
-      // sees the announcement (and wakes us) or is seen here.
-      g_asleep.store(true);
-      if (idle(slots, monotonic_ns())) {
-        std::unique_lock<std::mutex> lock(g_sleep_mu);
-        g_sleep_cv.wait(lock, [] { return !g_asleep.load(); });
-      } else {
-        g_asleep.store(false);
-      }
-      continue;
-    }
     bool overdue = false;
     for (Slot* s : slots) {
       uint64_t start = s->start.load(std::memory_order_acquire);
@@ -125,12 +112,8 @@ FastCall::FastCall(CallSite* site, int64_t timeout_ms) : slot_(my_slot()) {
   slot_->site = site;
   slot_->deadline = timeout_ms < 0 ? kNoDeadline : now + static_cast<uint64_t>(timeout_ms) * 1'000'000u;
   slot_->last_start.store(now, std::memory_order_relaxed);
-  slot_->start.store(now);  // sequentially consistent: ordered before the load below
-  if (g_asleep.load()) {
-    std::lock_guard<std::mutex> lock(g_sleep_mu);
-    g_asleep.store(false);
-    g_sleep_cv.notify_one();
-  }
+  slot_->start.store(now);  // sequentially consistent, as IdleSleep requires
+  g_idle.wake();
 }
 
 bool FastCall::finish() {

@@ -21,8 +21,6 @@
 #include <boost/asio/read.hpp>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -32,6 +30,7 @@
 
 #include "../core/call_sites.hpp"
 #include "../core/errors.hpp"
+#include "../core/idle_sleep.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/operations.hpp"
@@ -119,7 +118,12 @@ int main() {
   size_t max_threads = threads && *threads ? strtoull(threads, nullptr, 10) : 128;
   sb::WorkerPool::instance().set_max_threads(max_threads);
   server.set_inline_runs(max_threads > 1);
-  sb::WorkerPool::instance().set_spin_ns(spin_window_ns());
+  // The I/O thread and the pool threads poll for a while after each burst of
+  // activity before they block: waking a blocked thread costs ~45 µs on these
+  // machines, several times a whole round trip (docs/backends.md, "Latency").
+  // SNAKEBRIDGE_SPIN_US sets the window (0: always block).
+  const uint64_t spin_ns = spin_window_ns();
+  sb::WorkerPool::instance().set_spin_ns(spin_ns);
   sb::WorkerPool::instance().start();
 
   boost::asio::io_context io;
@@ -135,9 +139,7 @@ int main() {
   // The backup thread (below) ticks while requests come, and sleeps once the
   // program has been idle for a second, until input arrives again.
   std::atomic<uint64_t> last_input{sb::monotonic_ns()};
-  std::atomic<bool> backup_asleep{false};
-  std::mutex backup_mu;
-  std::condition_variable backup_cv;
+  sb::IdleSleep backup_idle;
   std::function<void()> read_more = [&] {
     if (reading.exchange(true)) return;
     size_t room;
@@ -145,11 +147,7 @@ int main() {
     in.async_read_some(boost::asio::buffer(into, room), [&](const boost::system::error_code& ec, size_t n) {
       if (ec) shut_down();  // EOF: the BEAM closed the port or died
       last_input.store(sb::monotonic_ns());
-      if (backup_asleep.load()) {
-        std::lock_guard<std::mutex> lock(backup_mu);
-        backup_asleep.store(false);
-        backup_cv.notify_one();
-      }
+      backup_idle.wake();
       reader.commit(n);
       std::vector<std::string> frames;
       std::vector<uint64_t> oversized;
@@ -171,29 +169,15 @@ int main() {
   };
   read_more();
 
-  // The I/O thread polls for a while after each burst of activity before it
-  // blocks: waking a blocked process costs ~45 µs on these machines, several
-  // times a whole round trip (docs/backends.md, "Latency"). SNAKEBRIDGE_SPIN_US
-  // sets the window (0: always block).
-  const uint64_t spin_ns = spin_window_ns();
   // A backup thread: if a request run inline on the I/O thread turns long, its
   // call site is demoted and this thread keeps reading, so cancels, pings and
   // end-of-file are never held up behind it.
   std::thread backup([&] {
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      if (sb::monotonic_ns() - last_input.load() > 1'000'000'000 && server.inline_for_ns() == 0) {
-        // Announce the sleep, then look again: input that came meanwhile either
-        // sees the announcement (and wakes us) or is seen here.
-        backup_asleep.store(true);
-        if (sb::monotonic_ns() - last_input.load() > 1'000'000'000) {
-          std::unique_lock<std::mutex> lock(backup_mu);
-          backup_cv.wait(lock, [&] { return !backup_asleep.load(); });
-        } else {
-          backup_asleep.store(false);
-        }
-        continue;
-      }
+      bool slept = backup_idle.sleep_while(
+          [&] { return sb::monotonic_ns() - last_input.load() > 1'000'000'000 && server.inline_for_ns() == 0; });
+      if (slept) continue;
       if (server.inline_for_ns() > 10'000'000) {
         server.demote_inline_site();
         while (server.inline_for_ns() > 0) {
