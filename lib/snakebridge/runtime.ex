@@ -21,9 +21,9 @@ defmodule SnakeBridge.Runtime do
   defp kwargs_problem({:call, _, _, _, kwargs}) when kwargs == [] or kwargs == %{}, do: nil
 
   defp kwargs_problem({:call, _, _, _, kwargs}) do
-    names = if is_map(kwargs), do: Map.keys(kwargs), else: Enum.map(kwargs, &kwarg_name/1)
+    pairs = if is_map(kwargs), do: Map.to_list(kwargs), else: kwargs
 
-    if Enum.all?(names, &(is_atom(&1) or is_binary(&1))),
+    if Enum.all?(pairs, &match?({name, _} when is_atom(name) or is_binary(name), &1)),
       do: nil,
       else:
         "keyword arguments must be a keyword list or a map with atom or string keys, got: " <>
@@ -31,9 +31,6 @@ defmodule SnakeBridge.Runtime do
   end
 
   defp kwargs_problem(_request), do: nil
-
-  defp kwarg_name({name, _value}), do: name
-  defp kwarg_name(other), do: {:not_a_pair, other}
 
   defp dispatch(request, opts) do
     {mode, timeout, backend} = options(opts)
