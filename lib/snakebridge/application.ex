@@ -4,9 +4,12 @@ defmodule SnakeBridge.Application do
 
   @impl true
   def start(_type, _args) do
+    # A bad key or value raises here, before anything starts.
+    env = SnakeBridge.Config.validate!(Application.get_all_env(:snakebridge))
+
     # Pools declared in config (`config :snakebridge, pools: [[name: MyPool, size: 2]]`)
     # start with the application.
-    pools = Enum.map(Application.get_env(:snakebridge, :pools, []), &{SnakeBridge.Pool, &1})
+    pools = Enum.map(Keyword.get(env, :pools, []), &{SnakeBridge.Pool, &1})
 
     children =
       [SnakeBridge.Output, SnakeBridge.Workers, %{id: :pg, start: {:pg, :start_link, [SnakeBridge.PG]}}] ++ pools

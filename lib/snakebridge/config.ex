@@ -2,36 +2,48 @@ defmodule SnakeBridge.Config do
   @moduledoc """
   Where SnakeBridge finds Python, and how it runs it.
 
-  Read once, when the application starts:
+  Read once, when the application starts, which first checks every
+  `config :snakebridge, ...` key: an unknown key or a value of the wrong type
+  stops the application with an `ArgumentError` naming the key (and, for
+  `pools:`, the pool and its option), before any pool or Python starts.
 
     * The interpreter to embed, the first of:
         1. `SNAKEBRIDGE_PYTHON` (environment);
-        2. `config :snakebridge, python: path`;
+        2. `config :snakebridge, python: path` (a non-empty string);
         3. `<venv>/bin/python` when `config :snakebridge, venv: dir` is set;
         4. `/usr/bin/python3`.
       A virtual environment's `bin/python` makes that environment's
       `site-packages` importable. It must be the same Python version the NIF was
       built against (see `mix compile` output / `docs/getting_started.md`).
-    * `config :snakebridge, venv: ".venv"` — the project's virtual environment,
-      relative to the project root (the current directory when Mix runs). Default:
-      none. `mix snakebridge.setup` creates it and installs the requirements;
-      `mix snakebridge.clean --venv` removes it.
-    * `config :snakebridge, python_requirements: ["numpy==1.24.2", "./py/mylib"]` —
-      pip requirement strings (names with version specifiers, local directories,
-      wheel files) that `mix snakebridge.setup` installs into the venv.
-    * `config :snakebridge, venv_system_site_packages: false` — create the venv
-      with `--system-site-packages`, so that packages installed in the base
-      interpreter (Debian's `python3-numpy`, say) stay importable.
-    * `config :snakebridge, python_paths: [dir]` — directories put first on `sys.path`.
+    * `config :snakebridge, venv: ".venv"` (string or `nil`, default `nil`) — the
+      project's virtual environment, relative to the project root (the current
+      directory when Mix runs). `mix snakebridge.setup` creates it and installs
+      the requirements; `mix snakebridge.clean --venv` removes it.
+    * `config :snakebridge, python_requirements: ["numpy==1.24.2", "./py/mylib"]`
+      (list of strings, default `[]`) — pip requirement strings (names with
+      version specifiers, local directories, wheel files) that
+      `mix snakebridge.setup` installs into the venv.
+    * `config :snakebridge, venv_system_site_packages: false` (boolean, default
+      `false`) — create the venv with `--system-site-packages`, so that packages
+      installed in the base interpreter (Debian's `python3-numpy`, say) stay
+      importable.
+    * `config :snakebridge, python_paths: [dir]` (list of strings, default `[]`) —
+      directories put first on `sys.path`.
     * `PYTHONPATH` (environment) is honoured; other `PYTHON*` variables (a stray
       `PYTHONHOME` in particular) are ignored.
-    * `config :snakebridge, max_python_threads: 128` — the most threads that run
-      Python calls concurrently off the schedulers (see `docs/backends.md`).
-    * `config :snakebridge, fast_path: true` — let calls that proved quick run on the
-      calling scheduler (about 1 µs instead of a thread hand-off).
-    * `config :snakebridge, thread_spin_us: 50` — how long a thread that just
-      finished a call polls for the next one before it sleeps (0: sleep at once;
-      a sleeping thread takes ~20–50 µs to wake on these machines).
+    * `config :snakebridge, max_python_threads: 128` (integer from 1 to
+      4294967295, default 128) — the most threads that run Python calls
+      concurrently off the schedulers (see `docs/backends.md`).
+    * `config :snakebridge, fast_path: true` (boolean, default `true`) — let
+      calls that proved quick run on the calling scheduler (about 1 µs instead
+      of a thread hand-off).
+    * `config :snakebridge, thread_spin_us: 50` (integer from 0 to 4294967295,
+      default 50) — how long a thread that just finished a call polls for the
+      next one before it sleeps (0: sleep at once; a sleeping thread takes
+      ~20–50 µs to wake on these machines).
+    * `config :snakebridge, pools: [[name: MyApp.Python, size: 4]]` (list of
+      keyword lists, default `[]`) — port-worker pools started with the
+      application, each with the options of `SnakeBridge.Pool`.
   """
 
   @default_python "/usr/bin/python3"
@@ -81,6 +93,58 @@ defmodule SnakeBridge.Config do
     case python_source() do
       {_, :venv} -> {@default_python, :default}
       other -> other
+    end
+  end
+
+  # Key => type (SnakeBridge.Options); :pools is checked by SnakeBridge.Pool.
+  # The NIF reads the two integers as C unsigned ints.
+  @keys [
+    python: {:or, [:string, {:in, [nil]}]},
+    venv: {:or, [:string, {:in, [nil, ""]}]},
+    python_requirements: :strings,
+    venv_system_site_packages: :boolean,
+    python_paths: :strings,
+    max_python_threads: 1..4_294_967_295,
+    fast_path: :boolean,
+    thread_spin_us: 0..4_294_967_295
+  ]
+
+  @doc false
+  # Checks the application's configuration (`Application.get_all_env(:snakebridge)`):
+  # returns it, or raises ArgumentError naming `config :snakebridge, <key>`.
+  def validate!(env) when is_list(env) do
+    case SnakeBridge.Options.check(Keyword.delete(env, :pools), @keys) do
+      :ok ->
+        validate_pools!(Keyword.get(env, :pools, []))
+        env
+
+      {:error, {:unknown, keys}} ->
+        raise ArgumentError,
+              "unknown config :snakebridge key#{if length(keys) > 1, do: "s"} " <>
+                "#{Enum.map_join(keys, ", ", &inspect/1)} (known: #{Enum.map_join([:pools | Keyword.keys(@keys)], ", ", &inspect/1)})"
+
+      {:error, {:invalid, key, value, expected}} ->
+        raise ArgumentError, "config :snakebridge, #{key}: must be #{expected}, got: #{inspect(value)}"
+    end
+  end
+
+  defp validate_pools!(pools) do
+    unless is_list(pools) and Enum.all?(pools, &(is_list(&1) and Keyword.keyword?(&1))) do
+      raise ArgumentError,
+            "config :snakebridge, pools: must be a list of keyword lists (each the options of a SnakeBridge.Pool), " <>
+              "got: #{inspect(pools)}"
+    end
+
+    for opts <- pools do
+      with {:error, message} <- SnakeBridge.Pool.validate_options(opts),
+           do: raise(ArgumentError, "config :snakebridge, pools: " <> message)
+    end
+
+    names = Enum.map(pools, & &1[:name])
+
+    case names -- Enum.uniq(names) do
+      [] -> :ok
+      [name | _] -> raise ArgumentError, "config :snakebridge, pools: more than one pool is named #{inspect(name)}"
     end
   end
 

@@ -10,26 +10,46 @@ defmodule SnakeBridge.Pool do
 
       SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, MyApp.Python})
 
-  Options (see `docs/backends.md` for more):
+  ## Options
 
-    * `:name` (required) — what `backend: {:pool, name}` refers to.
-    * `:size` — workers on this node (default: the number of schedulers).
-    * `:python`, `:python_paths`, `:env`, `:cd` — the workers' interpreter (or
-      a venv's python), extra `sys.path` entries, environment variables and
-      working directory.
-    * `:max_calls`, `:max_memory_mb` — recycle a worker after that many calls,
-      or once its resident memory passes that size.
-    * `:affinity` — `:process` (default): an Elixir process keeps using the
-      worker it was first given (least loaded at the time), so the objects
-      and the state it creates meet in one interpreter; `:none`: every call
-      goes to the least-loaded worker.
-    * `:threads` — threads that may run Python in a worker (default 128);
-      `threads: 1` runs everything on one thread (sqlite3 connections and
-      other thread-bound objects).
-    * `:distributed` — `true`: share workers with pools of the same name on
-      connected nodes.
-    * `:spin_us` — how long a worker polls for the next request before it
-      sleeps (default 100).
+  Checked when the pool's child spec is built and in `start_link/1`, before
+  any worker starts: an unknown option, a missing `:name` or a value of the
+  wrong type raises `ArgumentError` naming the option and the value.
+
+    * `:name` (atom, required) — what `backend: {:pool, name}` refers to.
+    * `:size` (non-negative integer, default: `System.schedulers_online()`) —
+      workers on this node; 0 only with `distributed: true` (a pool that only
+      uses other nodes' workers).
+    * `:python` (string or `nil`, default `nil`: the application's interpreter,
+      `SnakeBridge.Config.python/0`) — the workers' interpreter, or a venv's
+      `bin/python`.
+    * `:python_paths` (list of strings without `":"`, default `[]`) — directories
+      put first on the workers' `sys.path`.
+    * `:env` (list of `{name, value}` string pairs, default `[]`) — environment
+      variables set for the workers.
+    * `:cd` (string or `nil`, default `nil`: the BEAM's current directory) —
+      the workers' working directory.
+    * `:max_calls` (positive integer or `:infinity`, default `:infinity`) —
+      recycle a worker after that many calls.
+    * `:max_memory_mb` (positive integer or `:infinity`, default `:infinity`) —
+      recycle a worker once its resident memory passes that many MiB (checked
+      every second).
+    * `:affinity` (`:process` or `:none`, default `:process`) — `:process`: an
+      Elixir process keeps using the worker it was first given (least loaded at
+      the time), so the objects and the state it creates meet in one
+      interpreter; `:none`: every call goes to the least-loaded worker.
+    * `:threads` (positive integer, default 128) — threads that may run Python
+      in a worker; `threads: 1` runs everything on one thread (sqlite3
+      connections and other thread-bound objects).
+    * `:distributed` (boolean, default `false`) — `true`: share workers with
+      pools of the same name on connected nodes.
+    * `:spin_us` (non-negative integer, default 100) — microseconds a worker
+      polls for the next request before it sleeps (0: sleep at once).
+
+  See `docs/backends.md` for routing, recycling and distribution.
+
+      iex> SnakeBridge.Pool.start_link(name: MyApp.Python, max_calls: "10")
+      ** (ArgumentError) SnakeBridge.Pool MyApp.Python: :max_calls must be a positive integer or :infinity, got: "10"
 
   Objects a worker returns live in that worker, and calls on them (or with
   them as arguments) go there. A worker that dies is restarted; callers whose
@@ -40,14 +60,84 @@ defmodule SnakeBridge.Pool do
   """
   use Supervisor
 
+  # Option => type (SnakeBridge.Options); defaults are in the module doc and init/1.
+  @options [
+    name: :name,
+    size: :non_neg_integer,
+    python: {:or, [:string, {:in, [nil]}]},
+    python_paths: :search_paths,
+    env: :env,
+    cd: {:or, [:string, {:in, [nil]}]},
+    max_calls: {:or, [:pos_integer, {:in, [:infinity]}]},
+    max_memory_mb: {:or, [:pos_integer, {:in, [:infinity]}]},
+    affinity: {:in, [:process, :none]},
+    threads: :pos_integer,
+    distributed: :boolean,
+    spin_us: :non_neg_integer
+  ]
+
+  # What each worker is given (nil and :infinity mean "not set" to it).
+  @worker_options [:python, :python_paths, :env, :cd, :max_calls, :max_memory_mb, :spin_us, :threads]
+
   def child_spec(opts) do
-    %{id: {__MODULE__, Keyword.fetch!(opts, :name)}, start: {__MODULE__, :start_link, [opts]}, type: :supervisor}
+    opts = validate_options!(opts)
+    %{id: {__MODULE__, opts[:name]}, start: {__MODULE__, :start_link, [opts]}, type: :supervisor}
   end
 
-  @doc "Starts a pool (see the module doc for options)."
+  @doc """
+  Starts a pool (see the module doc for options).
+
+  Raises `ArgumentError` on an unknown option or a bad value, before any
+  worker starts.
+  """
   def start_link(opts) do
-    name = Keyword.fetch!(opts, :name)
-    Supervisor.start_link(__MODULE__, opts, name: Module.concat(name, Supervisor))
+    opts = validate_options!(opts)
+    Supervisor.start_link(__MODULE__, opts, name: Module.concat(opts[:name], Supervisor))
+  end
+
+  @doc false
+  # `opts` if they are valid pool options, else raises ArgumentError
+  # ("SnakeBridge.Pool <name>: :<option> must be ..., got: ...").
+  def validate_options!(opts) do
+    case validate_options(opts) do
+      :ok -> opts
+      {:error, message} -> raise ArgumentError, message
+    end
+  end
+
+  @doc false
+  def validate_options(opts) do
+    name = if Keyword.keyword?(opts), do: opts[:name]
+
+    pool =
+      if is_atom(name) and name not in [nil, true, false],
+        do: "SnakeBridge.Pool #{inspect(name)}",
+        else: "SnakeBridge.Pool"
+
+    case SnakeBridge.Options.check(opts, @options) do
+      {:error, {:not_keyword, _}} ->
+        {:error, "SnakeBridge.Pool options must be a keyword list, got: #{inspect(opts)}"}
+
+      {:error, {:unknown, keys}} ->
+        {:error,
+         "#{pool}: unknown option#{if length(keys) > 1, do: "s"} #{Enum.map_join(keys, ", ", &inspect/1)} " <>
+           "(known: #{Enum.map_join(Keyword.keys(@options), ", ", &inspect/1)})"}
+
+      {:error, {:invalid, key, value, expected}} ->
+        {:error, "#{pool}: #{inspect(key)} must be #{expected}, got: #{inspect(value)}"}
+
+      :ok ->
+        cond do
+          not Keyword.has_key?(opts, :name) ->
+            {:error, "SnakeBridge.Pool: the :name option is required"}
+
+          opts[:size] == 0 and opts[:distributed] != true ->
+            {:error, "#{pool}: :size must be positive unless distributed: true, got: 0"}
+
+          true ->
+            :ok
+        end
+    end
   end
 
   @impl true
@@ -62,16 +152,13 @@ defmodule SnakeBridge.Pool do
 
     affinity = Keyword.get(opts, :affinity, :process)
 
-    unless affinity in [:process, :none],
-      do: raise(ArgumentError, "SnakeBridge.Pool :affinity must be :process or :none, got: #{inspect(affinity)}")
-
     :persistent_term.put(
       {__MODULE__, name},
       %{name: name, size: size, table: table, loads: loads, rotation: rotation, group: group, affinity: affinity}
     )
 
     worker_opts =
-      Keyword.take(opts, [:python, :python_paths, :env, :cd, :max_calls, :max_memory_mb, :spin_us, :threads]) ++
+      for({key, value} <- Keyword.take(opts, @worker_options), value not in [nil, :infinity], do: {key, value}) ++
         [table: table, group: group]
 
     children =
