@@ -9,23 +9,30 @@ defmodule SnakeBridge.Venv do
   tasks turn it into `Mix.raise/1`. Progress goes through the `:log` option (a
   one-argument function, default `IO.puts/1`).
 
-  Requirement checking (`check/2`) reads the installed distributions through
-  `importlib.metadata` in the venv's interpreter and compares them with the
-  requirement strings itself, for the forms it understands:
+  Requirement checking (`check/2`) runs `priv/python/snakebridge_requirements.py`
+  with the venv's own interpreter (no NIF involved), which parses each
+  requirement with `packaging` (or the copy inside pip, since Debian's
+  `python3` lacks `packaging` without `python3-packaging`) and compares it
+  with the distributions `importlib.metadata` lists:
 
-    * `name`, `name[extra]` — installed, any version;
-    * `name OP version[, OP version...]` with `==`, `!=`, `>=`, `<=`, `>`, `<`,
-      `~=`, `===` and `==1.2.*` (PEP 440 ordering of releases, pre-, post- and
-      dev-releases);
+    * `name[extras] specifiers` — PEP 440 comparison of the installed version
+      (an installed pre-release satisfies `>=`, as for `pip check`; `<2.0` still
+      excludes `2.0rc1`);
+    * `...; marker` — the environment marker is evaluated for the venv's
+      interpreter; a requirement it excludes is not needed there and is
+      reported as satisfied;
     * local paths (`./dir`, `/abs/dir`, `file:///...`, `-e ./dir`, wheel and
       sdist files) — satisfied when a distribution of the project's name is
       installed; the name is read from `pyproject.toml` (`[project]` or
-      `[tool.poetry]` `name`), `setup.cfg` (`[metadata] name`), a literal
-      `name="..."` in `setup.py`, or the file name of a wheel/sdist;
+      `[tool.poetry]` `name`, with `tomllib`), `setup.cfg` (`[metadata] name`),
+      a literal `name="..."` in `setup.py`, or the file name of a wheel/sdist;
     * `name @ url` — the name is installed.
 
-  Anything else (URLs without a name, environment markers, a project whose name
-  cannot be read) is reported as "cannot verify", which is not a failure.
+  Anything else (URLs without a name, text that is no requirement, a project
+  whose name cannot be read, an installed version that is no PEP 440 version)
+  is reported as "cannot verify", which is not a failure. Requirements files
+  are read here, in Elixir (`read_requirements_file/1`), because the setup task
+  needs their lines before any venv exists.
   """
 
   @type result :: {String.t(), :ok | :missing | :mismatch | :unverifiable, String.t()}
@@ -242,7 +249,7 @@ defmodule SnakeBridge.Venv do
     |> Enum.map_join(&("\n" <> elem(&1, 1)))
   end
 
-  ## Requirements
+  ## Requirements files
 
   @doc """
   Reads a pip requirements file: the requirement lines, without comments, blank
@@ -298,176 +305,7 @@ defmodule SnakeBridge.Venv do
     end
   end
 
-  @doc """
-  Parses a requirement string into
-  `{:name, name, [{op, version}]}`, `{:path, path}`, `{:named, name, url}` or
-  `{:unverifiable, reason}`.
-  """
-  @spec parse_requirement(String.t()) ::
-          {:name, String.t(), [{String.t(), String.t()}]}
-          | {:path, Path.t()}
-          | {:named, String.t(), String.t()}
-          | {:unverifiable, String.t()}
-  def parse_requirement(req) do
-    req = req |> String.trim() |> String.replace(~r/^(-e|--editable)\s+/, "")
-
-    cond do
-      match = Regex.run(~r/^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*@\s*(\S.*)$/, req) ->
-        [_, name, _, url] = match
-        {:named, name, url}
-
-      String.starts_with?(req, "file:") ->
-        {:path, req |> String.replace(~r/^file:(\/\/(localhost)?)?/, "") |> URI.decode()}
-
-      req =~ ~r/^[A-Za-z][A-Za-z0-9+.-]*:\/\// ->
-        {:unverifiable, "URL requirement"}
-
-      String.starts_with?(req, [".", "/", "~"]) or String.contains?(req, "/") or
-          req =~ ~r/\.(whl|tar\.gz|tgz|zip|tar\.bz2)$/ ->
-        {:path, req}
-
-      match = Regex.run(~r/^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*(.*)$/s, req) ->
-        [_, name, _, rest] = match
-        parse_specifiers(name, rest)
-
-      true ->
-        {:unverifiable, "not a requirement SnakeBridge understands"}
-    end
-  end
-
-  defp parse_specifiers(name, rest) do
-    rest = String.trim(rest)
-
-    cond do
-      String.contains?(rest, ";") ->
-        {:unverifiable, "environment marker"}
-
-      rest == "" ->
-        {:name, name, []}
-
-      true ->
-        rest = rest |> String.trim_leading("(") |> String.trim_trailing(")")
-
-        specs =
-          rest
-          |> String.split(",")
-          |> Enum.map(&Regex.run(~r/^\s*(===|==|!=|~=|>=|<=|>|<)\s*([A-Za-z0-9.*+!_-]+)\s*$/, &1))
-
-        if Enum.all?(specs),
-          do: {:name, name, Enum.map(specs, fn [_, op, v] -> {op, v} end)},
-          else: {:unverifiable, "version specifier #{inspect(rest)}"}
-    end
-  end
-
-  @doc "A distribution name normalized (PEP 503): lower case, runs of `-_.` as `-`."
-  @spec normalize(String.t()) :: String.t()
-  def normalize(name), do: name |> String.downcase() |> String.replace(~r/[-_.]+/, "-")
-
-  @doc """
-  The name of the Python project at a local path (a source directory, wheel or
-  sdist), or `nil` if it cannot be read.
-  """
-  @spec project_name(Path.t()) :: String.t() | nil
-  def project_name(path) do
-    cond do
-      File.dir?(path) ->
-        toml_name(Path.join(path, "pyproject.toml")) || cfg_name(Path.join(path, "setup.cfg")) ||
-          setup_py_name(Path.join(path, "setup.py"))
-
-      String.ends_with?(path, ".whl") ->
-        path |> Path.basename() |> String.split("-") |> hd()
-
-      match = Regex.run(~r/^(.+)-[^-]+\.(tar\.gz|tgz|zip|tar\.bz2)$/, Path.basename(path)) ->
-        Enum.at(match, 1)
-
-      true ->
-        nil
-    end
-  end
-
-  defp toml_name(file) do
-    sections = ini_sections(file)
-    sections["project"]["name"] || sections["tool.poetry"]["name"]
-  end
-
-  defp cfg_name(file), do: ini_sections(file)["metadata"]["name"]
-
-  # Top-level `key = "value"` pairs of each [section]: enough for TOML and
-  # setup.cfg names (quotes removed).
-  defp ini_sections(file) do
-    case File.read(file) do
-      {:ok, text} ->
-        text
-        |> String.split(~r/\r?\n/)
-        |> Enum.reduce({nil, %{}}, fn line, {section, acc} ->
-          header = Regex.run(~r/^\s*\[\s*([^\]\s]+)\s*\]\s*(#.*)?$/, line)
-
-          pair =
-            Regex.run(~r/^\s*([A-Za-z0-9_.-]+)\s*[=:]\s*(?:"([^"]*)"|'([^']*)'|([^\s#"'\[{][^#]*?))\s*(#.*)?$/, line)
-
-          cond do
-            header ->
-              {Enum.at(header, 1), acc}
-
-            section && pair ->
-              [_, key | values] = pair
-              value = values |> Enum.take(3) |> Enum.find(&(&1 not in [nil, ""]))
-              {section, Map.update(acc, section, %{key => value}, &Map.put_new(&1, key, value))}
-
-            true ->
-              {section, acc}
-          end
-        end)
-        |> elem(1)
-
-      {:error, _} ->
-        %{}
-    end
-  end
-
-  defp setup_py_name(file) do
-    with {:ok, text} <- File.read(file),
-         [[_, name]] <- Regex.scan(~r/\bname\s*=\s*["']([A-Za-z0-9._-]+)["']/, text) do
-      name
-    else
-      _ -> nil
-    end
-  end
-
   ## Checking
-
-  @doc """
-  The installed distributions visible to the venv's interpreter, as
-  `%{normalized_name => version}`.
-  """
-  @spec installed(Path.t()) :: {:ok, %{String.t() => String.t()}} | {:error, String.t()}
-  def installed(dir) do
-    python = python(dir)
-
-    script = """
-    import importlib.metadata as m
-    for d in m.distributions():
-        name = d.metadata['Name']
-        if name:
-            print(name + '\\t' + (d.version or ''))
-    """
-
-    case cmd(python, ["-c", script]) do
-      {out, 0} ->
-        map =
-          for line <- String.split(out, "\n", trim: true),
-              [name, version] <- [String.split(line, "\t", parts: 2)],
-              reduce: %{} do
-            acc -> Map.put_new(acc, normalize(name), String.trim(version))
-          end
-
-        {:ok, map}
-
-      {out, status} ->
-        {:error,
-         failure("the venv's python does not run", python, ["-c", "import importlib.metadata ..."], status, out)}
-    end
-  end
 
   @doc """
   Checks, without changing anything, that `dir` is a venv whose python runs and
@@ -486,185 +324,57 @@ defmodule SnakeBridge.Venv do
         {:error, "#{dir} is not a virtual environment (no pyvenv.cfg); run `mix snakebridge.setup` to create it"}
 
       true ->
-        with {:ok, installed} <- installed(dir) do
-          {:ok, Enum.map(requirements, &check_one(&1, installed))}
-        end
-    end
-  end
+        python = python(dir)
+        args = [checker()]
 
-  defp check_one(req, installed) do
-    case parse_requirement(req) do
-      {:name, name, specs} ->
-        case installed[normalize(name)] do
-          nil ->
-            {req, :missing, "not installed"}
+        case cmd(python, args ++ requirements) do
+          {out, 0} ->
+            case decode(out, requirements) do
+              {:ok, results} ->
+                {:ok, results}
 
-          version ->
-            case satisfies?(version, specs) do
-              true -> {req, :ok, "#{version} installed"}
-              false -> {req, :mismatch, "#{version} installed"}
-              :unknown -> {req, :unverifiable, "cannot verify: #{version} installed, version not comparable"}
+              :error ->
+                {:error, "#{command(python, args)} ... printed no answer SnakeBridge can read:\n" <> tail(out, 40)}
             end
+
+          {out, status} ->
+            {:error, failure("the venv's python cannot check the requirements", python, args ++ ["..."], status, out)}
         end
-
-      {:named, name, _url} ->
-        installed_name(req, name, "direct reference", installed)
-
-      {:path, path} ->
-        full = Path.expand(path)
-
-        cond do
-          not File.exists?(full) ->
-            {req, :missing, "local path #{full} does not exist"}
-
-          name = project_name(full) ->
-            installed_name(req, name, "from local path", installed)
-
-          true ->
-            {req, :unverifiable, "cannot verify: cannot read the project name at #{path}"}
-        end
-
-      {:unverifiable, reason} ->
-        {req, :unverifiable, "cannot verify: #{reason}"}
     end
   end
 
-  defp installed_name(req, name, how, installed) do
-    case installed[normalize(name)] do
-      nil -> {req, :missing, "#{name} not installed"}
-      version -> {req, :ok, "#{name} #{version} installed (#{how})"}
+  defp checker, do: Path.join(to_string(:code.priv_dir(:snakebridge)), "python/snakebridge_requirements.py")
+
+  @statuses %{"ok" => :ok, "missing" => :missing, "mismatch" => :mismatch, "unverifiable" => :unverifiable}
+
+  # The checker's answer: after its header line, one "STATUS\tDETAIL" line per
+  # requirement, in order (the format is described in the script). Warnings it
+  # printed before the header are skipped.
+  defp decode(out, requirements) do
+    case :binary.split("\n" <> out, "\nsnakebridge-requirements 1\n") do
+      [_, answer] -> decode_lines(requirements, String.split(answer, "\n"), [])
+      _ -> :error
     end
   end
 
-  ## Versions (PEP 440, the common part)
+  defp decode_lines([], _lines, acc), do: {:ok, Enum.reverse(acc)}
 
-  @doc """
-  Whether `version` satisfies every `{op, spec}`; `:unknown` when a version
-  cannot be parsed.
-  """
-  @spec satisfies?(String.t(), [{String.t(), String.t()}]) :: boolean() | :unknown
-  def satisfies?(version, specs) do
-    Enum.reduce_while(specs, true, fn {op, spec}, true ->
-      case compare_spec(version, op, spec) do
-        true -> {:cont, true}
-        other -> {:halt, other}
-      end
-    end)
-  end
-
-  defp compare_spec(version, "===", spec), do: version == spec
-
-  defp compare_spec(version, op, spec) when op in ["==", "!="] do
-    result =
-      if String.ends_with?(spec, ".*") do
-        prefix = raw_release(String.trim_trailing(spec, ".*"))
-
-        case parse_version(version) do
-          {:ok, {release, _, _, _}} when prefix != [] ->
-            Enum.take(pad(release, length(prefix)), length(prefix)) == prefix
-
-          _ ->
-            :unknown
-        end
-      else
-        with {:ok, v} <- parse_version(version), {:ok, s} <- parse_version(spec), do: v == s
-      end
-
-    case {result, op} do
-      {bool, "=="} when is_boolean(bool) -> bool
-      {bool, "!="} when is_boolean(bool) -> not bool
-      _ -> :unknown
-    end
-  end
-
-  defp compare_spec(version, "~=", spec) do
-    release = raw_release(spec)
-
-    if length(release) < 2 do
-      :unknown
+  defp decode_lines([req | reqs], [line | lines], acc) do
+    with [status, detail] <- String.split(line, "\t", parts: 2),
+         {:ok, status} <- Map.fetch(@statuses, status) do
+      detail = Regex.replace(~r/\\([\\tnr])/, detail, &unescape/2)
+      decode_lines(reqs, lines, [{req, status, detail} | acc])
     else
-      prefix = release |> Enum.drop(-1) |> Enum.join(".")
-
-      case compare_spec(version, ">=", spec) do
-        true -> compare_spec(version, "==", prefix <> ".*")
-        other -> other
-      end
+      _ -> :error
     end
   end
 
-  defp compare_spec(version, op, spec) do
-    with {:ok, v} <- parse_version(version), {:ok, s} <- parse_version(spec) do
-      case op do
-        ">=" -> v >= s
-        "<=" -> v <= s
-        ">" -> v > s
-        "<" -> v < s
-      end
-    else
-      _ -> :unknown
-    end
-  end
+  defp decode_lines(_reqs, [], _acc), do: :error
 
-  defp raw_release(spec) do
-    case Regex.run(~r/^v?(\d+(?:\.\d+)*)/i, spec) do
-      [_, r] -> r |> String.split(".") |> Enum.map(&String.to_integer/1)
-      nil -> []
-    end
-  end
-
-  defp pad(list, n) when length(list) >= n, do: list
-  defp pad(list, n), do: list ++ List.duplicate(0, n - length(list))
-
-  # A sort key: {release without trailing zeros, pre, post, dev}, where [0] sorts
-  # below [1, n] below [2] (lists compare element by element).
-  defp parse_version(text) do
-    re =
-      ~r/^v?(\d+(?:\.\d+)*)(?:[-_.]?(a|alpha|b|beta|c|rc|pre|preview)[-_.]?(\d*))?(?:-(\d+)|[-_.]?(post|rev|r)[-_.]?(\d*))?(?:[-_.]?(dev)[-_.]?(\d*))?(?:\+[a-z0-9.]+)?$/i
-
-    case Regex.run(re, String.trim(text)) do
-      nil ->
-        :error
-
-      m ->
-        m = m ++ List.duplicate("", 9 - length(m))
-        [_, release, pre_l, pre_n, post_implicit, post_l, post_n, dev_l, dev_n] = m
-
-        release =
-          release
-          |> String.split(".")
-          |> Enum.map(&String.to_integer/1)
-          |> Enum.reverse()
-          |> Enum.drop_while(&(&1 == 0))
-          |> Enum.reverse()
-
-        pre = if pre_l != "", do: [1, pre_rank(String.downcase(pre_l)), int(pre_n)]
-
-        post =
-          cond do
-            post_implicit != "" -> [1, int(post_implicit)]
-            post_l != "" -> [1, int(post_n)]
-            true -> nil
-          end
-
-        dev = if dev_l != "", do: [1, int(dev_n)]
-
-        pre_key =
-          cond do
-            pre -> pre
-            post == nil and dev != nil -> [0]
-            true -> [2]
-          end
-
-        {:ok, {release, pre_key, post || [0], dev || [2]}}
-    end
-  end
-
-  defp pre_rank(l) when l in ["a", "alpha"], do: 0
-  defp pre_rank(l) when l in ["b", "beta"], do: 1
-  defp pre_rank(_), do: 2
-
-  defp int(""), do: 0
-  defp int(s), do: String.to_integer(s)
+  defp unescape(_, "t"), do: "\t"
+  defp unescape(_, "n"), do: "\n"
+  defp unescape(_, "r"), do: "\r"
+  defp unescape(_, "\\"), do: "\\"
 
   ## Commands
 

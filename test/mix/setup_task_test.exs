@@ -4,7 +4,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
   # SNAKEBRIDGE_PYTHON, hence async: false.
   use ExUnit.Case, async: false
 
-  import SnakeBridge.Test.Helpers, only: [mix_output: 0]
+  import SnakeBridge.Test.Helpers, only: [mix_output: 0, write_files: 2]
 
   alias SnakeBridge.Venv
 
@@ -65,13 +65,6 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     wheel
   end
 
-  defp source_project(dir, files) do
-    for {path, text} <- files do
-      File.mkdir_p!(Path.dirname(Path.join(dir, path)))
-      File.write!(Path.join(dir, path), text)
-    end
-  end
-
   @tag :tmp_dir
   test "creates a plain venv (pip from ensurepip) and installs a wheel offline; --check passes, then reports what is missing",
        %{tmp_dir: tmp} do
@@ -121,7 +114,7 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
 
     # Offline, a plain venv has setuptools but no `wheel`: building a local
     # source project fails, with a hint.
-    source_project(Path.join(tmp, "src_pkg"), [
+    write_files(Path.join(tmp, "src_pkg"), [
       {"pyproject.toml",
        ~s([build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n[project]\nname = "sb-src"\nversion = "1"\n)},
       {"sb_src/__init__.py", ""}
@@ -144,13 +137,13 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
   @tag :tmp_dir
   test "--system-site-packages venv; local source projects from config and a -r file are all installed and checked",
        %{tmp_dir: tmp} do
-    source_project(Path.join(tmp, "py/pkg_a"), [
+    write_files(Path.join(tmp, "py/pkg_a"), [
       {"pyproject.toml",
        ~s([build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "sb-src-a"\nversion = "1.2.0"\n)},
       {"sb_src_a/__init__.py", "VALUE = 'a'\n"}
     ])
 
-    source_project(Path.join(tmp, "py/pkg_b"), [
+    write_files(Path.join(tmp, "py/pkg_b"), [
       {"setup.py", ~s{from setuptools import setup\nsetup(name="sb-src-b", version="0.1", packages=["sb_src_b"])\n}},
       {"sb_src_b/__init__.py", "VALUE = 'b'\n"}
     ])
@@ -320,41 +313,10 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
     end
   end
 
-  describe "requirements" do
-    test "parsing" do
-      assert Venv.parse_requirement("numpy") == {:name, "numpy", []}
-      assert Venv.parse_requirement("Requests[socks] >= 2.0, <3") == {:name, "Requests", [{">=", "2.0"}, {"<", "3"}]}
-      assert Venv.parse_requirement("./local/path") == {:path, "./local/path"}
-      assert Venv.parse_requirement("-e /abs/dir") == {:path, "/abs/dir"}
-      assert Venv.parse_requirement("file:///tmp/x%20y") == {:path, "/tmp/x y"}
-      assert Venv.parse_requirement("dist/a_b-1.0-py3-none-any.whl") == {:path, "dist/a_b-1.0-py3-none-any.whl"}
-      assert Venv.parse_requirement("pkg @ https://x/y.whl") == {:named, "pkg", "https://x/y.whl"}
-      assert {:unverifiable, "URL requirement"} = Venv.parse_requirement("git+https://x/y.git")
-      assert {:unverifiable, "environment marker"} = Venv.parse_requirement(~s(foo; python_version < "3.8"))
-      assert {:unverifiable, _} = Venv.parse_requirement("foo ^1.0")
-      assert Venv.normalize("Sb_Wheel..Probe") == "sb-wheel-probe"
-    end
-
-    test "versions (PEP 440)" do
-      assert Venv.satisfies?("1.24.2", [{"==", "1.24.2"}])
-      assert Venv.satisfies?("1.0", [{"==", "1.0.0"}])
-      refute Venv.satisfies?("1.24.2", [{">=", "1.25"}])
-      assert Venv.satisfies?("1.10", [{">", "1.9"}])
-      assert Venv.satisfies?("2.0rc1", [{"<", "2.0"}])
-      assert Venv.satisfies?("2.0b1", [{"<", "2.0rc1"}])
-      assert Venv.satisfies?("2.0.dev1", [{"<", "2.0a1"}])
-      assert Venv.satisfies?("2.0.post1", [{">", "2.0"}])
-      assert Venv.satisfies?("1.4.5", [{"~=", "1.4.2"}])
-      refute Venv.satisfies?("1.5", [{"~=", "1.4.2"}])
-      assert Venv.satisfies?("1.2.9", [{"==", "1.2.*"}])
-      refute Venv.satisfies?("1.2.9", [{"!=", "1.2.*"}])
-      refute Venv.satisfies?("1.5", [{">=", "1.0"}, {"<", "1.5"}])
-      assert Venv.satisfies?("whatever", [{"===", "whatever"}])
-      assert Venv.satisfies?("not.a.version", [{">=", "1"}]) == :unknown
-    end
-
+  describe "requirements files" do
     @tag :tmp_dir
-    test "requirements files and project names", %{tmp_dir: tmp} do
+    test "comments, pip options and constraints are dropped; -r files are read relative to their file, once",
+         %{tmp_dir: tmp} do
       File.mkdir_p!(Path.join(tmp, "sub"))
 
       File.write!(
@@ -366,19 +328,6 @@ defmodule Mix.Tasks.Snakebridge.SetupTest do
 
       assert {:ok, ["numpy==1.24.2", "json5", "./py/a", "req   >=1"]} =
                Venv.read_requirements_file(Path.join(tmp, "main.txt"))
-
-      File.write!(Path.join(tmp, "sub/setup.cfg"), "[metadata]\nname = from-cfg\nversion = 1\n")
-      assert Venv.project_name(Path.join(tmp, "sub")) == "from-cfg"
-
-      File.write!(
-        Path.join(tmp, "sub/pyproject.toml"),
-        "[tool.black]\nname = 'no'\n[project]\nname = \"from-toml\" # yes\n"
-      )
-
-      assert Venv.project_name(Path.join(tmp, "sub")) == "from-toml"
-      assert Venv.project_name("wheels/sb_x-1.0-py3-none-any.whl") == "sb_x"
-      assert Venv.project_name("dist/my-pkg-1.0.tar.gz") == "my-pkg"
-      assert Venv.project_name(tmp) == nil
     end
   end
 end

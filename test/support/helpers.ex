@@ -54,6 +54,14 @@ defmodule SnakeBridge.Test.Helpers do
     end
   end
 
+  @doc "Writes `{relative_path, text}` files under `dir`, creating directories."
+  def write_files(dir, files) do
+    for {path, text} <- files do
+      File.mkdir_p!(Path.dirname(Path.join(dir, path)))
+      File.write!(Path.join(dir, path), text)
+    end
+  end
+
   @doc """
   Runs a PropEr property `numtests` times; on failure the message shows the
   shrunk counterexample, rendered by `describe`.

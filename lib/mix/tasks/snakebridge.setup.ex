@@ -62,13 +62,16 @@ defmodule Mix.Tasks.Snakebridge.Setup do
 
   ## --check
 
-  Reads the installed distributions with `importlib.metadata` in the venv's
-  interpreter and compares them with the requirements: `name` (installed),
-  `name==1.0`, `name>=1.0` and the other PEP 440 comparisons; a local path is
+  Runs a small script with the venv's interpreter that reads the installed
+  distributions with `importlib.metadata` and compares them with the
+  requirements using `packaging` (pip's copy when `packaging` itself is not
+  installed): `name` (installed), `name==1.0`, `name>=1.0` and the other PEP 440
+  comparisons; a requirement whose environment marker (`; python_version < "3.9"`)
+  is false for that interpreter is not needed and passes; a local path is
   satisfied when a distribution with the project's name (from its
   `pyproject.toml`, `setup.cfg` or `setup.py`, or the wheel's file name) is
-  installed. Requirements it cannot judge (URLs, environment markers) are listed
-  as "cannot verify" and do not fail the check.
+  installed. Requirements it cannot judge (URLs without a name) are listed as
+  "cannot verify" and do not fail the check.
 
   ## Offline
 
