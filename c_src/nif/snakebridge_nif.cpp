@@ -12,7 +12,7 @@
 #include "../core/values.hpp"
 #include "../core/worker_pool.hpp"
 #include "atoms.hpp"
-#include "dispatch.hpp"
+#include "jobs.hpp"
 #include "fast_path.hpp"
 #include "object_resource.hpp"
 #include "python_output.hpp"

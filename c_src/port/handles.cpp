@@ -23,6 +23,12 @@ PyObject* HandleTable::get(uint64_t id) {
   return it == objects_.end() ? nullptr : it->second;
 }
 
+const void* HandleTable::type_of(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = objects_.find(id);
+  return it == objects_.end() ? nullptr : static_cast<const void*>(Py_TYPE(it->second));
+}
+
 void HandleTable::release(uint64_t id) {
   PyObject* obj = nullptr;
   {

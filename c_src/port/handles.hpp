@@ -15,6 +15,9 @@ class HandleTable {
   uint64_t add(PyObject* obj);
   // GIL held. The object for `id` (borrowed), or null.
   PyObject* get(uint64_t id);
+  // No GIL needed: the type of the object for `id` (null if none), for call-site
+  // keys. The table's reference keeps the object, and so its type, alive.
+  const void* type_of(uint64_t id);
   // No GIL needed: the references are released by the next thread holding it.
   void release(uint64_t id);
   size_t size();

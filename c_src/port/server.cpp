@@ -11,183 +11,136 @@
 #include <vector>
 
 #include "../core/call_sites.hpp"
-#include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
-#include "../core/introspection.hpp"
-#include "../core/iteration.hpp"
-#include "../core/operations.hpp"
 #include "../core/stdio.hpp"
-#include "../core/values.hpp"
 #include "../core/worker_pool.hpp"
+#include "../core/call_site_key.hpp"
+#include "../core/executor.hpp"
 #include "framing.hpp"
 #include "handles.hpp"
+#include "msgpack_sink.hpp"
 
 namespace sb::port {
 namespace {
 
-const msgpack::unpack_limit kLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30, 1024);
-
-struct BadRequest : std::exception {
-  std::string message;
-  explicit BadRequest(std::string m) : message(std::move(m)) {}
-};
+// The frame is unpacked without a depth limit of its own (the parser keeps its
+// own stack, so depth costs no recursion): the core refuses terms nested past
+// kMaxArgumentDepth with their path, exactly as in-process.
+const msgpack::unpack_limit kLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30, 1 << 30);
 
 Server* g_server = nullptr;
 thread_local uint64_t t_request = 0;  // the request this thread runs, for output
 
-const msgpack::object& arg(const msgpack::object_array& a, uint32_t i) {
-  if (i >= a.size) throw BadRequest("request has too few elements");
-  return a.ptr[i];
-}
+const msgpack::object g_nil;  // a default object is nil
 
-std::string text_arg(const msgpack::object_array& a, uint32_t i) {
-  std::string s;
-  if (!as_text(arg(a, i), &s)) throw BadRequest("element " + std::to_string(i) + " must be a string");
-  return s;
-}
-
-uint64_t uint_arg(const msgpack::object_array& a, uint32_t i) {
-  const msgpack::object& o = arg(a, i);
-  if (o.type != msgpack::type::POSITIVE_INTEGER) throw BadRequest("element " + std::to_string(i) + " must be a non-negative integer");
-  return o.via.u64;
-}
-
-Mode mode_arg(const msgpack::object_array& a, uint32_t i) {
-  if (i >= a.size) return Mode::Auto;
-  std::string m = text_arg(a, i);
-  if (m == "auto") return Mode::Auto;
-  if (m == "ref") return Mode::Ref;
-  if (m == "value") return Mode::Value;
-  throw BadRequest("mode must be auto, ref or value");
-}
-
-// A module (by name) or a handle.
-PyRef target_arg(const msgpack::object_array& a, uint32_t i) {
-  const msgpack::object& o = arg(a, i);
-  if (o.type == msgpack::type::STR) return import_module(std::string(o.via.str.ptr, o.via.str.size));
-  if (o.type == msgpack::type::EXT) return to_python(o);
-  throw BadRequest("target must be a module name or a handle");
-}
-
-PyObject* handle_arg(const msgpack::object_array& a, uint32_t i, PyRef* keep) {
-  const msgpack::object& o = arg(a, i);
-  if (o.type != msgpack::type::EXT || o.via.ext.type() != kHandle) throw BadRequest("element " + std::to_string(i) + " must be a handle");
-  *keep = to_python(o);
-  return keep->get();
-}
-
-void reply_ok_header(Packer& pk, uint64_t id) {
+void reply_header(Packer& pk, uint64_t id, const char* status) {
   pk.pack_array(3);
   pk.pack_uint64(id);
-  pk.pack(std::string("ok"));
+  pk.pack(std::string(status));
 }
 
-// {"kind": kind, "message": message}: the error map of bad requests.
-void pack_kind_message(Packer& pk, const char* kind, const std::string& message) {
-  pk.pack_map(2);
-  pk.pack(std::string("kind"));
-  pk.pack(std::string(kind));
-  pk.pack(std::string("message"));
-  pk.pack(message);
-}
+void reply_ok_header(Packer& pk, uint64_t id) { reply_header(pk, id, "ok"); }
 
-void pack_error_map(Packer& pk, const PythonErrorInfo& e) {
-  pk.pack_map(5);
-  pk.pack(std::string("kind"));
-  pk.pack(std::string("python"));
-  pk.pack(std::string("type"));
-  pk.pack(e.type);
-  pk.pack(std::string("python_type"));
-  pk.pack(e.qualified_type);
-  pk.pack(std::string("message"));
-  pk.pack(e.message);
-  pk.pack(std::string("traceback"));
-  pk.pack(e.traceback);
-}
-
-// Runs one request with the GIL held; returns the complete reply body.
-msgpack::sbuffer execute(uint64_t id, const msgpack::object_array& a) {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
-  std::string op = text_arg(a, 1);
-  if (op == "call") {
-    PyRef target = target_arg(a, 2);
-    const msgpack::object& name = arg(a, 3);
-    PyRef fn = target;
-    std::string n;
-    if (as_text(name, &n) && !n.empty()) fn = get_path(target.get(), n);
-    PyRef args = to_args(arg(a, 4));
-    PyRef kwargs = to_kwargs(arg(a, 5));
-    PyRef out = call_object(fn.get(), args.get(), kwargs.get());
-    reply_ok_header(pk, id);
-    pack_python(pk, out.get(), mode_arg(a, 6));
-  } else if (op == "getattr") {
-    PyRef target = target_arg(a, 2);
-    PyRef out = get_path(target.get(), text_arg(a, 3));
-    reply_ok_header(pk, id);
-    pack_python(pk, out.get(), mode_arg(a, 4));
-  } else if (op == "setattr") {
-    PyRef target = target_arg(a, 2);
-    std::string name = text_arg(a, 3);
-    PyRef value = to_python(arg(a, 4));
-    check_status(PyObject_SetAttrString(target.get(), name.c_str(), value.get()));
-    reply_ok_header(pk, id);
-    pk.pack_nil();
-  } else if (op == "eval" || op == "exec") {
-    std::string code = text_arg(a, 2);
-    PyRef globals = a.size > 3 && arg(a, 3).type != msgpack::type::NIL ? to_python(arg(a, 3)) : check(PyDict_New());
-    if (!PyDict_CheckExact(globals.get())) throw BadRequest("globals must be a map");
-    if (op == "eval") {
-      PyRef out = eval_expression(code, globals.get());
-      reply_ok_header(pk, id);
-      pack_python(pk, out.get(), mode_arg(a, 4));
-    } else {
-      exec_statements(code, globals.get());
-      if (PyDict_DelItemString(globals.get(), "__builtins__") < 0) PyErr_Clear();
-      reply_ok_header(pk, id);
-      pack_python(pk, globals.get(), Mode::Auto, false);
+// {:unconvertible, why, nil, steps}: the port names the refused term by
+// position; the client finds it in what it sent (docs/protocol.md, "Replies").
+void pack_refusal(Packer& pk, const Refusal& e) {
+  MsgpackSink sink(pk);
+  sink.begin_tuple(4);
+  sink.atom("unconvertible");
+  sink.atom(refusal_reason_name(e.reason));
+  sink.nil();
+  sink.begin_list(e.path.size());
+  for (const PathStep& step : e.path) {
+    switch (step.kind) {
+      case PathStep::Index:
+      case PathStep::Element:
+        sink.uint64(step.index);
+        break;
+      case PathStep::Key:
+      case PathStep::Value:
+        sink.begin_tuple(2);
+        sink.atom(step.kind == PathStep::Key ? "key" : "entry");
+        sink.uint64(step.index);
+        sink.end_tuple();
+        break;
+      case PathStep::Field:
+        sink.str(nullptr, step.field, strlen(step.field));
+        break;
     }
-  } else if (op == "describe") {
-    PyRef schema = describe_module(text_arg(a, 2), static_cast<int>(uint_arg(a, 3)),
-                                   a.size > 4 && arg(a, 4).type == msgpack::type::BOOLEAN && arg(a, 4).via.boolean);
-    reply_ok_header(pk, id);
-    pack_python(pk, schema.get(), Mode::Value);
-  } else if (op == "next") {
-    PyRef keep;
-    PyObject* it = handle_arg(a, 2, &keep);
-    uint64_t max = uint_arg(a, 3);
-    if (max == 0) throw BadRequest("max must be positive");
-    Mode mode = mode_arg(a, 4);
-    Batch batch = next_batch(it, max);
-    reply_ok_header(pk, id);
-    pk.pack_array(2);
-    pk.pack_array(static_cast<uint32_t>(batch.items.size()));
-    for (const PyRef& item : batch.items) pack_python(pk, item.get(), mode);
-    if (batch.end == BatchEnd::More) pk.pack(std::string("cont"));
-    else if (batch.end == BatchEnd::Done) pk.pack(std::string("done"));
-    else pack_error_map(pk, batch.error);
-  } else if (op == "close") {
-    PyRef keep;
-    PyObject* it = handle_arg(a, 2, &keep);
-    PythonErrorInfo error;
-    if (!close_iterator(it, &error)) throw PythonException(error);
-    reply_ok_header(pk, id);
-    pk.pack_nil();
-  } else if (op == "to_elixir") {
-    PyRef keep;
-    PyObject* o = handle_arg(a, 2, &keep);
-    reply_ok_header(pk, id);
-    pack_python(pk, o, Mode::Value, false);
-  } else if (op == "repr") {
-    PyRef keep;
-    PyObject* o = handle_arg(a, 2, &keep);
-    reply_ok_header(pk, id);
-    pk.pack(short_repr(o, uint_arg(a, 3)));
-  } else {
-    throw BadRequest("unknown operation: " + op);
   }
-  return buf;
+  sink.end_list();
+  sink.end_tuple();
+}
+
+// [id, op, ...] of a core operation as a WireRequest; elements past the end are nil.
+bool decode_request(const msgpack::object_array& a, const std::string& op, WireRequest<const msgpack::object*>* w) {
+  if (!parse_op(op, &w->op)) return false;
+  auto at = [&](uint32_t i) { return i < a.size ? &a.ptr[i] : &g_nil; };
+  auto uint_at = [&](uint32_t i, uint64_t* out) {
+    if (at(i)->type != msgpack::type::POSITIVE_INTEGER) return false;
+    *out = at(i)->via.u64;
+    return true;
+  };
+  auto mode_at = [&](uint32_t i) {
+    std::string m;
+    if (at(i)->type == msgpack::type::NIL) return true;
+    return as_text(*at(i), &m) && parse_mode(m, &w->mode);
+  };
+  w->target = w->name = w->args = w->kwargs = w->value = w->code = w->globals = &g_nil;
+  uint64_t n = 0;
+  switch (w->op) {
+    case Op::Call:
+      w->target = at(2), w->name = at(3), w->args = at(4), w->kwargs = at(5);
+      return mode_at(6);
+    case Op::GetAttr:
+      w->target = at(2), w->name = at(3);
+      return mode_at(4);
+    case Op::SetAttr:
+      w->target = at(2), w->name = at(3), w->value = at(4);
+      return true;
+    case Op::Eval:
+    case Op::Exec:
+      w->code = at(2), w->globals = at(3);
+      return mode_at(4);
+    case Op::Describe:
+      if (!uint_at(3, &n)) return false;
+      w->target = at(2), w->depth = static_cast<int64_t>(n);
+      w->include_private = at(4)->type == msgpack::type::BOOLEAN && at(4)->via.boolean;
+      return true;
+    case Op::Next:
+      if (!uint_at(3, &w->max)) return false;
+      w->target = at(2);
+      return mode_at(4);
+    case Op::Repr:
+      if (!uint_at(3, &w->max)) return false;
+      w->target = at(2);
+      return true;
+    case Op::Close:
+    case Op::ToElixir:
+      w->target = at(2);
+      return true;
+  }
+  return false;
+}
+
+// The id of a request frame that could not be decoded, read from its first
+// bytes (an array header, then a positive integer); 0 when even that fails.
+uint64_t frame_id(const std::string& f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(f.data());
+  size_t n = f.size(), i;
+  if (n >= 1 && (p[0] & 0xf0) == 0x90) i = 1;
+  else if (n >= 3 && p[0] == 0xdc) i = 3;
+  else if (n >= 5 && p[0] == 0xdd) i = 5;
+  else return 0;
+  if (i >= n) return 0;
+  uint8_t tag = p[i];
+  if (tag < 0x80) return tag;
+  size_t width = tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0;
+  if (width == 0 || i + 1 + width > n) return 0;
+  uint64_t id = 0;
+  for (size_t k = 0; k < width; ++k) id = (id << 8) | p[i + 1 + k];
+  return id;
 }
 
 PyObject* emit(PyObject*, PyObject* args) {
@@ -242,10 +195,16 @@ void Server::send(const char* data, size_t size) {
 void Server::send_error(uint64_t id, const char* kind, const std::string& message) {
   msgpack::sbuffer buf;
   Packer pk(buf);
-  pk.pack_array(3);
-  pk.pack_uint64(id);
-  pk.pack(std::string("error"));
-  pack_kind_message(pk, kind, message);
+  reply_header(pk, id, "error");
+  MsgpackSink sink(pk);
+  if (strcmp(kind, "stopping") == 0) {
+    sink.atom("stopping");
+  } else {
+    sink.begin_tuple(2);
+    sink.atom("badrequest");
+    sink.str(nullptr, message.data(), message.size());
+    sink.end_tuple();
+  }
   send(buf.data(), buf.size());
 }
 
@@ -255,7 +214,7 @@ size_t Server::in_flight() {
 }
 
 void Server::on_frame(std::string frame) {
-  auto request = std::make_shared<Request>();
+  auto request = std::make_shared<Incoming>();
   request->frame = std::move(frame);
   const std::string& bytes = request->frame;
   try {
@@ -264,18 +223,21 @@ void Server::on_frame(std::string frame) {
     // rather than being copied into the handle's zone.
     auto reference = [](msgpack::type::object_type, size_t, void*) { return true; };
     request->handle = msgpack::unpack(bytes.data(), bytes.size(), offset, reference, nullptr, kLimits);
-    if (offset != bytes.size()) return send_error(0, "bad_request", "a frame must hold exactly one msgpack value");
+    if (offset != bytes.size()) {
+      return send_error(frame_id(bytes), "bad_request", "a frame must hold exactly one msgpack value");
+    }
   } catch (const std::exception& e) {
-    return send_error(0, "bad_request", std::string("malformed msgpack: ") + e.what());
+    // Answered to the request's id when it can be read: its caller must not wait.
+    return send_error(frame_id(bytes), "bad_request", std::string("malformed msgpack: ") + e.what());
   }
   const msgpack::object& o = request->handle.get();
+  std::string op;
   if (o.type != msgpack::type::ARRAY || o.via.array.size < 2 || o.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER ||
-      o.via.array.ptr[1].type != msgpack::type::STR) {
-    return send_error(0, "bad_request", "a request is [id, op, args...]");
+      !as_text(o.via.array.ptr[1], &op)) {
+    return send_error(frame_id(bytes), "bad_request", "a request is [id, op, args...]");
   }
   const auto& a = o.via.array;
   uint64_t id = a.ptr[0].via.u64;
-  std::string op(a.ptr[1].via.str.ptr, a.ptr[1].via.str.size);
 
   // Answered here, without the GIL: liveness must not wait behind Python.
   if (op == "ping") {
@@ -334,14 +296,12 @@ void Server::on_frame(std::string frame) {
     return;
   }
 
+  if (!decode_request(a, op, &request->wire)) return send_error(id, "bad_request", "unknown or malformed request: " + op);
+
   // Call sites that proved quick run right here when nothing else is in flight:
   // no thread hand-off (as the NIF's fast path). Others go to the pool.
-  std::string key = op;
-  for (uint32_t i = 2; i < a.size && i < 4; ++i) {
-    key.push_back('|');
-    if (a.ptr[i].type == msgpack::type::STR) key.append(a.ptr[i].via.str.ptr, a.ptr[i].via.str.size);
-  }
-  CallSite* site = call_site(key);
+  MsgpackReader reader;
+  CallSite* site = call_site(call_site_key(reader, request->wire));
   auto running = std::make_shared<Running>();
   bool inline_run;
   {
@@ -378,59 +338,28 @@ void Server::on_frame(std::string frame) {
   });
 }
 
-void Server::run(uint64_t id, std::shared_ptr<Request> request, std::shared_ptr<Running> running) {
+void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running) {
   running->tstate.store(this_thread_state());
   msgpack::sbuffer reply;
   {
     Gil gil;
     clear_interrupt();
     t_request = id;
-    const auto& a = request->handle.get().via.array;
-    auto fail_with = [&](auto&& pack_error) {
-      reply.clear();
-      Packer pk(reply);
-      pk.pack_array(3);
-      pk.pack_uint64(id);
-      pk.pack(std::string("error"));
-      pack_error(pk);
-    };
+    Packer pk(reply);
     try {
       InterruptibleScope interruptible;
-      reply = execute(id, a);
-    } catch (const PythonException& e) {
-      fail_with([&](Packer& pk) { pack_error_map(pk, e.info()); });
-    } catch (const DecodeError& e) {
-      fail_with([&](Packer& pk) {
-        if (e.kind == "unknown_handle") {
-          pk.pack_map(3);
-          pk.pack(std::string("kind"));
-          pk.pack(std::string("unknown_handle"));
-          pk.pack(std::string("id"));
-          pk.pack_uint64(e.handle);
-        } else {
-          pk.pack_map(3);
-          pk.pack(std::string("kind"));
-          pk.pack(std::string("unconvertible"));
-          pk.pack(std::string("reason"));
-          pk.pack(e.kind);
-        }
-        pk.pack(std::string("message"));
-        pk.pack(e.message);
-      });
-    } catch (const EncodeError& e) {
-      fail_with([&](Packer& pk) {
-        pk.pack_map(3);
-        pk.pack(std::string("kind"));
-        pk.pack(std::string("conversion"));
-        pk.pack(std::string("python_type"));
-        pk.pack(e.python_type);
-        pk.pack(std::string("repr"));
-        pk.pack(e.repr);
-      });
-    } catch (const BadRequest& e) {
-      fail_with([&](Packer& pk) { pack_kind_message(pk, "bad_request", e.message); });
-    } catch (const std::exception& e) {
-      fail_with([&](Packer& pk) { pack_kind_message(pk, "bad_request", std::string("internal error: ") + e.what()); });
+      MsgpackReader reader;
+      Request q = build_request(reader, request->wire);
+      Outcome out = execute(q);
+      reply_ok_header(pk, id);
+      MsgpackSink sink(pk);
+      emit_outcome(sink, out, q.mode);
+    } catch (...) {
+      // The one place where a failure becomes the port's [id, "error", reason].
+      reply.clear();
+      reply_header(pk, id, "error");
+      MsgpackSink sink(pk);
+      emit_current_failure(sink, [&](const Refusal& e) { pack_refusal(pk, e); });
     }
     if (PyErr_Occurred()) PyErr_Clear();
     t_request = 0;

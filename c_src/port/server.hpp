@@ -11,7 +11,8 @@
 
 #include "../core/call_sites.hpp"
 #include "../core/interrupter.hpp"
-#include "msgpack_python.hpp"
+#include "../core/request.hpp"
+#include "msgpack_reader.hpp"
 
 namespace sb::port {
 
@@ -39,12 +40,13 @@ class Server {
   using Running = InterruptTarget;
 
   // A decoded request and the frame its strings and binaries point into.
-  struct Request {
+  struct Incoming {
     std::string frame;
     msgpack::object_handle handle;
+    WireRequest<const msgpack::object*> wire;
   };
 
-  void run(uint64_t id, std::shared_ptr<Request> request, std::shared_ptr<Running> running);
+  void run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running);
   void cancel(uint64_t id);
   void reply_drained(uint64_t id);
 

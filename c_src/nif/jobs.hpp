@@ -1,5 +1,6 @@
-// Runs a request either right here on the calling scheduler (fast path) or on the
-// worker pool, which replies with a message. See docs/backends.md, "Threading model".
+// Where a request runs: right here on the calling scheduler (fast path) or as a
+// job on the worker pool, which replies with a message; and cancelling jobs.
+// See docs/backends.md, "Threading model". What a request does: execution.hpp.
 #pragma once
 #include <erl_nif.h>
 

@@ -1,0 +1,123 @@
+#include "msgpack_reader.hpp"
+
+#include "../core/request.hpp"
+#include "handles.hpp"
+
+namespace sb::port {
+
+bool as_text(const msgpack::object& o, std::string* out) {
+  if (o.type == msgpack::type::STR) return out->assign(o.via.str.ptr, o.via.str.size), true;
+  if (o.type == msgpack::type::BIN) return out->assign(o.via.bin.ptr, o.via.bin.size), true;
+  return false;
+}
+
+bool handle_id(const msgpack::object& o, uint64_t* id) {
+  if (o.type != msgpack::type::EXT || o.via.ext.type() != kHandle || o.via.ext.size < 8) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(o.via.ext.data()[i]);
+  *id = v;
+  return true;
+}
+
+WireKind MsgpackReader::kind(Value o) {
+  switch (o->type) {
+    case msgpack::type::NIL:
+      return WireKind::Nil;
+    case msgpack::type::BOOLEAN:
+      return o->via.boolean ? WireKind::True : WireKind::False;
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER:
+      return WireKind::Integer;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return WireKind::Float;
+    case msgpack::type::STR:
+      return WireKind::Atom;
+    case msgpack::type::BIN:
+      return WireKind::Binary;
+    case msgpack::type::MAP:
+      return WireKind::Map;
+    case msgpack::type::ARRAY: {
+      if (!marked(*o)) return WireKind::List;
+      const msgpack::object& m = o->via.array.ptr[0];
+      if (is_marker(m, kTupleMarker)) return WireKind::Tuple;
+      if (is_marker(m, kSetMarker)) return WireKind::Set;
+      if (is_marker(m, kStructMarker) && o->via.array.size == 3 &&
+          (o->via.array.ptr[1].type == msgpack::type::STR || o->via.array.ptr[1].type == msgpack::type::BIN) &&
+          o->via.array.ptr[2].type == msgpack::type::MAP) {
+        return WireKind::Struct;
+      }
+      return WireKind::Opaque;
+    }
+    case msgpack::type::EXT:
+      switch (o->via.ext.type()) {
+        case kHandle:
+          return o->via.ext.size >= 8 ? WireKind::Object : WireKind::Opaque;
+        case kBigInt:
+          return o->via.ext.size >= 1 ? WireKind::Integer : WireKind::Opaque;
+        case kBytes:
+          return WireKind::Bytes;
+        default:
+          return WireKind::Opaque;
+      }
+  }
+  return WireKind::Opaque;
+}
+
+BigInt MsgpackReader::big_int(Value o) {
+  BigInt b;
+  const auto* data = reinterpret_cast<const uint8_t*>(o->via.ext.data());
+  b.negative = data[0] != 0;
+  b.magnitude.assign(data + 1, data + o->via.ext.size);
+  while (!b.magnitude.empty() && b.magnitude.back() == 0) b.magnitude.pop_back();
+  return b;
+}
+
+std::string_view MsgpackReader::text(Value o) {
+  switch (o->type) {
+    case msgpack::type::STR:
+      return {o->via.str.ptr, o->via.str.size};
+    case msgpack::type::BIN:
+      return {o->via.bin.ptr, o->via.bin.size};
+    case msgpack::type::EXT:
+      return {o->via.ext.data(), o->via.ext.size};
+    default:
+      return {};
+  }
+}
+
+bool MsgpackReader::length(Value o, size_t* n) {
+  if (o->type == msgpack::type::MAP) return *n = o->via.map.size, true;
+  if (o->type != msgpack::type::ARRAY) return false;
+  *n = o->via.array.size - (marked(*o) ? 1 : 0);
+  return true;
+}
+
+bool MsgpackReader::field(Value o, const char* name, Value* out) {
+  const auto& m = o->via.array.ptr[2].via.map;
+  size_t len = strlen(name);
+  for (uint32_t i = 0; i < m.size; ++i) {
+    const msgpack::object& k = m.ptr[i].key;
+    if (k.type == msgpack::type::STR && k.via.str.size == len && memcmp(k.via.str.ptr, name, len) == 0) {
+      *out = &m.ptr[i].val;
+      return true;
+    }
+  }
+  return false;
+}
+
+PyObject* MsgpackReader::object(Value o) {
+  uint64_t id;
+  if (!handle_id(*o, &id)) return nullptr;
+  if (PyObject* obj = handles().get(id)) return obj;
+  UnknownObject e;
+  e.id = id;
+  throw e;
+}
+
+const void* MsgpackReader::object_type(Value o) {
+  uint64_t id;
+  return handle_id(*o, &id) ? handles().type_of(id) : nullptr;
+}
+
+}  // namespace sb::port

@@ -1,0 +1,80 @@
+// The port program's reader for the core's builder (core/from_elixir.hpp): how
+// the Elixir terms of a request are spelled in MessagePack (docs/protocol.md,
+// "Values"). No mapping rule here, only what each value is.
+#pragma once
+#ifndef MSGPACK_NO_BOOST
+#define MSGPACK_NO_BOOST
+#endif
+#include <msgpack.hpp>
+
+#include <cstring>
+#include <string_view>
+
+#include "../core/from_elixir.hpp"
+
+namespace sb::port {
+
+// Extension types of the protocol.
+enum Ext : int8_t {
+  kHandle = 1, kBigInt = 2, kTupleMarker = 3, kSetMarker = 4, kDate = 6, kTime = 7, kNaiveDateTime = 8,
+  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13,
+};
+
+// A marker: fixext 1 of `type`. Never a value of its own.
+inline bool is_marker(const msgpack::object& o, int8_t type) {
+  return o.type == msgpack::type::EXT && o.via.ext.size == 1 && o.via.ext.type() == type;
+}
+
+// Text of a str or bin (request names); false for anything else.
+bool as_text(const msgpack::object& o, std::string* out);
+
+// The 8-byte handle id of an ext 1; false if `o` is not one.
+bool handle_id(const msgpack::object& o, uint64_t* id);
+
+class MsgpackReader {
+ public:
+  using Value = const msgpack::object*;
+
+  WireKind kind(Value o);
+  bool int64(Value o, int64_t* out) {
+    if (o->type == msgpack::type::NEGATIVE_INTEGER) return *out = o->via.i64, true;
+    if (o->type == msgpack::type::POSITIVE_INTEGER && o->via.u64 <= static_cast<uint64_t>(INT64_MAX)) {
+      return *out = static_cast<int64_t>(o->via.u64), true;
+    }
+    return false;
+  }
+  bool uint64(Value o, uint64_t* out) {
+    if (o->type != msgpack::type::POSITIVE_INTEGER) return false;
+    *out = o->via.u64;
+    return true;
+  }
+  BigInt big_int(Value o);
+  double float64(Value o) { return o->via.f64; }
+  std::string_view text(Value o);
+  bool length(Value o, size_t* n);
+  template <class F>
+  void each_item(Value o, F&& f) {
+    const auto& a = o->via.array;
+    for (uint32_t i = marked(*o) ? 1 : 0; i < a.size; ++i) f(&a.ptr[i]);
+  }
+  template <class F>
+  void each_entry(Value o, F&& f) {
+    const auto& m = o->via.map;
+    for (uint32_t i = 0; i < m.size; ++i) f(&m.ptr[i].key, &m.ptr[i].val);
+  }
+  std::string_view struct_name(Value o) { return text(&o->via.array.ptr[1]); }
+  bool field(Value o, const char* name, Value* out);
+  // The object of a handle; throws UnknownObject when this program holds none.
+  PyObject* object(Value o);
+  uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
+  // For call-site keys, without the GIL.
+  const void* object_type(Value o);
+
+ private:
+  // An array that spells a tuple, a set or a struct (its first item a marker).
+  static bool marked(const msgpack::object& o) {
+    return o.via.array.size > 0 && o.via.array.ptr[0].type == msgpack::type::EXT && o.via.array.ptr[0].via.ext.size == 1;
+  }
+};
+
+}  // namespace sb::port

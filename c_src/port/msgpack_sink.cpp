@@ -1,0 +1,74 @@
+#include "msgpack_sink.hpp"
+
+#include <cstring>
+#include <initializer_list>
+#include <string>
+
+#include "handles.hpp"
+
+namespace sb::port {
+namespace {
+
+void ext_ints(Packer& pk, int8_t type, std::initializer_list<int> ints, const ZoneFields* z = nullptr) {
+  msgpack::sbuffer buf;
+  Packer inner(buf);
+  inner.pack_array(static_cast<uint32_t>(ints.size() + (z ? 4 : 0)));
+  for (int v : ints) inner.pack_int(v);
+  if (z) {
+    inner.pack(z->name);
+    inner.pack(z->abbr);
+    inner.pack_int(z->utc_offset);
+    inner.pack_int(z->dst_offset);
+  }
+  pk.pack_ext(buf.size(), type);
+  pk.pack_ext_body(buf.data(), buf.size());
+}
+
+}  // namespace
+
+void MsgpackSink::big_int(const BigInt& b) {
+  std::string body(1, b.negative ? 1 : 0);
+  body.append(reinterpret_cast<const char*>(b.magnitude.data()), b.magnitude.size());
+  pk_.pack_ext(body.size(), kBigInt);
+  pk_.pack_ext_body(body.data(), body.size());
+}
+
+// Always a float64: msgpack-c's pack_double writes whole-number doubles as
+// integers (4.0 would arrive as 4, -0.0 as 0).
+void MsgpackSink::float64(double d) {
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  char raw[9];
+  raw[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) raw[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  pk_.pack_bin_body(raw, sizeof raw);  // appends the bytes as they are
+}
+
+void MsgpackSink::atom(const char* name) {
+  size_t n = strlen(name);
+  pk_.pack_ext(n, kAtom);
+  pk_.pack_ext_body(name, n);
+}
+
+void MsgpackSink::date(const DateFields& d) { ext_ints(pk_, kDate, {d.year, d.month, d.day}); }
+
+void MsgpackSink::time(const TimeFields& t) {
+  ext_ints(pk_, kTime, {t.hour, t.minute, t.second, t.microsecond, microsecond_precision(t)});
+}
+
+void MsgpackSink::datetime(const DateFields& d, const TimeFields& t, const ZoneFields* z) {
+  ext_ints(pk_, z ? kDateTime : kNaiveDateTime,
+           {d.year, d.month, d.day, t.hour, t.minute, t.second, t.microsecond, microsecond_precision(t)}, z);
+}
+
+void MsgpackSink::object(PyObject* o) {
+  uint64_t id = handles().add(o);
+  std::string type = type_name(o);
+  std::string payload(8 + type.size(), '\0');
+  for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>(id >> (56 - 8 * i));
+  memcpy(payload.data() + 8, type.data(), type.size());
+  pk_.pack_ext(payload.size(), kHandle);
+  pk_.pack_ext_body(payload.data(), payload.size());
+}
+
+}  // namespace sb::port

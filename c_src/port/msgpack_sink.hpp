@@ -1,0 +1,56 @@
+// The port program's sink for the core's walker (core/to_elixir.hpp): packs the
+// Python values of a reply as MessagePack (docs/protocol.md, "Values"). No
+// mapping rule here, only spelling.
+#pragma once
+#include "msgpack_reader.hpp"
+
+#include "../core/to_elixir.hpp"
+
+namespace sb::port {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+class MsgpackSink {
+ public:
+  explicit MsgpackSink(Packer& pk) : pk_(pk) {}
+
+  void nil() { pk_.pack_nil(); }
+  void boolean(bool b) { b ? pk_.pack_true() : pk_.pack_false(); }
+  void int64(int64_t i) { pk_.pack_int64(i); }
+  void uint64(uint64_t u) { pk_.pack_uint64(u); }
+  void big_int(const BigInt& b);
+  void float64(double d);
+  void atom(const char* name);
+  void str(PyObject*, const char* data, size_t n) {
+    pk_.pack_str(static_cast<uint32_t>(n));
+    pk_.pack_str_body(data, static_cast<uint32_t>(n));
+  }
+  void bytes(PyObject*, const char* data, size_t n) {
+    pk_.pack_bin(static_cast<uint32_t>(n));
+    pk_.pack_bin_body(data, static_cast<uint32_t>(n));
+  }
+  void begin_list(size_t n) { pk_.pack_array(static_cast<uint32_t>(n)); }
+  void end_list() {}
+  void begin_tuple(size_t n) { marked_array(kTupleMarker, n); }
+  void end_tuple() {}
+  void begin_map(size_t n) { pk_.pack_map(static_cast<uint32_t>(n)); }
+  void end_map() {}
+  void begin_set(size_t n) { marked_array(kSetMarker, n); }
+  void end_set() {}
+  void date(const DateFields& d);
+  void time(const TimeFields& t);
+  void datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone);
+  void object(PyObject* o);
+
+ private:
+  void marked_array(int8_t marker, size_t n) {
+    pk_.pack_array(static_cast<uint32_t>(n + 1));
+    const char zero = 0;
+    pk_.pack_ext(1, marker);
+    pk_.pack_ext_body(&zero, 1);
+  }
+
+  Packer& pk_;
+};
+
+}  // namespace sb::port
