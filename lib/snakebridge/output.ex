@@ -30,6 +30,31 @@ defmodule SnakeBridge.Output do
 
   def handle_info(_other, state), do: {:noreply, state}
 
+  @doc false
+  # A caller writes output of its own call: stdout to its group leader, stderr
+  # to :standard_error. A group leader that has gone (a finished capture_io)
+  # passes the text to this server.
+  def write_caller(:stdout, text), do: write_to(Process.group_leader(), :stdout, text)
+  def write_caller(:stderr, text), do: write_to(:standard_error, :stderr, text)
+
+  @doc false
+  # Writes the output messages already in the caller's mailbox for `tag`.
+  def flush(tag) do
+    receive do
+      {:snakebridge_output, ^tag, stream, text} ->
+        write_caller(stream, text)
+        flush(tag)
+    after
+      0 -> :ok
+    end
+  end
+
+  defp write_to(device, stream, text) do
+    IO.write(device, text)
+  catch
+    _kind, _ -> send(__MODULE__, {:snakebridge_output, stream, nil, text})
+  end
+
   # A group leader that has gone (a finished capture_io) must not take this
   # server down: the text goes to our own group leader instead.
   defp write(device, text) do

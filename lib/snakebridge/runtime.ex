@@ -1,12 +1,18 @@
 defmodule SnakeBridge.Runtime do
   @moduledoc false
-  # Runs one request on the in-process backend: the NIF either answers at once
-  # (fast path) or hands the work to its thread pool, which replies by message.
-  # Everything about options, timeouts and error structs lives here.
+  # Policy for every request, whatever the backend (SnakeBridge.Backend):
+  # option validation, routing (in-process, a pool, or the worker holding an
+  # object), the one wait for a reply (output, cancel, deadline), retries of
+  # requests that never ran, and the one place where a failure's reason
+  # becomes an exception. What a request means is the C++ core's business.
 
-  alias SnakeBridge.{ConversionError, Native, PythonError, TimeoutError}
+  alias SnakeBridge.{Backend, ConversionError, Output, PythonError, TimeoutError, WorkerCrashError}
 
   @default_timeout 30_000
+
+  # Retries of requests that did not run (their worker was being recycled):
+  # under heavy recycling a request can meet several draining workers in a row.
+  @retries 20
 
   @spec run(tuple(), keyword()) :: {:ok, term()} | {:error, Exception.t()}
   def run(request, opts) do
@@ -33,113 +39,79 @@ defmodule SnakeBridge.Runtime do
   defp kwargs_problem(_request), do: nil
 
   defp dispatch(request, opts) do
-    {mode, timeout, backend} = options(opts)
-
+    {mode, timeout, where} = options(opts)
     # Objects from a port worker are served by that worker, whatever the backend.
-    if backend != :nif or SnakeBridge.PortRuntime.owner(request) do
-      request
-      |> SnakeBridge.PortRuntime.run(mode, timeout, backend, Keyword.get(opts, :cancel_tag))
-      |> port_result(request, opts)
-    else
-      run_nif(request, mode, timeout, opts)
+    backend = if where != :nif or Backend.PortWorker.owner(request), do: Backend.PortWorker, else: Backend.InProcess
+    attempt(backend, where, request, mode, timeout, opts, @retries)
+  end
+
+  defp attempt(backend, where, request, mode, timeout, opts, retries) do
+    reply =
+      case backend.start(request, mode, timeout, where) do
+        {:done, reply} -> reply
+        {:running, job} -> wait(job, deadline(timeout), Keyword.get(opts, :cancel_tag))
+      end
+
+    case reply do
+      {:ok, _} = ok ->
+        ok
+
+      {:error, :cancelled} = cancelled ->
+        cancelled
+
+      # The worker was stopping to be recycled, or already gone, when the
+      # request reached it: it never ran, so it is safe to send it to another.
+      {:error, %WorkerCrashError{reason: reason}}
+      when reason in [{:shutdown, :recycled}, :noproc] and retries > 0 and where != :nif ->
+        attempt(backend, where, request, mode, timeout, opts, retries - 1)
+
+      # A port worker's object among the arguments of an in-process call: the
+      # call goes to that worker (objects are served where they live).
+      {:error, {:unconvertible, :unconvertible, %SnakeBridge.Object{owner: {:port, _}}, _path}}
+      when backend == Backend.InProcess ->
+        attempt(Backend.PortWorker, where, request, mode, timeout, opts, retries)
+
+      {:error, reason} ->
+        failed(reason, request, opts)
     end
   end
 
-  defp port_result({:error, %{__exception__: true}} = error, _request, _opts), do: error
-  defp port_result({:error, :cancelled} = cancelled, _request, _opts), do: cancelled
+  # The one wait for a running job's reply: Python's output arrives while we
+  # wait (tagged with the job's ref) and is written at once, so it shows live
+  # and before the call returns.
+  defp wait(%Backend.Job{backend: backend, ref: ref, monitor: mon} = job, deadline, cancel_tag) do
+    receive do
+      {:snakebridge_output, ^ref, stream, text} ->
+        Output.write_caller(stream, text)
+        wait(job, deadline, cancel_tag)
 
-  # An object that cannot go to the worker (in-process, or another worker's).
-  defp port_result({:error, {:unconvertible, :unconvertible, %SnakeBridge.Object{} = o, path}}, _request, _opts),
-    do: {:error, unconvertible(:unconvertible, o, path)}
+      {^ref, message} ->
+        backend.reply(job, message)
 
-  defp port_result(reply, request, opts), do: finish(reply, request, opts)
+      {:DOWN, ^mon, :process, _, reason} ->
+        backend.reply(job, {:DOWN, reason})
 
-  @doc false
-  def write_output_text(stream, text), do: write(stream, text)
-
-  defp run_nif(request, mode, timeout, opts) do
-    case Native.execute(request, mode, if(timeout == :infinity, do: -1, else: timeout)) do
-      {:ok, _} = ok -> ok
-      {:pending, job, ref} -> await(job, ref, deadline(timeout), timeout, request, opts)
-      {:error, reason} -> failed(reason, request, opts)
-      {tag, value, :output} -> write_output(nil) && finish({tag, value}, request, opts)
+      {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
+        # SnakeBridge.cancel/1 from another process (async calls and streams).
+        backend.stop(job)
+        {:error, :cancelled}
+    after
+      remaining(deadline) ->
+        case backend.stop(job) do
+          :stopped -> {:error, :timeout}
+          # Finished just as the deadline passed: the reply was on its way.
+          {:replied, reply} -> reply
+        end
     end
+  after
+    backend.done(job)
   end
-
-  defp finish({:ok, _} = ok, _request, _opts), do: ok
-  defp finish({:error, reason}, request, opts), do: failed(reason, request, opts)
 
   defp deadline(:infinity), do: :infinity
   defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   defp remaining(:infinity), do: :infinity
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
-
-  # Pool path: Python's output arrives while we wait (tagged with the reply's
-  # ref) and is written at once, so it shows live and before the call returns.
-  defp await(job, ref, deadline, timeout, request, opts) do
-    cancel_tag = Keyword.get(opts, :cancel_tag)
-
-    receive do
-      {:snakebridge_output, ^ref, stream, text} ->
-        write(stream, text)
-        await(job, ref, deadline, timeout, request, opts)
-
-      {^ref, reply} ->
-        finish(reply, request, opts)
-
-      {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
-        # SnakeBridge.cancel/1 from another process (async calls and streams).
-        stop(job, ref)
-        {:error, :cancelled}
-    after
-      remaining(deadline) ->
-        case stop(job, ref) do
-          :cancelled -> {:error, %TimeoutError{timeout: timeout, operation: elem(request, 0)}}
-          # Finished just as the deadline passed: the reply is in the mailbox.
-          {:sent, reply} -> finish(reply, request, opts)
-        end
-    end
-  end
-
-  # Cancels the job; output it sent before that is written, none follows.
-  defp stop(job, ref) do
-    case Native.cancel(job) do
-      :cancelled ->
-        write_output(ref)
-        :cancelled
-
-      :sent ->
-        receive do
-          {^ref, reply} ->
-            write_output(ref)
-            {:sent, reply}
-        end
-    end
-  end
-
-  # Writes the output messages already in the mailbox for `tag` (nil: the fast
-  # path, whose output was all sent before the NIF returned).
-  defp write_output(tag) do
-    receive do
-      {:snakebridge_output, ^tag, stream, text} ->
-        write(stream, text)
-        write_output(tag)
-    after
-      0 -> true
-    end
-  end
-
-  defp write(:stdout, text), do: write_to(Process.group_leader(), :stdout, text)
-  defp write(:stderr, text), do: write_to(:standard_error, :stderr, text)
-
-  # A group leader that has gone (a finished capture_io): SnakeBridge.Output
-  # writes the text to its own instead.
-  defp write_to(device, stream, text) do
-    IO.write(device, text)
-  catch
-    _kind, _ -> send(SnakeBridge.Output, {:snakebridge_output, stream, nil, text})
-  end
 
   defp options([]), do: {:auto, @default_timeout, :nif}
 
@@ -150,6 +122,7 @@ defmodule SnakeBridge.Runtime do
       {:timeout, t}, {m, _, b} when is_integer(t) and t >= 0 -> {m, t, b}
       {:backend, :nif}, {m, t, _} -> {m, t, :nif}
       {:backend, {:pool, name}}, {m, t, _} -> {m, t, {:pool, name}}
+      {:backend, {:worker, pid}}, {m, t, _} when is_pid(pid) -> {m, t, {:worker, pid}}
       {:encoded, _}, acc -> acc
       {:cancel_tag, _}, acc -> acc
       other, _ -> raise ArgumentError, "invalid SnakeBridge option: #{inspect(other)}"
@@ -157,24 +130,15 @@ defmodule SnakeBridge.Runtime do
   end
 
   @doc false
-  # An {:error, reason} term produced by the NIF, as an exception struct.
+  # An {:error, reason} term of a backend, as an exception struct.
   def exception({:error, reason}), do: reason |> failed(nil, []) |> elem(1)
 
   # ------------------------------------------------------------------ errors
 
+  defp failed(%{__exception__: true} = exception, _request, _opts), do: {:error, exception}
+
   defp failed({:python, type, python_type, message, traceback}, _request, _opts) do
     {:error, %PythonError{type: type, python_type: python_type, message: message, traceback: traceback}}
-  end
-
-  # A port worker's object among the arguments of an in-process call: the call
-  # goes to that worker (objects are served where they live).
-  defp failed({:unconvertible, :unconvertible, %SnakeBridge.Object{owner: {:port, _}}, _path}, request, opts)
-       when request != nil do
-    {mode, timeout, _backend} = options(opts)
-
-    request
-    |> SnakeBridge.PortRuntime.run(mode, timeout, :nif, Keyword.get(opts, :cancel_tag))
-    |> port_result(request, opts)
   end
 
   defp failed({:unconvertible, :unconvertible, %_{} = struct, path}, request, opts) do
@@ -194,7 +158,8 @@ defmodule SnakeBridge.Runtime do
     {:error, %ConversionError{python_type: type, repr: repr}}
   end
 
-  # A fast-path call past its deadline, interrupted by the watchdog.
+  # Past the deadline: the Python work was interrupted (the fast path's
+  # watchdog, a pool thread, or a worker).
   defp failed(:timeout, request, opts) do
     {:error, %TimeoutError{timeout: Keyword.get(opts, :timeout, @default_timeout), operation: elem(request, 0)}}
   end
@@ -203,8 +168,12 @@ defmodule SnakeBridge.Runtime do
     {:error, %RuntimeError{message: "SnakeBridge is not started: add :snakebridge to your applications"}}
   end
 
-  defp failed({:badrequest, request}, _request, _opts) do
-    {:error, %ArgumentError{message: "malformed SnakeBridge request #{inspect(request)}"}}
+  defp failed({:badrequest, message}, request, _opts) do
+    {:error, %ArgumentError{message: "#{message}: #{inspect(request, limit: 10, printable_limit: 60)}"}}
+  end
+
+  defp failed({:unknown_object, id}, _request, _opts) do
+    {:error, %ArgumentError{message: "the port worker no longer holds this Python object (handle #{id})"}}
   end
 
   defp failed({:internal, message}, _request, _opts) do
@@ -234,7 +203,6 @@ defmodule SnakeBridge.Runtime do
     do: "a bitstring that is not a whole number of bytes has no Python equivalent"
 
   defp describe(term) when is_list(term), do: "an improper list has no Python equivalent"
-  defp describe(term) when is_atom(term), do: "the atom's name is not Latin-1"
 
   defp describe(%{__struct__: mod, calendar: cal}) when mod in [Date, Time, NaiveDateTime, DateTime] do
     if cal == Calendar.ISO, do: "its fields are out of range for Python", else: "only Calendar.ISO maps to Python"

@@ -5,7 +5,7 @@ defmodule SnakeBridge.Worker do
   #
   # A caller on this node encodes its request, tells the worker about it
   # ({:pending, id, from, ref}) and writes the frame into the port itself
-  # (SnakeBridge.PortRuntime); a caller on another node sends the encoded body
+  # (SnakeBridge.Backend.PortWorker); a caller on another node sends the encoded body
   # here ({:request, ...}) and the worker writes it. Either way the reply arrives
   # here (a port answers its owner) and is forwarded undecoded to the caller,
   # which decodes it. The worker also forwards Python's output to the caller

@@ -89,7 +89,7 @@ defmodule SnakeBridge.DistributedTest do
     [remote] = remote_workers()
 
     handles = fn ->
-      SnakeBridge.PortRuntime.run({:stats}, :auto, 5_000, {:worker, remote}) |> elem(1) |> Map.get("handles")
+      SnakeBridge.Runtime.run({:stats}, backend: {:worker, remote}, timeout: 5_000) |> elem(1) |> Map.get("handles")
     end
 
     before = handles.()

@@ -110,7 +110,7 @@ defmodule SnakeBridge.PoolTest do
 
     for {_, pid} <- :ets.tab2list(table) do
       send(pid, :flush_releases)
-      {:ok, stats} = SnakeBridge.PortRuntime.run({:stats}, :auto, 5_000, {:worker, pid})
+      {:ok, stats} = SnakeBridge.Runtime.run({:stats}, backend: {:worker, pid}, timeout: 5_000)
       stats["handles"]
     end
     |> Enum.sum()

@@ -1,0 +1,241 @@
+defmodule SnakeBridge.Backend.PortWorker do
+  @moduledoc false
+  # A port worker's interpreter (c_src/port/, docs/protocol.md). The caller
+  # encodes its request, picks a worker (the one holding the request's objects,
+  # else one of the pool), announces the request to the worker process and
+  # writes the frame into the worker's port itself; the worker forwards the
+  # reply frame undecoded, and the caller decodes it. Output arrives tagged
+  # with the request's ref, as in-process.
+  @behaviour SnakeBridge.Backend
+
+  alias SnakeBridge.{Backend.Job, Msgpack, Object, Output, Pool, Worker, WorkerCrashError}
+
+  @doc false
+  # The worker owning the request's target, if it is a port worker's object.
+  def owner(request) when is_tuple(request) and tuple_size(request) >= 2 do
+    case elem(request, 1) do
+      %Object{owner: {:port, pid}} -> pid
+      _ -> nil
+    end
+  end
+
+  def owner(_request), do: nil
+
+  @impl true
+  def start(request, mode, _timeout, where) do
+    owner = find_owner(request)
+
+    with {:ok, load_key, worker, pool} <- pick(owner, where) do
+      {count, body} = encode(request, mode, worker)
+      ref = make_ref()
+      mon = Process.monitor(worker)
+
+      job = %Job{
+        backend: __MODULE__,
+        ref: ref,
+        monitor: mon,
+        state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
+      }
+
+      case submit(worker, ref, count, body) do
+        :ok ->
+          {:running, job}
+
+        error ->
+          done(job)
+          {:done, error}
+      end
+    else
+      error -> {:done, error}
+    end
+  end
+
+  @impl true
+  def reply(%Job{state: s}, {:frame, frame, _worker}), do: decode(frame, s.request, s.worker)
+
+  # The object's worker is gone (on another node, only the monitor could tell).
+  def reply(%Job{state: %{owner: owner} = s}, {:DOWN, :noproc}) when owner != nil,
+    do: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: s.worker}}
+
+  def reply(%Job{state: s}, {:DOWN, reason}), do: {:error, %WorkerCrashError{reason: reason, worker: s.worker}}
+  def reply(_job, {:error, _} = error), do: error
+
+  # Asks the worker to interrupt the request and waits for its acknowledgement:
+  # the worker handles messages in order, so a reply it forwarded before the
+  # cancel arrives before the acknowledgement, and none comes after.
+  @impl true
+  def stop(%Job{ref: ref, monitor: mon, state: s} = job) do
+    send(s.worker, {:cancel, ref, self()})
+    stopped(job, ref, mon, :stopped)
+  end
+
+  defp stopped(job, ref, mon, result) do
+    receive do
+      {:snakebridge_output, ^ref, stream, text} ->
+        Output.write_caller(stream, text)
+        stopped(job, ref, mon, result)
+
+      {^ref, :cancelled} ->
+        result
+
+      {^ref, message} ->
+        stopped(job, ref, mon, {:replied, reply(job, message)})
+
+      {:DOWN, ^mon, :process, _, _} ->
+        result
+    end
+  end
+
+  @impl true
+  def done(%Job{monitor: mon, state: s}) do
+    Process.demonitor(mon, [:flush])
+    Pool.checkin(s.load_key, s.pool)
+    :ok
+  end
+
+  # ------------------------------------------------------------------ routing
+
+  defp pick(nil, {:worker, pid}), do: {:ok, nil, pid, nil}
+  defp pick(nil, {:pool, name}), do: Pool.checkout(name)
+  defp pick(nil, :nif), do: {:error, {:badrequest, "no port worker holds an object of this request"}}
+
+  # (A worker on a connected node is not asked: the monitor says if it is gone.)
+  defp pick(pid, _where) do
+    if if(node(pid) == node(), do: Process.alive?(pid), else: node(pid) in Node.list()),
+      do: {:ok, nil, pid, nil},
+      else: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: pid}}
+  end
+
+  # The worker whose objects the request holds: its target's, else the first
+  # found among the arguments. Objects of another worker are then refused by
+  # the core (they are sent as opaque terms) with their path.
+  defp find_owner(request) do
+    owner(request) || request |> Tuple.to_list() |> tl() |> owner_in()
+  end
+
+  defp owner_in(%Object{owner: {:port, pid}}), do: pid
+  defp owner_in(%Object{}), do: nil
+  defp owner_in([x | rest]) when is_number(x) or is_binary(x) or is_atom(x), do: owner_in(rest)
+  defp owner_in([x | rest]), do: owner_in(x) || owner_in(rest)
+  defp owner_in(%MapSet{} = set), do: set |> MapSet.to_list() |> owner_in()
+  defp owner_in(%{__struct__: _}), do: nil
+  defp owner_in(map) when is_map(map), do: Enum.find_value(map, fn {k, v} -> owner_in(k) || owner_in(v) end)
+  defp owner_in(tuple) when is_tuple(tuple), do: tuple |> Tuple.to_list() |> owner_in()
+  defp owner_in(_), do: nil
+
+  # A worker on this node: tell it whose reply to expect, then write the frame
+  # into its port here (a local message is queued before the port's reply can
+  # be). A worker on another node writes the frame itself.
+  defp submit(worker, ref, count, body) when node(worker) == node() do
+    case SnakeBridge.Workers.lookup(worker) do
+      {port, ids} ->
+        id = :atomics.add_get(ids, 1, 1)
+        send(worker, {:pending, id, self(), ref})
+
+        try do
+          Port.command(port, Worker.frame(id, count, body))
+          :ok
+        rescue
+          # The port closed: the worker is stopping and the request never ran.
+          # Wait for it to go, so its crash notice for `ref` is not left behind.
+          ArgumentError ->
+            receive do
+              {:DOWN, _, :process, ^worker, _} -> :ok
+            after
+              1_000 -> :ok
+            end
+
+            receive do
+              {^ref, _} -> :ok
+            after
+              0 -> :ok
+            end
+
+            {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
+        end
+
+      nil ->
+        {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
+    end
+  end
+
+  defp submit(worker, ref, count, body) do
+    send(worker, {:request, self(), ref, count, IO.iodata_to_binary(body)})
+    :ok
+  end
+
+  # ----------------------------------------------------------------- the wire
+
+  # The request's elements after the id, each encoded (docs/protocol.md,
+  # "Requests"). Only `worker`'s objects get a handle id; any other object is
+  # sent opaque, and the core refuses it with its path.
+  defp encode(request, mode, worker) do
+    handle_id = fn
+      %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
+      _ -> :error
+    end
+
+    elements = elements(request, Atom.to_string(mode))
+    {length(elements), Enum.map(elements, &Msgpack.encode(&1, handle_id: handle_id))}
+  end
+
+  defp elements(request, mode) do
+    case request do
+      {:call, target, name, args, kwargs} -> ["call", target, name, args, kwargs, mode]
+      {:getattr, target, name} -> ["getattr", target, name, mode]
+      {:setattr, target, name, value} -> ["setattr", target, name, value]
+      {:eval, code, globals} -> ["eval", code, globals, mode]
+      {:exec, code, globals} -> ["exec", code, globals, mode]
+      {:describe, module, depth, private} -> ["describe", module, depth, private]
+      {:next, it, max} -> ["next", it, max, mode]
+      {:close, it} -> ["close", it]
+      {:to_elixir, obj} -> ["to_elixir", obj]
+      {:repr, obj, max} -> ["repr", obj, max]
+      {:stats} -> ["stats"]
+    end
+  end
+
+  defp decode(frame, request, worker) do
+    handle =
+      if node(worker) == node() do
+        fn id, type -> %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}} end
+      else
+        relay = Process.whereis(SnakeBridge.Workers)
+
+        fn id, type ->
+          %Object{ref: SnakeBridge.Native.port_handle(relay, id, worker), type: type, owner: {:port, worker}}
+        end
+      end
+
+    case Msgpack.decode(frame, handle: handle) do
+      {:ok, [_id, "ok", value]} -> {:ok, value}
+      {:ok, [_id, "error", reason]} -> {:error, resolve(reason, request)}
+      other -> {:error, {:internal, "undecodable reply from a port worker: #{inspect(other)}"}}
+    end
+  end
+
+  # The core names a refused term by its position in what was sent; the
+  # caller names it as in-process: the term itself and the keys leading to it.
+  defp resolve({:unconvertible, why, nil, steps}, request) do
+    with {:ok, term, path} <- Msgpack.locate(refused_in(request, steps), steps) do
+      {:unconvertible, why, term, path}
+    else
+      _ -> {:unconvertible, why, refused_in(request, steps), []}
+    end
+  end
+
+  defp resolve(:stopping, _request), do: %WorkerCrashError{reason: {:shutdown, :recycled}}
+  defp resolve(reason, _request), do: reason
+
+  # Which part of the request the steps start in.
+  defp refused_in({:call, _, _, args, kwargs}, steps) do
+    case steps do
+      [{tag, _} | _] when tag in [:key, :entry] -> kwargs
+      _ -> args
+    end
+  end
+
+  defp refused_in({:setattr, _, _, value}, _steps), do: value
+  defp refused_in({op, _code, globals}, _steps) when op in [:eval, :exec], do: globals
+  defp refused_in(request, _steps), do: request
+end
