@@ -250,7 +250,8 @@ defmodule SnakeBridge.Msgpack do
   gives list and tuple indexes as they are, a map's key for its entry (the key
   or the value), a `MapSet`'s element itself, and a struct field's name as an
   atom. A keyword list is a list of pairs like any other: `[i, 1]` is the value
-  of its i-th pair.
+  of its i-th pair; as keyword arguments, `{:entry, i}` is the value of its
+  i-th pair and `{:key, i}` its key, named by the key.
 
       iex> SnakeBridge.Msgpack.locate([:a, %{"k" => {0, :b}}], [1, {:entry, 0}, 1])
       {:ok, :b, [1, "k", 1]}
@@ -282,6 +283,16 @@ defmodule SnakeBridge.Msgpack do
               i < map_size(m) do
     {key, value} = :lists.nth(i + 1, :maps.to_list(m))
     walk(if(side == :entry, do: value, else: key), rest, [key | path])
+  end
+
+  # A keyword list passed as keyword arguments: the core names its pairs like
+  # a map's entries.
+  defp walk(l, [{side, i} | rest], path)
+       when is_list(l) and side in [:entry, :key] and is_integer(i) and i >= 0 and length(l) > i do
+    case :lists.nth(i + 1, l) do
+      {key, value} -> walk(if(side == :entry, do: value, else: key), rest, [key | path])
+      _ -> :error
+    end
   end
 
   defp walk(%{__struct__: mod} = s, [step | rest], path) when is_atom(mod) do

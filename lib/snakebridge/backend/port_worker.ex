@@ -216,11 +216,18 @@ defmodule SnakeBridge.Backend.PortWorker do
 
   # The core names a refused term by its position in what was sent; the
   # caller names it as in-process: the term itself and the keys leading to it.
+  # A struct refused at one of its fields (a calendar field out of range) is
+  # named as in-process: the struct, with the field last in the path.
   defp resolve({:unconvertible, why, nil, steps}, request) do
-    with {:ok, term, path} <- Msgpack.locate(refused_in(request, steps), steps) do
-      {:unconvertible, why, term, path}
-    else
-      _ -> {:unconvertible, why, refused_in(request, steps), []}
+    {steps, field} =
+      case Enum.reverse(steps) do
+        [name | up] when is_binary(name) -> {Enum.reverse(up), [String.to_existing_atom(name)]}
+        _ -> {steps, []}
+      end
+
+    case Msgpack.locate(refused_in(request, steps), steps) do
+      {:ok, term, path} -> {:unconvertible, why, term, path ++ field}
+      :error -> {:unconvertible, why, refused_in(request, steps), []}
     end
   end
 
