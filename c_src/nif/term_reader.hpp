@@ -71,11 +71,19 @@ class TermReader {
   const void* object_type(Value t);
 
  private:
-  // f(key, value) for each entry; the iterator is released however f leaves.
+  // f(key, value) for each entry, in the order of maps:to_list/1 (and so of
+  // Enum and of the port's encoder): the iterator walks a map of more than 32
+  // keys (a hash trie) in the reverse of that order, so such a map is walked
+  // from its end. The iterator is released however f leaves.
   template <class F>
   void each_pair(ERL_NIF_TERM map, F&& f) {
+    size_t size = 0;
+    enif_get_map_size(env_, map, &size);
+    bool backwards = size > 32;
     ErlNifMapIterator it;
-    if (!enif_map_iterator_create(env_, map, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return;
+    if (!enif_map_iterator_create(env_, map, &it, backwards ? ERL_NIF_MAP_ITERATOR_LAST : ERL_NIF_MAP_ITERATOR_FIRST)) {
+      return;
+    }
     struct Destroy {
       ErlNifEnv* env;
       ErlNifMapIterator* it;
@@ -84,7 +92,7 @@ class TermReader {
     ERL_NIF_TERM k, v;
     while (enif_map_iterator_get_pair(env_, &it, &k, &v)) {
       f(k, v);
-      enif_map_iterator_next(env_, &it);
+      backwards ? enif_map_iterator_prev(env_, &it) : enif_map_iterator_next(env_, &it);
     }
   }
   bool atom_text(ERL_NIF_TERM atom, std::string* out);

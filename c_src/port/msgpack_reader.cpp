@@ -42,12 +42,12 @@ WireKind MsgpackReader::kind(Value o) {
       const msgpack::object& m = o->via.array.ptr[0];
       if (is_marker(m, kTupleMarker)) return WireKind::Tuple;
       if (is_marker(m, kSetMarker)) return WireKind::Set;
-      if (is_marker(m, kStructMarker) && o->via.array.size == 3 &&
+      if (o->via.array.size == 3 &&
           (o->via.array.ptr[1].type == msgpack::type::STR || o->via.array.ptr[1].type == msgpack::type::BIN) &&
           o->via.array.ptr[2].type == msgpack::type::MAP) {
         return WireKind::Struct;
       }
-      return WireKind::Opaque;
+      return WireKind::Opaque;  // a malformed struct
     }
     case msgpack::type::EXT:
       switch (o->via.ext.type()) {

@@ -73,7 +73,9 @@ class MsgpackReader {
  private:
   // An array that spells a tuple, a set or a struct (its first item a marker).
   static bool marked(const msgpack::object& o) {
-    return o.via.array.size > 0 && o.via.array.ptr[0].type == msgpack::type::EXT && o.via.array.ptr[0].via.ext.size == 1;
+    if (o.via.array.size == 0) return false;
+    const msgpack::object& first = o.via.array.ptr[0];
+    return is_marker(first, kTupleMarker) || is_marker(first, kSetMarker) || is_marker(first, kStructMarker);
   }
 };
 
