@@ -9,6 +9,12 @@
 #include <stdexcept>
 #include <utility>
 
+#include "errors.hpp"
+#include "interrupts.hpp"
+#include "operations.hpp"
+#include "stdio.hpp"
+#include "values.hpp"
+
 namespace sb {
 
 std::atomic<int> g_busy_workers{0};
@@ -32,6 +38,21 @@ void set_config_string(PyConfig* config, wchar_t** field, const std::string& val
   if (PyStatus_Exception(st)) {
     throw std::runtime_error(std::string("cannot set Python config: ") +
                              (st.err_msg ? st.err_msg : "unknown error"));
+  }
+}
+
+// GIL held, once: what every request relies on, ready before the first one.
+void prepare(const InterpreterConfig& cfg) {
+  try {
+    ensure_datetime_api();
+    cancelled_exception();
+    // Imported now, so that reporting an error never has to import it.
+    PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
+    if (!traceback) PyErr_Clear();
+    install_interruptible_sleep();
+    if (cfg.emit_output) install_stdio(cfg.emit_output);
+  } catch (const PythonException& e) {
+    throw std::runtime_error(std::string("Python started but could not be prepared: ") + e.what());
   }
 }
 
@@ -96,6 +117,7 @@ void start(const InterpreterConfig& cfg) {
     if (!p || PyList_Insert(sys_path.get(), 0, p.get()) < 0) PyErr_Clear();
   }
 
+  prepare(cfg);
   g_interp = PyInterpreterState_Get();
   t_state = PyEval_SaveThread();  // this thread keeps its main thread state for later
 }

@@ -15,11 +15,18 @@ struct InterpreterConfig {
   std::string libpython_soname;    // re-opened RTLD_GLOBAL so extension modules link
   std::vector<std::string> extra_paths;  // prepended to sys.path
   std::string pythonpath;          // PYTHONPATH to honour (the environment is otherwise ignored)
+  // Where sys.stdout/sys.stderr go: emit(stream, text), stream 1 or 2 (stdio.hpp).
+  // Each front end has its own (messages to Elixir processes, output frames).
+  PyCFunction emit_output = nullptr;
 };
 
-// Starts CPython once (later calls are no-ops). Throws std::runtime_error with a
-// readable message if the interpreter cannot start. Never finalises: extension
-// modules such as numpy cannot be initialised twice in one process.
+// Starts CPython once (later calls are no-ops), the same way for both front
+// ends: libpython re-opened RTLD_GLOBAL, no signal handlers, SIGCHLD restored,
+// extra paths, then what every request relies on (the datetime C API, the
+// Cancelled exception, traceback imported, the interruptible time.sleep, the
+// output streams). Throws std::runtime_error with a readable message if the
+// interpreter cannot start. Never finalises: extension modules such as numpy
+// cannot be initialised twice in one process.
 void initialize_interpreter(const InterpreterConfig& config);
 bool interpreter_ready();
 

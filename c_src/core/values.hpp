@@ -1,4 +1,4 @@
-// Python-side halves of the type mapping (DESIGN.md §3) that both front ends share:
+// Python-side halves of the type mapping (docs/type_mapping.md) that both front ends share:
 // classifying objects, arbitrary-precision integers as bytes, calendar values as
 // fields, text-or-bytes decisions. No wire format here.
 #pragma once

@@ -16,7 +16,9 @@ namespace sb::nif {
   X(elixir_time, "Elixir.Time") X(elixir_naive, "Elixir.NaiveDateTime")                     \
   X(elixir_datetime, "Elixir.DateTime") X(elixir_mapset, "Elixir.MapSet")                   \
   X(elixir_object, "Elixir.SnakeBridge.Object") X(elixir_bytes, "Elixir.SnakeBridge.Bytes") \
-  X(output_server, "Elixir.SnakeBridge.Output")
+  X(output_server, "Elixir.SnakeBridge.Output") X(not_started) X(timeout) X(snakebridge_release)     \
+  X(pending_releases) X(pool_threads) X(pool_queued) X(busy_workers) X(max_threads) X(paths)     \
+  X(pythonpath) X(spin_us) X(fast_path) X(message) X(__exception__)
 
 struct Atoms {
 #define SB_DECLARE_ATOM(name, ...) ERL_NIF_TERM name;

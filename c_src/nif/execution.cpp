@@ -82,13 +82,12 @@ bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireR
   return false;
 }
 
-ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode) {
+ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* w) {
   ERL_NIF_TERM reply;
   try {
-    WireRequest<ERL_NIF_TERM> w;
-    if (!decode_request(env, request, mode, &w)) throw BadRequest("malformed SnakeBridge request");
+    if (!w) throw BadRequest("malformed SnakeBridge request");
     TermReader reader(env);
-    Request q = build_request(reader, w);
+    Request q = build_request(reader, *w);
     Outcome out = execute(q);
     TermSink sink(env);
     emit_outcome(sink, out, q.mode);

@@ -14,7 +14,8 @@ namespace sb::nif {
 // tuple has no known shape.
 bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireRequest<ERL_NIF_TERM>* out);
 
-// GIL held. {:ok, term} | {:error, reason}.
-ERL_NIF_TERM run_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode);
+// GIL held. {:ok, term} | {:error, reason}; a null request (one decode_request
+// refused) is a bad request.
+ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* request);
 
 }  // namespace sb::nif

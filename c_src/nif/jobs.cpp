@@ -13,6 +13,7 @@
 #include "../core/interrupts.hpp"
 #include "../core/worker_pool.hpp"
 #include "atoms.hpp"
+#include "decoders.hpp"
 #include "execution.hpp"
 #include "fast_path.hpp"
 #include "python_output.hpp"
@@ -30,14 +31,6 @@ ERL_NIF_TERM with_output_mark(ErlNifEnv* env, ERL_NIF_TERM reply, const CallerSc
   const ERL_NIF_TERM* items;
   enif_get_tuple(env, reply, &arity, &items);
   return enif_make_tuple3(env, items[0], items[1], atoms.output);
-}
-
-bool mode_from_atom(ERL_NIF_TERM t, ReturnMode* mode) {
-  if (t == atoms.auto_) *mode = ReturnMode::Auto;
-  else if (t == atoms.ref) *mode = ReturnMode::Ref;
-  else if (t == atoms.value) *mode = ReturnMode::Value;
-  else return false;
-  return true;
 }
 
 // ---------------------------------------------------------------- jobs
@@ -91,7 +84,9 @@ void run_job(Job* job) {
       // job is still wanted.
       CallerScope scope(nullptr, &job->caller, job->ref, &job->state, kRunning);
       InterruptibleScope interruptible;
-      reply = run_request(job->env, job->request, job->mode);
+      WireRequest<ERL_NIF_TERM> wire;
+      bool decoded = decode_request(job->env, job->request, job->mode, &wire);
+      reply = run_request(job->env, decoded ? &wire : nullptr);
     }
     record_pool_run(job->site, monotonic_ns() - t0);
     job->target->finished = true;
@@ -134,18 +129,12 @@ void open_job_type(ErlNifEnv* env) {
                                          static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), nullptr);
 }
 
-ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_term, ERL_NIF_TERM timeout_term) {
-  ReturnMode mode;
-  ErlNifSInt64 timeout_ms;
-  if (!mode_from_atom(mode_term, &mode) || !enif_get_int64(env, timeout_term, &timeout_ms)) {
-    return enif_make_badarg(env);
-  }
-  if (!interpreter_ready()) {
-    return enif_make_tuple2(env, atoms.error, enif_make_atom(env, "not_started"));
-  }
+Term execute(ErlNifEnv* env, Term request, ReturnMode mode, int64_t timeout_ms) {
+  if (!interpreter_ready()) return enif_make_tuple2(env, atoms.error, atoms.not_started);
   WireRequest<ERL_NIF_TERM> wire;
+  bool decoded = decode_request(env, request, mode, &wire);
   std::string key;
-  if (decode_request(env, request, mode, &wire)) {
+  if (decoded) {
     TermReader reader(env);
     key = call_site_key(reader, wire);
   }
@@ -165,9 +154,9 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
       FastCall guard(site, timeout_ms);
       {
         InterruptibleScope interruptible;
-        result = run_request(env, request, mode);
+        result = run_request(env, decoded ? &wire : nullptr);
       }
-      if (guard.finish()) result = enif_make_tuple2(env, atoms.error, enif_make_atom(env, "timeout"));
+      if (guard.finish()) result = enif_make_tuple2(env, atoms.error, atoms.timeout);
       result = with_output_mark(env, result, scope);
       drain_released(64);
     }
@@ -199,9 +188,11 @@ ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode_ter
   return enif_make_tuple3(env, atoms.pending, job_term, ref);
 }
 
-ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job_term) {
+Term cancel(ErlNifEnv* env, Term job_term) {
   Job* job;
-  if (!enif_get_resource(env, job_term, g_job_type, reinterpret_cast<void**>(&job))) return enif_make_badarg(env);
+  if (!enif_get_resource(env, job_term, g_job_type, reinterpret_cast<void**>(&job))) {
+    throw ArgumentError("expected a job");
+  }
   int s = job->state.load();
   while (true) {
     if (s == kSent) return atoms.sent;
@@ -211,5 +202,8 @@ ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job_term) {
   if (s == kRunning) interrupt_until_finished(job->target);
   return atoms.cancelled;
 }
+
+SB_NIF("execute", execute, 0);
+SB_NIF("cancel", cancel, 0);
 
 }  // namespace sb::nif

@@ -4,16 +4,22 @@
 #pragma once
 #include <erl_nif.h>
 
+#include <cstdint>
+
+#include "../core/to_elixir.hpp"
+#include "boundary.hpp"
+
 namespace sb::nif {
 
 void open_job_type(ErlNifEnv* env);
 
 // execute(request, return_mode, timeout_ms (-1: none)) ->
 //   {:ok, term} | {:error, reason}        ran on this scheduler
+//   {:ok | :error, value, :output}         the same, and Python wrote output
 //   {:pending, job, ref}                   reply {ref, {:ok, term} | {:error, reason}} follows
-ERL_NIF_TERM execute(ErlNifEnv* env, ERL_NIF_TERM request, ERL_NIF_TERM mode, ERL_NIF_TERM timeout_ms);
+Term execute(ErlNifEnv* env, Term request, ReturnMode mode, int64_t timeout_ms);
 
 // cancel(job) -> :cancelled (no reply will be sent) | :sent (the reply is in the mailbox)
-ERL_NIF_TERM cancel(ErlNifEnv* env, ERL_NIF_TERM job);
+Term cancel(ErlNifEnv* env, Term job);
 
 }  // namespace sb::nif

@@ -12,7 +12,7 @@ struct ObjectResource {
   PyObject* obj;
 };
 
-void open_resource_types(ErlNifEnv* env);
+void open_object_type(ErlNifEnv* env);
 
 // GIL held. %SnakeBridge.Object{ref: <resource>, type: "collections.Counter", owner: nil}
 ERL_NIF_TERM make_object(ErlNifEnv* env, PyObject* obj);
@@ -21,12 +21,5 @@ bool get_object(ErlNifEnv* env, ERL_NIF_TERM term, PyObject** out);
 // GIL held. A binary whose bytes live inside `owner` (bytes, str): no copy is made
 // and `owner` stays alive as long as the binary does.
 ERL_NIF_TERM make_borrowed_binary(ErlNifEnv* env, PyObject* owner, const char* data, size_t size);
-
-// A handle to a Python object held by a port worker (docs/protocol.md): when the
-// BEAM garbage-collects the last term referring to it, the owning worker process
-// gets {:snakebridge_release, id} and tells its port program to drop it.
-ERL_NIF_TERM make_port_handle(ErlNifEnv* env, ERL_NIF_TERM owner, ERL_NIF_TERM id, ERL_NIF_TERM remote);
-// {owner_pid, id} of a port handle; false if `term` is not one.
-bool get_port_handle(ErlNifEnv* env, ERL_NIF_TERM term, ErlNifPid* owner, ErlNifUInt64* id);
 
 }  // namespace sb::nif

@@ -71,6 +71,6 @@ CallerScope::~CallerScope() {
   t_state = nullptr;
 }
 
-void install_python_output() { install_stdio(emit); }
+PyCFunction python_output_function() { return emit; }
 
 }  // namespace sb::nif

@@ -8,6 +8,8 @@
 
 #include <atomic>
 
+#include "../core/pyref.hpp"
+
 namespace sb::nif {
 
 // Who is running Python on this thread, for attributing output, set around each
@@ -24,6 +26,7 @@ struct CallerScope {
 };
 
 // GIL held. Replaces sys.stdout and sys.stderr.
-void install_python_output();
+// The emit function of sys.stdout/sys.stderr (core/stdio.hpp) for the NIF.
+PyCFunction python_output_function();
 
 }  // namespace sb::nif

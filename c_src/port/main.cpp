@@ -90,26 +90,14 @@ int main() {
   fcntl(kOut, F_SETPIPE_SZ, 1 << 20);
   signal(SIGPIPE, SIG_IGN);
 
+  static sb::port::Server server(kOut);
   try {
-    sb::initialize_interpreter(config_from_env());
+    sb::InterpreterConfig cfg = config_from_env();
+    cfg.emit_output = sb::port::port_output_function(&server);
+    sb::initialize_interpreter(cfg);
   } catch (const std::exception& e) {
     fprintf(stderr, "snakebridge_port: %s\n", e.what());
     return 2;
-  }
-  static sb::port::Server server(kOut);
-  {
-    sb::Gil gil;
-    try {
-      sb::ensure_datetime_api();
-      sb::cancelled_exception();
-      sb::PyRef traceback = sb::PyRef::steal(PyImport_ImportModule("traceback"));
-      if (!traceback) PyErr_Clear();
-      sb::install_interruptible_sleep();
-      sb::port::install_port_output(&server);
-    } catch (const sb::PythonException& e) {
-      fprintf(stderr, "snakebridge_port: %s\n", e.what());
-      return 2;
-    }
   }
   // SNAKEBRIDGE_THREADS: how many threads may run Python (default 128). With
   // 1, every request runs on one and the same thread (for libraries that

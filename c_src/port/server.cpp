@@ -167,9 +167,9 @@ PyObject* emit(PyObject*, PyObject* args) {
 
 }  // namespace
 
-void install_port_output(Server* server) {
+PyCFunction port_output_function(Server* server) {
   g_server = server;
-  install_stdio(emit);
+  return emit;
 }
 
 void Server::send(const char* data, size_t size) {

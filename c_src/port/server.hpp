@@ -61,7 +61,8 @@ class Server {
   std::atomic<CallSite*> inline_site_{nullptr};
 };
 
-// GIL held, once: sys.stdout/sys.stderr become `output` frames through `server`.
-void install_port_output(Server* server);
+// The emit function of sys.stdout/sys.stderr (core/stdio.hpp): `output` frames
+// through `server`.
+PyCFunction port_output_function(Server* server);
 
 }  // namespace sb::port

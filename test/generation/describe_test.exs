@@ -1,5 +1,5 @@
 defmodule SnakeBridge.Generation.DescribeTest do
-  # SnakeBridge.describe_library/2 (DESIGN.md §4, SnakeBridge.Schema): the shape of
+  # SnakeBridge.describe_library/2 (docs/generated_modules.md, SnakeBridge.Schema): the shape of
   # the schemas of standard-library modules and numpy, and the rules of
   # priv/python/snakebridge_introspect.py — members read from __dict__ (no module
   # __getattr__, no descriptors run), failing members skipped and reported.

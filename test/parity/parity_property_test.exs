@@ -1,7 +1,7 @@
 Code.require_file("parity_support.exs", __DIR__)
 
 defmodule SnakeBridge.ParityPropertyTest do
-  # PropEr properties for backend parity (DESIGN.md §1, "One semantics, two
+  # PropEr properties for backend parity (docs/architecture.md, "One semantics, two
   # wires"): a random Elixir term, sent to Python one of several ways and brought
   # back with a random return mode, gives the same normalised result in-process
   # (`:nif`) and through the port-worker pool. Generators: test/support/python_terms.ex;

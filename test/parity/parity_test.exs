@@ -5,7 +5,7 @@ defmodule SnakeBridge.Parity.Corpus do
   # The parity corpus: named requests, each a function of the backend options
   # (`[backend: :nif]` or `[backend: {:pool, SnakeBridge.TestPool}]`), run once on
   # each backend. A case is `{name, run, expect}`; `expect` is what the contract
-  # (DESIGN.md §2-§3, docs/type_mapping.md) says the result is, when it says:
+  # (docs/type_mapping.md) says the result is, when it says:
   #
   #   * `nil` — nothing stated beyond "both backends agree";
   #   * `{:eq, term}` — the normalised result is `===` the normalised `term`;
@@ -1487,7 +1487,7 @@ end
 defmodule SnakeBridge.ParityTest do
   # One corpus of requests (SnakeBridge.Parity.Corpus), run on the in-process
   # backend and on the port-worker pool: the normalised results must be
-  # identical (DESIGN.md §1, "One semantics, two wires"), and where the contract
+  # identical (docs/architecture.md, "One semantics, two wires"), and where the contract
   # states a value, both must give it.
   #
   # Not async: the corpus makes pool requests that hang until their timeout and

@@ -1,5 +1,5 @@
 defmodule SnakeBridge.Property.RoundtripTest do
-  # Property tests (PropEr) for the type mapping of DESIGN.md §3: whatever Elixir
+  # Property tests (PropEr) for the type mapping of docs/type_mapping.md: whatever Elixir
   # term has a Python equivalent that maps back comes back from Python unchanged;
   # whatever has none is refused with an ArgumentError that names it and where it
   # sits, and the VM carries on. Generators and the rules for what is generated:

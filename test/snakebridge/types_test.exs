@@ -1,5 +1,5 @@
 defmodule SnakeBridge.TypesTest do
-  # The type mapping table (DESIGN.md §3, docs/type_mapping.md), row by row, in
+  # The type mapping table (docs/type_mapping.md), row by row, in
   # both directions: what Python receives for an Elixir value (checked by asking
   # Python about it), and what comes back from a Python identity function.
   use ExUnit.Case, async: true
