@@ -250,12 +250,10 @@ defmodule SnakeBridge.ConcurrencyTest do
       assert result == expected
       assert first_gap <= elapsed + 50
 
-      # the site is demoted: the same call now runs on the pool
-      {result, elapsed, max_gap} = with_heartbeat(fn -> SnakeBridge.method!(work, "run") end)
+      # the site is demoted: the same call now runs on the pool (the bound
+      # allows for load from outside this VM, measured in the same run)
+      {result, _elapsed} = assert_heartbeat_kept(fn -> SnakeBridge.method!(work, "run") end)
       assert result == expected
-
-      assert max_gap < 100,
-             "a 1 ms heartbeat stalled for #{max_gap} ms during a #{elapsed} ms call after demotion"
     end
   end
 end
