@@ -123,7 +123,7 @@ std::string_view TermReader::text(Value t) {
   }
   std::string name;
   if (!enif_is_atom(env_, t) || !atom_text(t, &name)) return {};
-  return names_.emplace_back(std::move(name));
+  return names_.emplace_front(std::move(name));
 }
 
 bool TermReader::length(Value t, size_t* n) {

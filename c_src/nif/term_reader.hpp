@@ -3,7 +3,7 @@
 #pragma once
 #include <erl_nif.h>
 
-#include <deque>
+#include <forward_list>
 #include <string>
 #include <string_view>
 
@@ -98,7 +98,9 @@ class TermReader {
   bool atom_text(ERL_NIF_TERM atom, std::string* out);
 
   ErlNifEnv* env_;
-  std::deque<std::string> names_;  // atom names handed out by text()
+  // Atom names handed out by text(); a forward_list allocates nothing until
+  // used (a deque would, on every request).
+  std::forward_list<std::string> names_;
 };
 
 }  // namespace sb::nif

@@ -13,7 +13,20 @@ namespace {
 // into the Python object's own buffer.
 constexpr size_t kBorrowAtLeast = 4096;
 
+// The stack of the last sink on this thread, kept for the next one: a sink
+// per request would otherwise allocate it every time.
+thread_local std::vector<ERL_NIF_TERM> t_spare_stack;
+constexpr size_t kKeepAtMost = 1 << 16;
+
 }  // namespace
+
+TermSink::TermSink(ErlNifEnv* env) : env_(env), stack_(std::move(t_spare_stack)) { stack_.clear(); }
+
+TermSink::~TermSink() {
+  if (stack_.capacity() <= kKeepAtMost && t_spare_stack.capacity() < stack_.capacity()) {
+    t_spare_stack = std::move(stack_);
+  }
+}
 
 void TermSink::nil() { push(atoms.nil); }
 void TermSink::boolean(bool b) { push(b ? atoms.true_ : atoms.false_); }

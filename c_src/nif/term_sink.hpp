@@ -11,7 +11,10 @@ namespace sb::nif {
 
 class TermSink {
  public:
-  explicit TermSink(ErlNifEnv* env) : env_(env) {}
+  explicit TermSink(ErlNifEnv* env);
+  ~TermSink();
+  TermSink(const TermSink&) = delete;
+  TermSink& operator=(const TermSink&) = delete;
   // The one term emitted.
   ERL_NIF_TERM take() { return stack_.back(); }
 
