@@ -105,9 +105,21 @@ class FromElixir {
       {
         Step s(*this, {PathStep::Key, i, r_.token(key)});
         WireKind kk = r_.kind(key);
-        if (kk != WireKind::Atom && kk != WireKind::Binary) refuse(RefusalReason::Unconvertible, key);
-        key_obj_ = build(key, true);
-        if (!PyUnicode_Check(key_obj_.get())) refuse(RefusalReason::Unconvertible, key);
+        if (kk == WireKind::Atom) {
+          // A keyword is a name, even :nan or :infinity (numpy's nan_to_num(x, nan: 0.0)).
+          std::string_view name = r_.text(key);
+          PyObject* s = PyUnicode_DecodeUTF8(name.data(), static_cast<Py_ssize_t>(name.size()), nullptr);
+          if (!s) {
+            PyErr_Clear();
+            refuse(RefusalReason::Unconvertible, key);
+          }
+          key_obj_ = PyRef::steal(s);
+        } else if (kk == WireKind::Binary) {
+          key_obj_ = build(key, true);
+          if (!PyUnicode_Check(key_obj_.get())) refuse(RefusalReason::Unconvertible, key);
+        } else {
+          refuse(RefusalReason::Unconvertible, key);
+        }
       }
       Step s(*this, {PathStep::Value, i, r_.token(key)});
       PyRef val = build(value, false);

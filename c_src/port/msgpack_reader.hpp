@@ -71,7 +71,9 @@ class MsgpackReader {
   const void* object_type(Value o);
 
  private:
-  // An array that spells a tuple, a set or a struct (its first item a marker).
+  // An array that spells a tuple, a set or a struct (its first item one of
+  // those markers). Other fixext 1 values lead plain lists: a one-byte
+  // SnakeBridge.Bytes (ext 10), the opaque marker of a pid.
   static bool marked(const msgpack::object& o) {
     if (o.via.array.size == 0) return false;
     const msgpack::object& first = o.via.array.ptr[0];

@@ -63,6 +63,7 @@ void MsgpackSink::datetime(const DateFields& d, const TimeFields& t, const ZoneF
 
 void MsgpackSink::object(PyObject* o) {
   uint64_t id = handles().add(o);
+  if (made_) made_->push_back(id);
   std::string type = type_name(o);
   std::string payload(8 + type.size(), '\0');
   for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>(id >> (56 - 8 * i));

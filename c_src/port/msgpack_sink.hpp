@@ -4,6 +4,9 @@
 #pragma once
 #include "msgpack_reader.hpp"
 
+#include <cstdint>
+#include <vector>
+
 #include "../core/to_elixir.hpp"
 
 namespace sb::port {
@@ -12,7 +15,9 @@ using Packer = msgpack::packer<msgpack::sbuffer>;
 
 class MsgpackSink {
  public:
-  explicit MsgpackSink(Packer& pk) : pk_(pk) {}
+  // `made`, if given, collects the ids of the handles registered by object(),
+  // so that a reply abandoned half way can release them.
+  explicit MsgpackSink(Packer& pk, std::vector<uint64_t>* made = nullptr) : pk_(pk), made_(made) {}
 
   void nil() { pk_.pack_nil(); }
   void boolean(bool b) { b ? pk_.pack_true() : pk_.pack_false(); }
@@ -51,6 +56,7 @@ class MsgpackSink {
   }
 
   Packer& pk_;
+  std::vector<uint64_t>* made_;
 };
 
 }  // namespace sb::port

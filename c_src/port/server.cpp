@@ -346,16 +346,20 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
     clear_interrupt();
     t_request = id;
     Packer pk(reply);
+    std::vector<uint64_t> made;  // handles of the reply, until it is complete
     try {
       InterruptibleScope interruptible;
       MsgpackReader reader;
       Request q = build_request(reader, request->wire);
       Outcome out = execute(q);
       reply_ok_header(pk, id);
-      MsgpackSink sink(pk);
+      MsgpackSink sink(pk, &made);
       emit_outcome(sink, out, q.mode);
     } catch (...) {
       // The one place where a failure becomes the port's [id, "error", reason].
+      // A reply abandoned half way never reaches the client: the handles made
+      // for it would never be released.
+      for (uint64_t h : made) handles().release(h);
       reply.clear();
       reply_header(pk, id, "error");
       MsgpackSink sink(pk);
