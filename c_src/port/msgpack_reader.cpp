@@ -19,6 +19,30 @@ bool handle_id(const msgpack::object& o, uint64_t* id) {
   return true;
 }
 
+namespace {
+
+struct ClaimCheck : msgpack::null_visitor {
+  uint64_t budget;
+  bool exceeded = false;
+  explicit ClaimCheck(uint64_t b) : budget(b) {}
+  bool claim(uint64_t n) {
+    if (n > budget) return !(exceeded = true);
+    budget -= n;
+    return true;
+  }
+  bool start_array(uint32_t n) { return claim(n); }
+  bool start_map(uint32_t n) { return claim(uint64_t(n) * 2); }
+};
+
+}  // namespace
+
+bool claims_fit(const char* data, size_t size) {
+  ClaimCheck check(size);
+  size_t offset = 0;
+  msgpack::parse(data, size, offset, check);
+  return !check.exceeded;
+}
+
 WireKind MsgpackReader::kind(Value o) {
   switch (o->type) {
     case msgpack::type::NIL:

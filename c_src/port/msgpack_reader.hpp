@@ -31,6 +31,15 @@ bool as_text(const msgpack::object& o, std::string* out);
 // The 8-byte handle id of an ext 1; false if `o` is not one.
 bool handle_id(const msgpack::object& o, uint64_t* id);
 
+// False when the arrays and maps of a frame claim more elements than it has
+// bytes (every element takes at least one byte, so a valid frame never does).
+// msgpack::unpack allocates a container's elements when it reads the header:
+// headers nested in one another, each claiming 2^24 elements, would cost
+// 384 MiB of address space apiece (a 1 MiB frame of them: ~100 TB, 1.7 GB
+// resident, seconds on the I/O thread). Checked first, allocating nothing;
+// true also when the frame is malformed otherwise (unpack then says how).
+bool claims_fit(const char* data, size_t size);
+
 class MsgpackReader {
  public:
   using Value = const msgpack::object*;

@@ -217,6 +217,9 @@ void Server::on_frame(std::string frame) {
   auto request = std::make_shared<Incoming>();
   request->frame = std::move(frame);
   const std::string& bytes = request->frame;
+  if (!claims_fit(bytes.data(), bytes.size())) {
+    return send_error(frame_id(bytes), "bad_request", "malformed msgpack: arrays and maps claim more elements than the frame holds");
+  }
   try {
     size_t offset = 0;
     // Strings, binaries and extensions point into the frame (kept alongside)

@@ -1498,6 +1498,32 @@ TEST_CASE("MsgpackSink collects the handles it makes when asked, so an abandoned
   CHECK(handles().size() == size0);
 }
 
+TEST_CASE("claims_fit: a frame may not claim more elements than it has bytes", "[port][msgpack][limits]") {
+  auto fits = [](const Mp& m) { return claims_fit(m.str().data(), m.size()); };
+  // Every valid value fits: each element takes at least a byte.
+  CHECK(fits(Mp().nil()));
+  CHECK(fits(Mp().arr(0)));
+  CHECK(fits(Mp().arr(3).nil().nil().nil()));
+  CHECK(fits(Mp().map(2).nil().nil().nil().nil()));
+  CHECK(fits(Mp().tuple(2).i(1).set(1).map(1).nil().nil()));
+  CHECK(fits(nested_arrays(100000)));
+  CHECK(fits(nested_arrays(1000, true)));
+  Mp nils = Mp().arr(1 << 20);
+  for (int k = 0; k < (1 << 20); ++k) nils.nil();
+  CHECK(fits(nils));
+  // Claims beyond the bytes: refused before anything is allocated.
+  CHECK(!fits(Mp().arr(3).nil()));  // 2 bytes, 3 elements
+  CHECK(!fits(Mp().map(2).nil()));  // 2 bytes, 4 keys and values
+  CHECK(!fits(Mp().raw(std::string("\xdd\x00\xff\xff\xff", 5))));
+  Mp headers;
+  for (int k = 0; k < 1000; ++k) headers.raw(std::string("\xdd\x00\xff\xff\xff", 5));
+  CHECK(!fits(headers));
+  // Malformed in another way, within its claims: left to msgpack::unpack to say.
+  CHECK(fits(Mp().raw("\xc1")));
+  CHECK(fits(Mp().arr(2).nil()));  // cut short, but no more claimed than there are bytes
+  CHECK(fits(Mp().raw("")));
+}
+
 // ============================================================= call-site keys
 
 namespace {
