@@ -1,13 +1,23 @@
 // libFuzzer target: arbitrary bytes as the port program's input stream (fd 3).
 //
-// Each input is fed through FrameReader; every complete frame is unpacked with the
-// limits the server uses (server.cpp's kLimits) and converted with
-// sb::port::to_python (also in a hashable position, and as call args / kwargs),
-// and what comes out is packed back with pack_python in auto and value mode. The
-// documented failures are caught: msgpack::unpack_error (malformed msgpack, limits),
-// DecodeError (unconvertible values, unknown handles), PythonException (e.g. a
-// date out of range), EncodeError (value mode). Anything else escaping, a Python
-// error left pending, or FrameReader disagreeing with itself is a crash.
+// Each input is fed through FrameReader; every complete frame is unpacked as
+// Server::on_frame does (the server's limits, strings referenced in the frame,
+// exactly one value), then:
+//   - if it is a request [id, op, ...], decoded into a WireRequest as
+//     server.cpp's decode_request does, its call-site key computed
+//     (call_site_key through MsgpackReader), and every value of it built with
+//     FromElixir<MsgpackReader> the way build_request would (args, kwargs,
+//     value, globals, names) - without importing modules or calling anything;
+//   - the whole frame built as a value, in a hashable position (a map key),
+//     and as args / kwargs / globals;
+//   - what was built walked back with ToElixir<MsgpackSink> in :auto, :value
+//     and :ref, and the reply bytes unpacked again (exactly one value).
+// The documented failures are caught: std::exception from unpacking (malformed
+// msgpack, limits), Refusal, BadRequest and UnknownObject from the builder,
+// PythonException (a date out of range, an unhashable handle as a key),
+// NoElixirValue (:value only). Anything else escaping, a Python error left
+// pending, a refusal whose path disagrees with its depth, or FrameReader
+// disagreeing with itself is a crash.
 //
 // FrameReader is also checked differentially: the same bytes fed at once, one byte
 // at a time, and in small chunks to a reader with a 16-byte limit must give the
@@ -24,12 +34,17 @@
 #include <string>
 #include <vector>
 
+#include "../../core/call_site_key.hpp"
 #include "../../core/errors.hpp"
+#include "../../core/from_elixir.hpp"
 #include "../../core/interpreter.hpp"
+#include "../../core/request.hpp"
+#include "../../core/to_elixir.hpp"
 #include "../../core/values.hpp"
 #include "../framing.hpp"
 #include "../handles.hpp"
-#include "../msgpack_python.hpp"
+#include "../msgpack_reader.hpp"
+#include "../msgpack_sink.hpp"
 
 #ifndef SNAKEBRIDGE_LIBPYTHON
 #define SNAKEBRIDGE_LIBPYTHON ""
@@ -40,12 +55,15 @@ using namespace sb::port;
 
 namespace {
 
-// As in server.cpp (Server::on_frame).
-const msgpack::unpack_limit kServerLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30, 1024);
+// As in server.cpp (kLimits): no depth limit of the parser's own; the core
+// refuses terms nested past kMaxArgumentDepth.
+const msgpack::unpack_limit kServerLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30, 1 << 30);
 constexpr size_t kSmallLimit = 16;
 
 // Handles 1..5 exist, so ext 1 payloads can resolve.
-const char* kHandleObjects[] = {"[1, 2, 3]", "'text'", "42", "(1, (2, 3))", "object()"};
+const char* kHandleObjects[] = {"[1, 2, 3]", "'text'", "42", "(1, (2, 3))", "iter([1, 2])"};
+
+using V = const msgpack::object*;
 
 struct Event {
   bool oversized;
@@ -122,7 +140,7 @@ std::vector<Event> check_framing(const uint8_t* data, size_t size) {
   return whole;
 }
 
-// Releases the handles pack_python made since `mark` (ids are sequential).
+// Releases the handles made since `mark` (ids are sequential).
 uint64_t handle_mark() {
   uint64_t id = handles().add(Py_None);
   handles().release(id);
@@ -133,174 +151,390 @@ void release_since(uint64_t mark) {
   for (uint64_t id = mark + 1; id < now; ++id) handles().release(id);
 }
 
-void pack_back(PyObject* v, Mode mode) {
+void check_refusal(const Refusal& e) {
+  invariant(e.term != 0, "a refusal without its term");
+  invariant(e.reason != RefusalReason::TooDeep || e.path.size() == size_t(kMaxArgumentDepth) + 1,
+            "too_deep at another depth than the limit");
+  invariant(e.path.size() <= size_t(kMaxArgumentDepth) + 1, "a refusal path deeper than the limit");
+  for (const PathStep& s : e.path) {
+    invariant(s.kind != PathStep::Field || s.field != nullptr, "a Field step without its name");
+  }
+}
+
+// Runs one builder call; the documented failures are fine.
+template <class F>
+void guarded(F&& f) {
+  try {
+    f();
+  } catch (const Refusal& e) {
+    check_refusal(e);
+  } catch (const BadRequest& e) {
+    invariant(!e.message.empty(), "a BadRequest without a message");
+  } catch (const UnknownObject&) {
+  } catch (const PythonException&) {
+  }
+  invariant(!PyErr_Occurred(), "a Python error left set");
+}
+
+// What the program would send for `v`: readable msgpack again, exactly one value.
+void walk_back(PyObject* v, ReturnMode mode) {
   msgpack::sbuffer buf;
   Packer pk(buf);
+  MsgpackSink sink(pk);
   try {
-    pack_python(pk, v, mode);
-  } catch (const EncodeError&) {
-    invariant(mode == Mode::Value, "EncodeError outside value mode");
+    ToElixir<MsgpackSink>(sink, mode).result(v);
+  } catch (const NoElixirValue&) {
+    invariant(mode == ReturnMode::Value, "NoElixirValue outside :value");
     return;
   } catch (const PythonException&) {
+    invariant(!PyErr_Occurred(), "a Python error left set by ToElixir");
     return;
   }
-  // What the program sends must be readable msgpack again.
-  msgpack::object_handle again = msgpack::unpack(buf.data(), buf.size());
-  (void)again;
+  invariant(!PyErr_Occurred(), "a Python error left set by ToElixir");
+  size_t offset = 0;
+  msgpack::object_handle again = msgpack::unpack(buf.data(), buf.size(), offset);
+  invariant(offset == buf.size(), "a reply value followed by other bytes");
+}
+
+void built(PyRef v) {
+  if (!v) return;  // kwargs: none
+  walk_back(v.get(), ReturnMode::Auto);
+  walk_back(v.get(), ReturnMode::Value);
+  walk_back(v.get(), ReturnMode::Ref);
+}
+
+// server.cpp's decode_request, for the fuzzer ([id, op, args...]; missing items nil).
+bool decode_request(const msgpack::object_array& a, const std::string& op, WireRequest<V>* w) {
+  static const msgpack::object nil;
+  if (!parse_op(op, &w->op)) return false;
+  auto at = [&](uint32_t i) { return i < a.size ? &a.ptr[i] : &nil; };
+  auto uint_at = [&](uint32_t i, uint64_t* out) {
+    if (at(i)->type != msgpack::type::POSITIVE_INTEGER) return false;
+    *out = at(i)->via.u64;
+    return true;
+  };
+  auto mode_at = [&](uint32_t i) {
+    std::string m;
+    if (at(i)->type == msgpack::type::NIL) return true;
+    return as_text(*at(i), &m) && parse_mode(m, &w->mode);
+  };
+  w->target = w->name = w->args = w->kwargs = w->value = w->code = w->globals = &nil;
+  uint64_t n = 0;
+  switch (w->op) {
+    case Op::Call:
+      w->target = at(2), w->name = at(3), w->args = at(4), w->kwargs = at(5);
+      return mode_at(6);
+    case Op::GetAttr:
+      w->target = at(2), w->name = at(3);
+      return mode_at(4);
+    case Op::SetAttr:
+      w->target = at(2), w->name = at(3), w->value = at(4);
+      return true;
+    case Op::Eval:
+    case Op::Exec:
+      w->code = at(2), w->globals = at(3);
+      return mode_at(4);
+    case Op::Describe:
+      if (!uint_at(3, &n)) return false;
+      w->target = at(2), w->depth = static_cast<int64_t>(n);
+      w->include_private = at(4)->type == msgpack::type::BOOLEAN && at(4)->via.boolean;
+      return true;
+    case Op::Next:
+      if (!uint_at(3, &w->max)) return false;
+      w->target = at(2);
+      return mode_at(4);
+    case Op::Repr:
+      if (!uint_at(3, &w->max)) return false;
+      w->target = at(2);
+      return true;
+    case Op::Close:
+    case Op::ToElixir:
+      w->target = at(2);
+      return true;
+  }
+  return false;
+}
+
+// The values of a request, built as build_request builds them (targets that
+// name modules are only read as text: nothing is imported).
+void build_request_values(MsgpackReader& r, const WireRequest<V>& w) {
+  std::string key = call_site_key(r, w);
+  invariant(key.rfind(op_name(w.op), 0) == 0, "a call-site key that does not start with its operation");
+  auto target = [&](V t) {
+    guarded([&] {
+      FromElixir<MsgpackReader> b(r);
+      if (r.kind(t) == WireKind::Object) built(b.value(t));
+      else b.text(t, "the target");
+    });
+  };
+  auto text = [&](V t) {
+    guarded([&] {
+      FromElixir<MsgpackReader> b(r);
+      b.text(t, "a name");
+    });
+  };
+  switch (w.op) {
+    case Op::Call:
+      target(w.target);
+      if (r.kind(w.name) != WireKind::Nil) text(w.name);
+      guarded([&] {
+        FromElixir<MsgpackReader> b(r);
+        built(b.args(w.args));
+      });
+      guarded([&] {
+        FromElixir<MsgpackReader> b(r);
+        built(b.kwargs(w.kwargs));
+      });
+      break;
+    case Op::GetAttr:
+    case Op::SetAttr:
+      target(w.target);
+      text(w.name);
+      if (w.op == Op::SetAttr) {
+        guarded([&] {
+          FromElixir<MsgpackReader> b(r);
+          built(b.value(w.value));
+        });
+      }
+      break;
+    case Op::Eval:
+    case Op::Exec:
+      text(w.code);
+      guarded([&] {
+        FromElixir<MsgpackReader> b(r);
+        built(b.globals(w.globals));
+      });
+      break;
+    case Op::Describe:
+      text(w.target);
+      break;
+    case Op::Next:
+    case Op::Close:
+    case Op::ToElixir:
+    case Op::Repr:
+      target(w.target);
+      break;
+  }
 }
 
 void convert(const std::string& frame) {
+  // As the server: claims checked before unpacking; a valid frame always passes.
+  if (!claims_fit(frame.data(), frame.size())) {
+    try {
+      size_t offset = 0;
+      auto none = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr,
+                                  msgpack::unpack_limit(1 << 10, 1 << 10, 1 << 30, 1 << 30, 1 << 30, 1 << 30));
+      invariant(offset != frame.size(), "claims_fit refused a frame that unpacks");
+    } catch (const std::exception&) {
+    }
+    return;
+  }
   msgpack::object_handle oh;
   try {
-    oh = msgpack::unpack(frame.data(), frame.size(), nullptr, nullptr, kServerLimits);
-  } catch (const msgpack::unpack_error&) {
+    size_t offset = 0;
+    auto reference = [](msgpack::type::object_type, size_t, void*) { return true; };
+    oh = msgpack::unpack(frame.data(), frame.size(), offset, reference, nullptr, kServerLimits);
+    if (offset != frame.size()) return;  // refused by the server
+  } catch (const std::exception&) {
     return;
   }
   const msgpack::object& o = oh.get();
   uint64_t mark = handle_mark();
-  for (bool hashable : {false, true}) {
-    try {
-      PyRef v = to_python(o, hashable);
-      invariant(v.get() != nullptr, "to_python returned null");
-      invariant(!PyErr_Occurred(), "to_python left a Python error set");
-      if (!hashable) {
-        pack_back(v.get(), Mode::Auto);
-        pack_back(v.get(), Mode::Value);
-        pack_back(v.get(), Mode::Ref);
-      }
-    } catch (const DecodeError& e) {
-      invariant(!e.kind.empty(), "DecodeError without a kind");
-    } catch (const PythonException&) {
-    }
-    invariant(!PyErr_Occurred(), "a Python error left set after conversion");
+  MsgpackReader r;
+
+  std::string op;
+  if (o.type == msgpack::type::ARRAY && o.via.array.size >= 2 && o.via.array.ptr[0].type == msgpack::type::POSITIVE_INTEGER &&
+      as_text(o.via.array.ptr[1], &op)) {
+    WireRequest<V> w;
+    if (decode_request(o.via.array, op, &w)) build_request_values(r, w);
   }
-  try {
-    if (o.type == msgpack::type::ARRAY) to_args(o);
-    if (o.type == msgpack::type::MAP) to_kwargs(o);
-  } catch (const DecodeError&) {
-  } catch (const PythonException&) {
-  }
-  invariant(!PyErr_Occurred(), "a Python error left set after to_args/to_kwargs");
+
+  // The whole frame, in each position the builder has.
+  guarded([&] {
+    FromElixir<MsgpackReader> b(r);
+    built(b.value(&o));
+  });
+  guarded([&] {  // as a map key: hashable
+    msgpack::object_kv kv;
+    kv.key = o;
+    kv.val = msgpack::object();
+    msgpack::object m;
+    m.type = msgpack::type::MAP;
+    m.via.map.size = 1;
+    m.via.map.ptr = &kv;
+    FromElixir<MsgpackReader> b(r);
+    built(b.value(&m));
+  });
+  guarded([&] {
+    FromElixir<MsgpackReader> b(r);
+    built(b.args(&o));
+  });
+  guarded([&] {
+    FromElixir<MsgpackReader> b(r);
+    built(b.kwargs(&o));
+  });
+  guarded([&] {
+    FromElixir<MsgpackReader> b(r);
+    built(b.globals(&o));
+  });
   release_since(mark);
 }
 
 // ---- seed corpus: valid requests from docs/protocol.md, one framed request per file
 
-std::string packed(const char* python_literal) {
-  PyRef g = check(PyDict_New());
-  check_status(PyDict_SetItemString(g.get(), "__builtins__", PyEval_GetBuiltins()));
-  PyRef v = check(PyRun_String(python_literal, Py_eval_input, g.get(), g.get()));
-  msgpack::sbuffer buf;
-  Packer pk(buf);
-  pack_python(pk, v.get(), Mode::Value, false);
-  return std::string(buf.data(), buf.size());
+// Request-spelled MessagePack, value by value.
+class W {
+ public:
+  void write(const char* p, size_t n) { s_.append(p, n); }
+  W& nil() { return pk().pack_nil(), *this; }
+  W& t() { return pk().pack_true(), *this; }
+  W& f() { return pk().pack_false(), *this; }
+  W& i(int64_t v) { return pk().pack_int64(v), *this; }
+  W& u(uint64_t v) { return pk().pack_uint64(v), *this; }
+  W& f64(double d) {
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    s_.push_back('\xcb');
+    for (int k = 0; k < 8; ++k) s_.push_back(static_cast<char>(bits >> (56 - 8 * k)));
+    return *this;
+  }
+  W& atom(const std::string& a) {  // atoms and names: str
+    pk().pack_str(static_cast<uint32_t>(a.size()));
+    pk().pack_str_body(a.data(), static_cast<uint32_t>(a.size()));
+    return *this;
+  }
+  W& bin(const std::string& b) {  // Elixir binaries: bin
+    pk().pack_bin(static_cast<uint32_t>(b.size()));
+    pk().pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
+    return *this;
+  }
+  W& ext(int8_t type, const std::string& p) {
+    pk().pack_ext(p.size(), type);
+    pk().pack_ext_body(p.data(), static_cast<uint32_t>(p.size()));
+    return *this;
+  }
+  W& marker(int8_t type) { return ext(type, std::string(1, '\0')); }
+  W& arr(uint32_t n) { return pk().pack_array(n), *this; }
+  W& map(uint32_t n) { return pk().pack_map(n), *this; }
+  W& tuple(uint32_t n) { return arr(n + 1).marker(kTupleMarker); }
+  W& set(uint32_t n) { return arr(n + 1).marker(kSetMarker); }
+  W& strct(const std::string& module, uint32_t n) { return arr(3).marker(kStructMarker).atom(module).map(n); }
+  W& handle(uint64_t id) {
+    std::string p(8, '\0');
+    for (int k = 0; k < 8; ++k) p[k] = static_cast<char>(id >> (56 - 8 * k));
+    return ext(kHandle, p);
+  }
+  W& iso() { return atom("calendar").atom("Elixir.Calendar.ISO"); }
+  W& us(int64_t v) { return atom("microsecond").tuple(2).i(v).i(v ? 6 : 0); }
+  W& then(const W& w) { return s_ += w.s_, *this; }
+  const std::string& str() const { return s_; }
+
+ private:
+  msgpack::packer<W> pk() { return msgpack::packer<W>(*this); }
+  std::string s_;
+};
+
+// [id, "eval", "x", %{"x" => value}, "auto"]
+W eval_x(uint64_t id, const W& value, const char* mode = "auto") {
+  return W().arr(5).u(id).atom("eval").bin("x").map(1).bin("x").then(value).atom(mode);
 }
 
-std::string ext(int8_t type, const std::string& payload) {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
-  pk.pack_ext(payload.size(), type);
-  pk.pack_ext_body(payload.data(), payload.size());
-  return std::string(buf.data(), buf.size());
+void write_file(const std::string& path, const std::string& bytes) {
+  FILE* f = fopen(path.c_str(), "wb");
+  if (!f) {
+    perror(path.c_str());
+    exit(1);
+  }
+  fwrite(bytes.data(), 1, bytes.size(), f);
+  fclose(f);
 }
 
 void write_seeds(const char* dir) {
   mkdir(dir, 0755);
-  std::vector<std::string> bodies;
-  for (const char* lit : {
-           "[1, 'ping']",
-           "[2, 'call', 'math', 'sqrt', [2.25], {}, 'auto']",
-           "[3, 'call', 'builtins', 'int', ['ff'], {'base': 16}, 'value']",
-           "[4, 'getattr', 'math', 'pi', 'auto']",
-           "[5, 'setattr', 'sys', 'x', [1, 2]]",
-           "[6, 'eval', 'x + 1', {'x': 41}, 'auto']",
-           "[7, 'exec', 'y = 1', {}]",
-           "[8, 'describe', 'json', 1, False]",
-           "[0, 'release', [1, 2, 3]]",
-           "[0, 'cancel', 6]",
-           "[9, 'stats']",
-           "[10, 'eval', 'x', {'x': [None, True, -1, 2 ** 63, 1.5, 'caf\\u00e9', b'\\xff', {1: 'a', 'k': []}]}, 'auto']",
-           "[11, 'eval', 'x', {'x': (1, {1, 2}, frozenset({3}), 2 ** 100, -(2 ** 70))}, 'value']",
-           "[12, 'eval', 'x', {'x': {(1, 2): 'tuple key', frozenset({1}): 'frozenset key'}}, 'auto']",
-       }) {
-    bodies.push_back(packed(lit));
-  }
-  auto request = [](uint64_t id, const char* op, std::vector<std::string> args) {
-    msgpack::sbuffer buf;
-    Packer pk(buf);
-    pk.pack_array(static_cast<uint32_t>(2 + args.size()));
-    pk.pack_uint64(id);
-    pk.pack(std::string(op));
-    std::string out(buf.data(), buf.size());
-    for (const std::string& a : args) out += a;
-    return out;
-  };
-  auto handle = [](uint64_t id, const std::string& type_name) {
-    std::string p(8, '\0');
-    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(id >> (56 - 8 * i));
-    return ext(kHandle, p + type_name);
-  };
-  auto ints = [](std::vector<int> vs) {
-    msgpack::sbuffer buf;
-    Packer pk(buf);
-    pk.pack_array(static_cast<uint32_t>(vs.size()));
-    for (int v : vs) pk.pack_int(v);
-    return std::string(buf.data(), buf.size());
-  };
-  std::string paris;
+  std::vector<std::pair<std::string, W>> bodies;
+  auto add = [&](const char* name, W w) { bodies.emplace_back(name, std::move(w)); };
+  add("ping", W().arr(2).u(1).atom("ping"));
+  add("ping_bin", W().arr(2).u(1).bin("ping"));
+  add("call_sqrt", W().arr(7).u(2).atom("call").bin("math").bin("sqrt").arr(1).f64(2.25).map(0).atom("auto"));
+  add("call_int_kwargs_map",
+      W().arr(7).u(3).atom("call").bin("builtins").bin("int").arr(1).bin("ff").map(1).atom("base").i(16).atom("value"));
+  add("call_kwargs_keyword_list", W().arr(7).u(3).atom("call").bin("builtins").bin("dict").arr(0)
+                                      .arr(2).tuple(2).atom("nan").f64(0.0).tuple(2).atom("b").i(2).atom("auto"));
+  add("call_target_itself", W().arr(7).u(3).atom("call").bin("builtins").nil().nil().nil().atom("ref"));
+  add("getattr", W().arr(5).u(4).atom("getattr").bin("math").bin("pi").atom("auto"));
+  add("setattr", W().arr(5).u(5).atom("setattr").bin("sys").bin("x").arr(2).i(1).i(2));
+  add("eval", W().arr(5).u(6).atom("eval").bin("x + 1").map(1).bin("x").i(41).atom("auto"));
+  add("exec", W().arr(5).u(7).atom("exec").bin("y = 1").map(0).nil());
+  add("describe", W().arr(5).u(8).atom("describe").bin("json").i(1).f());
+  add("release", W().arr(3).u(0).atom("release").arr(3).i(1).i(2).i(3));
+  add("cancel", W().arr(3).u(0).atom("cancel").i(6));
+  add("stats", W().arr(2).u(9).atom("stats"));
+  add("drain", W().arr(2).u(10).atom("drain"));
+  add("repr_handle", W().arr(4).u(20).atom("repr").handle(1).i(80));
+  add("call_on_handle", W().arr(7).u(21).atom("call").handle(3).bin("bit_length").arr(0).map(0).atom("auto"));
+  add("next_handle", W().arr(5).u(22).atom("next").handle(5).i(10).atom("value"));
+  add("close_handle", W().arr(3).u(22).atom("close").handle(5));
+  add("to_elixir_handle", W().arr(3).u(23).atom("to_elixir").handle(4));
+  add("unknown_handle", W().arr(3).u(23).atom("to_elixir").handle(999));
+  // Values of every row of docs/protocol.md's request table.
+  add("plain_values", eval_x(30, W().arr(12).nil().t().f().i(-1).u(uint64_t(1) << 63).f64(1.5).f64(-0.0)
+                                    .bin("caf\xc3\xa9").bin("\xff").atom("ok").atom("nan").atom("neg_infinity")));
+  add("big_ints", eval_x(31, W().arr(2).ext(kBigInt, std::string("\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01", 10))
+                                 .ext(kBigInt, std::string("\x00", 1) + std::string(20, '\xff'))));
+  add("bytes", eval_x(32, W().arr(3).ext(kBytes, "x").ext(kBytes, "valid").ext(kBytes, "")));
+  add("bytes_first_in_list", eval_x(32, W().arr(2).ext(kBytes, "x").i(1)));
+  add("tuple_set", eval_x(33, W().tuple(3).i(1).set(2).i(2).i(3).tuple(0), "value"));
+  add("map_keys", eval_x(34, W().map(4).i(1).bin("a").bin("k").arr(0).arr(2).i(1).i(2).bin("list key")
+                                 .set(1).i(1).bin("set key")));
+  add("date", eval_x(35, W().strct("Elixir.Date", 4).iso().atom("year").i(2024).atom("month").i(2).atom("day").i(29)));
+  add("time", eval_x(36, W().strct("Elixir.Time", 5).iso().atom("hour").i(23).atom("minute").i(59).atom("second").i(59)
+                             .us(999999)));
+  add("naive", eval_x(37, W().strct("Elixir.NaiveDateTime", 8).iso().atom("year").i(2000).atom("month").i(1)
+                              .atom("day").i(1).atom("hour").i(0).atom("minute").i(0).atom("second").i(0).us(1)));
+  add("datetime", eval_x(38, W().strct("Elixir.DateTime", 12).iso().atom("year").i(2024).atom("month").i(7)
+                                 .atom("day").i(14).atom("hour").i(12).atom("minute").i(30).atom("second").i(15)
+                                 .us(123456).atom("time_zone").bin("Europe/Paris").atom("zone_abbr").bin("CEST")
+                                 .atom("utc_offset").i(3600).atom("std_offset").i(3600)));
+  add("user_struct", eval_x(39, W().strct("Elixir.MyApp.Point", 2).atom("x").i(1).atom("y").i(2)));
+  add("opaque", eval_x(40, W().arr(2).i(1).marker(kOpaque)));
+  add("handles", eval_x(41, W().arr(3).handle(1).handle(2).map(1).handle(3).handle(4)));
+  add("collision", eval_x(42, W().map(2).i(1).nil().f64(1.0).nil()));
   {
-    msgpack::sbuffer buf;
-    Packer pk(buf);
-    pk.pack_array(11);
-    for (int v : {2024, 7, 14, 12, 30, 15, 123456}) pk.pack_int(v);
-    pk.pack(std::string("Europe/Paris"));
-    pk.pack(std::string("CEST"));
-    pk.pack_int(3600);
-    pk.pack_int(3600);
-    paris.assign(buf.data(), buf.size());
+    W deep;
+    for (int k = 0; k < 1030; ++k) deep.arr(1);
+    deep.nil();
+    add("too_deep", eval_x(43, deep));
   }
-  bodies.push_back(request(20, "repr", {handle(1, "list"), packed("80")}));
-  bodies.push_back(request(21, "call", {handle(3, ""), packed("'bit_length'"), packed("[]"), packed("{}"), packed("'auto'")}));
-  bodies.push_back(request(22, "next", {handle(4, "tuple"), packed("10"), packed("'value'")}));
-  bodies.push_back(request(23, "to_elixir", {handle(5, "object")}));
-  bodies.push_back(request(24, "eval", {packed("'x'"), std::string("\x81\xa1x", 3) + ext(kDate, ints({2024, 2, 29})),
-                                        packed("'auto'")}));
-  bodies.push_back(request(25, "eval", {packed("'x'"), std::string("\x81\xa1x", 3) + ext(kTime, ints({23, 59, 59, 999999})),
-                                        packed("'auto'")}));
-  bodies.push_back(request(26, "eval", {packed("'x'"),
-                                        std::string("\x81\xa1x", 3) + ext(kNaiveDateTime, ints({2000, 1, 1, 0, 0, 0, 1})),
-                                        packed("'auto'")}));
-  bodies.push_back(request(27, "eval", {packed("'x'"), std::string("\x81\xa1x", 3) + ext(kDateTime, paris), packed("'auto'")}));
-  bodies.push_back(request(28, "eval", {packed("'x'"),
-                                        std::string("\x81\xa1x", 3) + ext(kBigInt, std::string("\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01", 10)),
-                                        packed("'auto'")}));
-  bodies.push_back(request(29, "eval", {packed("'x'"), std::string("\x81\xa1x", 3) + ext(kTuple, ints({1, 2})),
-                                        packed("'auto'")}));
-  bodies.push_back(request(30, "eval", {packed("'x'"), std::string("\x81\xa1x", 3) + ext(kSet, ints({1, 2})),
-                                        packed("'auto'")}));
-  bodies.push_back(request(31, "eval", {packed("'x'"), std::string("\x81\xa1x", 3) + ext(kFrozenSet, ints({3})),
-                                        packed("'auto'")}));
-  int n = 0;
-  for (const std::string& b : bodies) {
-    std::string path = std::string(dir) + "/seed_" + std::to_string(n++);
-    FILE* f = fopen(path.c_str(), "wb");
-    if (!f) {
-      perror(path.c_str());
-      exit(1);
+
+  // Amplification: a 1 MiB frame of tuples nested 1000 deep (marker-led
+  // arrays), and a 1 MiB frame of nils.
+  {
+    const uint32_t chains = (1 << 20) / 4001;
+    W tuples = W().arr(chains);
+    for (uint32_t c = 0; c < chains; ++c) {
+      for (int k = 0; k < 1000; ++k) tuples.tuple(1);
+      tuples.nil();
     }
-    std::string framed = frame_header(b.size()) + b;
-    fwrite(framed.data(), 1, framed.size(), f);
-    fclose(f);
+    add("amplification_nested_tuples_1MiB", eval_x(50, tuples));
+    const uint32_t n = 1 << 20;
+    W nils = W().arr(n);
+    for (uint32_t k = 0; k < n; ++k) nils.nil();
+    add("amplification_nils_1MiB", eval_x(51, nils));
+  }
+
+  int count = 0;
+  for (const auto& [name, w] : bodies) {
+    write_file(std::string(dir) + "/" + name, frame_header(w.str().size()) + w.str());
+    ++count;
   }
   // Two requests in one stream, and one split mid-frame.
-  std::string two = frame_header(bodies[0].size()) + bodies[0] + frame_header(bodies[5].size()) + bodies[5];
-  for (const std::string& s : {two, two.substr(0, two.size() - 3)}) {
-    std::string path = std::string(dir) + "/seed_" + std::to_string(n++);
-    FILE* f = fopen(path.c_str(), "wb");
-    fwrite(s.data(), 1, s.size(), f);
-    fclose(f);
-  }
-  fprintf(stderr, "fuzz_frames: wrote %d seeds to %s\n", n, dir);
+  const std::string& a = bodies[0].second.str();
+  const std::string& b = bodies[8].second.str();
+  std::string two = frame_header(a.size()) + a + frame_header(b.size()) + b;
+  write_file(std::string(dir) + "/two_frames", two);
+  write_file(std::string(dir) + "/split_frame", two.substr(0, two.size() - 3));
+  count += 2;
+  fprintf(stderr, "fuzz_frames: wrote %d seeds to %s\n", count, dir);
 }
 
 }  // namespace
