@@ -20,6 +20,7 @@
 #include "framing.hpp"
 #include "handles.hpp"
 #include "msgpack_sink.hpp"
+#include "request_decoder.hpp"
 
 namespace sb::port {
 namespace {
@@ -31,8 +32,6 @@ const msgpack::unpack_limit kLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30,
 
 Server* g_server = nullptr;
 thread_local uint64_t t_request = 0;  // the request this thread runs, for output
-
-const msgpack::object g_nil;  // a default object is nil
 
 void reply_header(Packer& pk, uint64_t id, const char* status) {
   pk.pack_array(3);
@@ -71,57 +70,6 @@ void pack_refusal(Packer& pk, const Refusal& e) {
   }
   sink.end_list();
   sink.end_tuple();
-}
-
-// [id, op, ...] of a core operation as a WireRequest; elements past the end are nil.
-bool decode_request(const msgpack::object_array& a, const std::string& op, WireRequest<const msgpack::object*>* w) {
-  if (!parse_op(op, &w->op)) return false;
-  auto at = [&](uint32_t i) { return i < a.size ? &a.ptr[i] : &g_nil; };
-  auto uint_at = [&](uint32_t i, uint64_t* out) {
-    if (at(i)->type != msgpack::type::POSITIVE_INTEGER) return false;
-    *out = at(i)->via.u64;
-    return true;
-  };
-  auto mode_at = [&](uint32_t i) {
-    std::string m;
-    if (at(i)->type == msgpack::type::NIL) return true;
-    return as_text(*at(i), &m) && parse_mode(m, &w->mode);
-  };
-  w->target = w->name = w->args = w->kwargs = w->value = w->code = w->globals = &g_nil;
-  uint64_t n = 0;
-  switch (w->op) {
-    case Op::Call:
-      w->target = at(2), w->name = at(3), w->args = at(4), w->kwargs = at(5);
-      return mode_at(6);
-    case Op::GetAttr:
-      w->target = at(2), w->name = at(3);
-      return mode_at(4);
-    case Op::SetAttr:
-      w->target = at(2), w->name = at(3), w->value = at(4);
-      return true;
-    case Op::Eval:
-    case Op::Exec:
-      w->code = at(2), w->globals = at(3);
-      return mode_at(4);
-    case Op::Describe:
-      if (!uint_at(3, &n)) return false;
-      w->target = at(2), w->depth = static_cast<int64_t>(n);
-      w->include_private = at(4)->type == msgpack::type::BOOLEAN && at(4)->via.boolean;
-      return true;
-    case Op::Next:
-      if (!uint_at(3, &w->max)) return false;
-      w->target = at(2);
-      return mode_at(4);
-    case Op::Repr:
-      if (!uint_at(3, &w->max)) return false;
-      w->target = at(2);
-      return true;
-    case Op::Close:
-    case Op::ToElixir:
-      w->target = at(2);
-      return true;
-  }
-  return false;
 }
 
 // The id of a request frame that could not be decoded, read from its first

@@ -4,7 +4,7 @@
 // Server::on_frame does (the server's limits, strings referenced in the frame,
 // exactly one value), then:
 //   - if it is a request [id, op, ...], decoded into a WireRequest as
-//     server.cpp's decode_request does, its call-site key computed
+//     request_decoder.cpp's decode_request does, its call-site key computed
 //     (call_site_key through MsgpackReader), and every value of it built with
 //     FromElixir<MsgpackReader> the way build_request would (args, kwargs,
 //     value, globals, names) - without importing modules or calling anything;
@@ -45,6 +45,7 @@
 #include "../handles.hpp"
 #include "../msgpack_reader.hpp"
 #include "../msgpack_sink.hpp"
+#include "../request_decoder.hpp"
 
 #ifndef SNAKEBRIDGE_LIBPYTHON
 #define SNAKEBRIDGE_LIBPYTHON ""
@@ -201,58 +202,6 @@ void built(PyRef v) {
   walk_back(v.get(), ReturnMode::Auto);
   walk_back(v.get(), ReturnMode::Value);
   walk_back(v.get(), ReturnMode::Ref);
-}
-
-// server.cpp's decode_request, for the fuzzer ([id, op, args...]; missing items nil).
-bool decode_request(const msgpack::object_array& a, const std::string& op, WireRequest<V>* w) {
-  static const msgpack::object nil;
-  if (!parse_op(op, &w->op)) return false;
-  auto at = [&](uint32_t i) { return i < a.size ? &a.ptr[i] : &nil; };
-  auto uint_at = [&](uint32_t i, uint64_t* out) {
-    if (at(i)->type != msgpack::type::POSITIVE_INTEGER) return false;
-    *out = at(i)->via.u64;
-    return true;
-  };
-  auto mode_at = [&](uint32_t i) {
-    std::string m;
-    if (at(i)->type == msgpack::type::NIL) return true;
-    return as_text(*at(i), &m) && parse_mode(m, &w->mode);
-  };
-  w->target = w->name = w->args = w->kwargs = w->value = w->code = w->globals = &nil;
-  uint64_t n = 0;
-  switch (w->op) {
-    case Op::Call:
-      w->target = at(2), w->name = at(3), w->args = at(4), w->kwargs = at(5);
-      return mode_at(6);
-    case Op::GetAttr:
-      w->target = at(2), w->name = at(3);
-      return mode_at(4);
-    case Op::SetAttr:
-      w->target = at(2), w->name = at(3), w->value = at(4);
-      return true;
-    case Op::Eval:
-    case Op::Exec:
-      w->code = at(2), w->globals = at(3);
-      return mode_at(4);
-    case Op::Describe:
-      if (!uint_at(3, &n)) return false;
-      w->target = at(2), w->depth = static_cast<int64_t>(n);
-      w->include_private = at(4)->type == msgpack::type::BOOLEAN && at(4)->via.boolean;
-      return true;
-    case Op::Next:
-      if (!uint_at(3, &w->max)) return false;
-      w->target = at(2);
-      return mode_at(4);
-    case Op::Repr:
-      if (!uint_at(3, &w->max)) return false;
-      w->target = at(2);
-      return true;
-    case Op::Close:
-    case Op::ToElixir:
-      w->target = at(2);
-      return true;
-  }
-  return false;
 }
 
 // The values of a request, built as build_request builds them (targets that
