@@ -371,7 +371,7 @@ defmodule SnakeBridge.ErrorsTest do
       test "atoms of any name cross as str, beyond Latin-1 too" do
         assert SnakeBridge.eval!("x", %{"x" => :é}, backend: @backend) == "é"
         assert SnakeBridge.eval!("x", %{"x" => :日本}, backend: @backend) == "日本"
-        assert SnakeBridge.call!("builtins", "dict", [], [{:"ключ", 1}], backend: @backend) == %{"ключ" => 1}
+        assert SnakeBridge.call!("builtins", "dict", [], [{:ключ, 1}], backend: @backend) == %{"ключ" => 1}
       end
 
       test "invalid SnakeBridge options raise ArgumentError" do
