@@ -217,12 +217,45 @@ defmodule SnakeBridge do
   mappings become maps, list and tuple subclasses lists and tuples, numpy arrays
   nested lists, numpy scalars numbers. `SnakeBridge.ConversionError` if some part
   has no Elixir equivalent.
+
+  Any other term is walked (lists, tuples, maps, `MapSet`s) and each object in it
+  converted the same way; the first object that cannot be converted is the error.
+
+      iex> {:ok, c} = SnakeBridge.new("collections", "Counter", ["aab"])
+      iex> SnakeBridge.to_elixir({c, [c]})
+      {:ok, {%{"a" => 2, "b" => 1}, [%{"a" => 2, "b" => 1}]}}
   """
-  @spec to_elixir(Object.t(), keyword()) :: result()
-  def to_elixir(%Object{} = object, opts \\ []), do: Runtime.run({:to_elixir, object}, opts)
+  @spec to_elixir(term(), keyword()) :: result()
+  def to_elixir(term, opts \\ [])
+  def to_elixir(%Object{} = object, opts), do: Runtime.run({:to_elixir, object}, opts)
+
+  def to_elixir(term, opts) do
+    {:ok, objects_to_elixir(term, opts)}
+  catch
+    {__MODULE__, :to_elixir, error} -> error
+  end
+
+  defp objects_to_elixir(%Object{} = object, opts) do
+    case Runtime.run({:to_elixir, object}, opts) do
+      {:ok, value} -> value
+      error -> throw({__MODULE__, :to_elixir, error})
+    end
+  end
+
+  defp objects_to_elixir([head | tail], opts), do: [objects_to_elixir(head, opts) | objects_to_elixir(tail, opts)]
+  defp objects_to_elixir(%MapSet{} = set, opts), do: MapSet.new(set, &objects_to_elixir(&1, opts))
+  defp objects_to_elixir(%_{} = struct, _opts), do: struct
+
+  defp objects_to_elixir(map, opts) when is_map(map),
+    do: Map.new(map, fn {k, v} -> {objects_to_elixir(k, opts), objects_to_elixir(v, opts)} end)
+
+  defp objects_to_elixir(tuple, opts) when is_tuple(tuple),
+    do: tuple |> Tuple.to_list() |> objects_to_elixir(opts) |> List.to_tuple()
+
+  defp objects_to_elixir(other, _opts), do: other
 
   @doc "Like `to_elixir/2` but returns the value or raises."
-  @spec to_elixir!(Object.t(), keyword()) :: term()
+  @spec to_elixir!(term(), keyword()) :: term()
   def to_elixir!(object, opts \\ []), do: unwrap(to_elixir(object, opts))
 
   @doc """

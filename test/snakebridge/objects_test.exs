@@ -391,6 +391,31 @@ defmodule SnakeBridge.ObjectsTest do
     end
   end
 
+  for backend <- TestBackends.all() do
+    describe "to_elixir of a term holding objects (#{TestBackends.name(backend)})" do
+      @backend backend
+
+      test "converts every object inside lists, tuples, maps and MapSets, and leaves the rest" do
+        o = [backend: @backend]
+        counter = SnakeBridge.new!("collections", "Counter", ["aab"], [], o)
+        ordered = SnakeBridge.call!("collections", "OrderedDict", [[{"k", 1}]], [], o)
+        term = {counter, [1, %{"c" => ordered}], MapSet.new([2]), "text"}
+
+        assert SnakeBridge.to_elixir(term, o) ==
+                 {:ok, {%{"a" => 2, "b" => 1}, [1, %{"c" => %{"k" => 1}}], MapSet.new([2]), "text"}}
+      end
+
+      test "the first object with no Elixir value is the error" do
+        o = [backend: @backend]
+        plain = SnakeBridge.eval!("object()", %{}, o)
+
+        assert {:error, %SnakeBridge.ConversionError{python_type: "object"}} = SnakeBridge.to_elixir([1, {plain}], o)
+
+        assert_raise SnakeBridge.ConversionError, fn -> SnakeBridge.to_elixir!(%{"x" => plain}, o) end
+      end
+    end
+  end
+
   # Builds `n` instances held only by this function's list; returns Python's count.
   defp create_and_count(cls, n) do
     objects = for _ <- 1..n, do: SnakeBridge.call!(cls, nil, [])
