@@ -70,13 +70,17 @@ def _is_simple(value, budget=64):
     return False
 
 
+def _without_addresses(text):
+    """Memory addresses change from run to run; generated code should not."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+
+
 def _safe_repr(value, limit=200):
     try:
         text = repr(value)
     except Exception as e:  # a broken __repr__ must not stop the description
         text = "<%s object (repr failed: %s)>" % (type(value).__name__, type(e).__name__)
-    # Addresses change from run to run; generated code should not.
-    text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+    text = _without_addresses(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -344,7 +348,7 @@ class _Describer:
             sig = None
         if sig is not None:
             out["has_signature"] = True
-            out["signature"] = str(sig)
+            out["signature"] = _without_addresses(str(sig))
             out["parameters"] = [self.parameter(p) for p in sig.parameters.values()]
             out["return_annotation"] = _annotation(sig.return_annotation)
         else:
