@@ -47,7 +47,7 @@ defmodule SnakeBridge.Generation.TasksTest do
 
   describe "mix snakebridge.discover" do
     test "prints functions with their signatures, classes, submodules" do
-      out = run_task("snakebridge.discover", ["json"])
+      out = run_task("snakebridge.discover", ["json", "--depth", "1"])
       assert out =~ "* describing Python module json (depth 1)..."
       assert out =~ "json 2.0.9 — JSON (JavaScript Object Notation)"
       assert out =~ "functions (4):"
@@ -63,6 +63,12 @@ defmodule SnakeBridge.Generation.TasksTest do
       assert out =~ ~r/\(described in \d+ ms\)/
     end
 
+    test "the default depth is gen's and use SnakeBridge's: 0" do
+      out = run_task("snakebridge.discover", ["json"])
+      assert out =~ "* describing Python module json (depth 0)..."
+      refute out =~ ~r/\n  json\.decoder 2\.0\.9 — /
+    end
+
     test "marks callables without a signature; --depth 0 leaves submodules out" do
       out = run_task("snakebridge.discover", ["builtins", "--depth", "0"])
       assert out =~ "anext(...)  [no signature]"
@@ -72,7 +78,7 @@ defmodule SnakeBridge.Generation.TasksTest do
 
     test "--output FILE.json writes the schema as JSON", %{dir: dir} do
       file = Path.join(dir, "out/json.json")
-      out = run_task("snakebridge.discover", ["json", "--output", file])
+      out = run_task("snakebridge.discover", ["json", "--depth", "1", "--output", file])
       assert out =~ "* wrote #{file}"
 
       schema = SnakeBridge.call!("json", "loads", [File.read!(file)])

@@ -10,7 +10,8 @@ defmodule Mix.Tasks.Snakebridge.Discover do
 
   Options:
 
-    * `--depth N` — also describe already-imported submodules N levels deep (default 1)
+    * `--depth N` — also describe already-imported submodules N levels deep (default 0, as
+      `mix snakebridge.gen` and `use SnakeBridge`, so discover shows what gen makes)
     * `--private` — include `_private` names
     * `--output FILE` — write the schema: JSON if FILE ends in `.json`, otherwise an
       Elixir term (readable with `Code.eval_file/1`)
@@ -32,7 +33,7 @@ defmodule Mix.Tasks.Snakebridge.Discover do
       end
 
     Mix.Tasks.Snakebridge.Gen.start_snakebridge!()
-    depth = Keyword.get(opts, :depth, 1)
+    depth = Keyword.get(opts, :depth, 0)
     Mix.shell().info("* describing Python module #{module} (depth #{depth})...")
 
     {micros, result} =
