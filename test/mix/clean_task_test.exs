@@ -132,14 +132,15 @@ defmodule Mix.Tasks.Snakebridge.CleanTest do
       ["lib/my_app/json.ex", "lib/my_app/json/decoder.ex"] ++
         Enum.filter(before, &String.starts_with?(&1, "_build/snakebridge/"))
 
-    gone = ["_build/snakebridge" | gone]
+    # lib/my_app/json held only a generated file: it goes too.
+    assert out =~ "* removing lib/my_app/json/ (emptied)"
+    gone = ["_build/snakebridge", "lib/my_app/json" | gone]
     assert tree(tmp) == before -- gone
 
     for kept <- [
           "lib/my_app/edited.ex",
           "lib/my_app/own.ex",
           "lib/my_app.ex",
-          "lib/my_app/json",
           "lib/my_app/listed_dir",
           "_build/test/lib/my_app/ebin/my_app.app",
           "_build/snakebridge_other/keep.txt"

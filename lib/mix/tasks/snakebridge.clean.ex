@@ -13,7 +13,9 @@ defmodule Mix.Tasks.Snakebridge.Clean do
     * with `--venv`, the virtual environment of `config :snakebridge, venv:`,
       only if it holds `pyvenv.cfg`.
 
-  Directories that held generated files are left in place.
+  A directory that only held generated files is removed with them (and so is
+  its parent, if that removal left it empty), never the project's root; a
+  directory that holds anything else stays.
 
       mix snakebridge.clean
       mix snakebridge.clean --dry-run
@@ -82,9 +84,25 @@ defmodule Mix.Tasks.Snakebridge.Clean do
           shell.info("* removing #{shown}")
           File.rm_rf!(path)
         end)
+
+        for({:remove, _entry, path} <- files, do: Path.dirname(path))
+        |> Enum.uniq()
+        |> Enum.each(&remove_emptied(&1, File.cwd!(), shell))
     end
 
     Enum.map(removals, &elem(&1, 1))
+  end
+
+  # A directory the removal of generated files left empty goes too, and so on
+  # up, stopping at the project's root and at anything not empty.
+  defp remove_emptied(dir, root, shell) do
+    inside? = String.starts_with?(dir, root <> "/")
+
+    if inside? and File.dir?(dir) and File.ls!(dir) == [] do
+      shell.info("* removing #{Path.relative_to(dir, root)}/ (emptied)")
+      File.rmdir!(dir)
+      remove_emptied(Path.dirname(dir), root, shell)
+    end
   end
 
   defp venv_removal(true) do
