@@ -32,7 +32,8 @@ defmodule SnakeBridge.Generated do
   def call(target, function, spec, required, optional, kwargs, opts, defaults) do
     {optional, kwargs, opts} = shift_tails(optional, kwargs, opts)
 
-    with {:ok, args, kw} <- build(spec, required, optional, kwargs) do
+    with :ok <- check_keywords(spec, function, kwargs, opts),
+         {:ok, args, kw} <- build(spec, required, optional, kwargs) do
       SnakeBridge.call(target, function, args, kw, Keyword.merge(defaults, opts))
     end
   end
@@ -40,13 +41,54 @@ defmodule SnakeBridge.Generated do
   @doc false
   # A callable without a known signature: positional list, keyword arguments, options.
   def call_untyped(target, function, args, kwargs, opts, defaults) when is_list(args) do
-    SnakeBridge.call(target, function, args, kwargs, Keyword.merge(defaults, opts))
+    with :ok <- check_keywords(%{}, function, kwargs, opts) do
+      SnakeBridge.call(target, function, args, kwargs, Keyword.merge(defaults, opts))
+    end
   end
 
   def call_untyped(_target, function, args, _kwargs, _opts, _defaults) do
-    raise ArgumentError,
-          "Python gives no signature for #{function}: pass its positional arguments as a list, " <>
-            "e.g. [#{inspect(args)}], got: #{inspect(args)}"
+    {:error,
+     %ArgumentError{
+       message:
+         "Python gives no signature for #{function}: pass its positional arguments as a list, " <>
+           "e.g. [#{inspect(args)}], got: #{inspect(args)}"
+     }}
+  end
+
+  # What a user passed where keyword arguments and options go must be a
+  # keyword list (or a map, for keyword arguments): a wrong value is the
+  # caller's mistake, returned as an error that names the Python signature,
+  # never an exception from inside a generated module.
+  defp check_keywords(spec, function, kwargs, opts) do
+    cond do
+      not keywords?(kwargs) -> {:error, keyword_error(spec, function, "keyword arguments", kwargs)}
+      not (is_list(opts) and Keyword.keyword?(opts)) -> {:error, keyword_error(spec, function, "options", opts)}
+      true -> :ok
+    end
+  end
+
+  defp keywords?(kwargs) when is_map(kwargs), do: Enum.all?(Map.keys(kwargs), &(is_atom(&1) or is_binary(&1)))
+
+  defp keywords?(kwargs) when is_list(kwargs),
+    do: Enum.all?(kwargs, &match?({k, _} when is_atom(k) or is_binary(k), &1))
+
+  defp keywords?(_), do: false
+
+  defp keyword_error(spec, function, what, got) do
+    python = Map.get(spec, :signature) || "#{function}(...)"
+
+    star =
+      case Map.get(spec, :var_positional) do
+        nil -> ""
+        name -> "; *#{name} is given by name, as `#{name}: [...]` in the keyword list"
+      end
+
+    %ArgumentError{
+      message:
+        "#{python}: #{what} must be a keyword list" <>
+          if(what == "keyword arguments", do: " or a map with atom or string keys", else: "") <>
+          " (too many positional arguments?)#{star}, got: #{inspect(got, limit: 10, printable_limit: 60)}"
+    }
   end
 
   @doc false

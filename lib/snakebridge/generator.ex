@@ -398,6 +398,7 @@ defmodule SnakeBridge.Generator do
       types = self_type ++ Enum.map(p.required ++ p.optional, & &1.type) ++ ["keyword() | map()", "keyword()"]
 
       spec_info = %{
+        signature: "#{python_name}#{f.signature}",
         required: Enum.map(p.required, &{&1.python, &1.how}),
         optional: Enum.map(p.optional, &{&1.python, &1.how, &1.default}),
         var_positional: p.var_positional,

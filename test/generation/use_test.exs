@@ -20,6 +20,10 @@ defmodule SnakeBridge.UseTest.Fractions do
   use SnakeBridge, python: "fractions", only: ["Fraction"]
 end
 
+defmodule SnakeBridge.UseTest.Heapq do
+  use SnakeBridge, python: "heapq", only: ["merge", "nlargest"]
+end
+
 defmodule SnakeBridge.Generation.UseTest do
   # `use SnakeBridge` (lib/snakebridge.ex, docs/generated_modules.md "Options" and
   # "Caching and recompilation").
@@ -28,7 +32,7 @@ defmodule SnakeBridge.Generation.UseTest do
   import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
 
   alias SnakeBridge.SchemaCache
-  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions}
+  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq}
 
   @moduletag timeout: 120_000
 
@@ -165,6 +169,25 @@ defmodule SnakeBridge.Generation.UseTest do
         use SnakeBridge, only: ["dumps"]
       end
       """)
+    end
+  end
+
+  describe "user mistakes in non-bang wrappers" do
+    test "a list where keyword arguments go returns an ArgumentError naming the Python signature" do
+      # heapq.merge(*iterables, key=None, reverse=False): *iterables goes by name.
+      assert {:error, %ArgumentError{message: message}} = Heapq.merge([[1, 4], [2, 3]])
+      assert message =~ "merge(*iterables, key=None, reverse=False)"
+      assert message =~ "iterables: [...]"
+
+      assert Heapq.merge!(iterables: [[1, 4], [2, 3]]) |> SnakeBridge.iter() |> Enum.to_list() == [1, 2, 3, 4]
+      assert_raise ArgumentError, ~r/merge\(\*iterables/, fn -> Heapq.merge!([[1, 4], [2, 3]]) end
+    end
+
+    test "one positional argument too many returns an error, not an exception" do
+      # nlargest(n, iterable, key=None): a third positional lands where keywords go.
+      assert {:error, %ArgumentError{message: message}} = Heapq.nlargest(2, [5, 1, 3], 7, 8)
+      assert message =~ "nlargest(n, iterable, key=None)"
+      assert Heapq.nlargest(2, [5, 1, 3]) == {:ok, [5, 3]}
     end
   end
 end
