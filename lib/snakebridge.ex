@@ -84,6 +84,16 @@ defmodule SnakeBridge do
 
     case SnakeBridge.SchemaCache.fetch(python, describe_opts) do
       {:ok, schema, cache_file} ->
+        if schema.functions == [] and schema.classes == [] and schema.constants == [] and schema.submodules == [] do
+          IO.warn(
+            "use SnakeBridge, python: #{inspect(python)}: the Python module exposes no public functions, " <>
+              "classes or constants (its __all__ is empty, or everything in it is private or imported from " <>
+              "other modules), so #{inspect(__CALLER__.module)} is empty; `mix snakebridge.discover " <>
+              "#{python}` shows what SnakeBridge sees, `private: true` includes _names",
+            Macro.Env.stacktrace(__CALLER__)
+          )
+        end
+
         generated =
           SnakeBridge.Generator.quoted(schema, __CALLER__.module, Keyword.put(opts, :module, __CALLER__.module))
 

@@ -75,6 +75,18 @@ def _without_addresses(text):
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
+def _own_module(owner, module_name):
+    """A name defined in the module itself, or in its C accelerator (bisect's
+    functions live in _bisect, heapq's in _heapq), belongs to its API."""
+    if not isinstance(owner, str):
+        return False
+    if owner == module_name:
+        return True
+    package, _, last = module_name.rpartition(".")
+    accelerator = "_" + last
+    return owner == accelerator or owner == (package + "." + accelerator if package else accelerator)
+
+
 def _safe_repr(value, limit=200):
     try:
         text = repr(value)
@@ -259,7 +271,7 @@ class _Describer:
                 if isinstance(value, type):
                     # Classes defined elsewhere and re-exported count too (numpy.ndarray),
                     # but only when the module exports them or they are its own.
-                    if exported is not None or _attr(value, "__module__") == module.__name__:
+                    if exported is not None or _own_module(_attr(value, "__module__"), module.__name__):
                         out["classes"].append(self.klass(value, name))
                 elif callable(value):
                     if exported is not None or self.owned(value, module):
@@ -279,7 +291,7 @@ class _Describer:
         """Functions imported from elsewhere (json's `loads` helpers, typing names) are
         not part of this module's API unless __all__ says so."""
         owner = _attr(value, "__module__")
-        if owner is None or owner == module.__name__:
+        if owner is None or _own_module(owner, module.__name__):
             return True
         if isinstance(value, (types.BuiltinFunctionType, type(len))) and owner == "builtins":
             return False

@@ -24,6 +24,11 @@ defmodule SnakeBridge.UseTest.Heapq do
   use SnakeBridge, python: "heapq", only: ["merge", "nlargest"]
 end
 
+# No __all__; its functions are defined in the C accelerator _bisect.
+defmodule SnakeBridge.UseTest.Bisect do
+  use SnakeBridge, python: "bisect"
+end
+
 defmodule SnakeBridge.Generation.UseTest do
   # `use SnakeBridge` (lib/snakebridge.ex, docs/generated_modules.md "Options" and
   # "Caching and recompilation").
@@ -32,7 +37,7 @@ defmodule SnakeBridge.Generation.UseTest do
   import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
 
   alias SnakeBridge.SchemaCache
-  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq}
+  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq, Bisect}
 
   @moduletag timeout: 120_000
 
@@ -48,7 +53,7 @@ defmodule SnakeBridge.Generation.UseTest do
     on_exit(fn ->
       File.rm_rf!(dir)
       # the cache entries of the tmp Python module
-      for file <- Path.wildcard(Path.join(SchemaCache.dir(), "sbtest_use_probe-*")),
+      for file <- Path.wildcard(Path.join(SchemaCache.dir(), "sbtest_use_{probe,nothing}-*")),
           do: File.rm(file)
     end)
 
@@ -188,6 +193,31 @@ defmodule SnakeBridge.Generation.UseTest do
       assert {:error, %ArgumentError{message: message}} = Heapq.nlargest(2, [5, 1, 3], 7, 8)
       assert message =~ "nlargest(n, iterable, key=None)"
       assert Heapq.nlargest(2, [5, 1, 3]) == {:ok, [5, 3]}
+    end
+  end
+
+  describe "what a module exposes" do
+    test "functions defined in the module's C accelerator are generated (bisect from _bisect)" do
+      assert Bisect.bisect_left!([1, 3, 5], 4) == 2
+      assert {:ok, 1} = Bisect.bisect_right([1, 3, 5], 1)
+    end
+
+    test "a module with nothing public generates a compile-time warning that says why", %{dir: dir} do
+      # (dir is on sys.path for the whole module: setup_all)
+      File.write!(Path.join(dir, "sbtest_use_nothing.py"), "_hidden = 1\ndef _helper():\n    return 2\n")
+      SnakeBridge.call!("importlib", "invalidate_caches", [])
+
+      warnings =
+        ExUnit.CaptureIO.capture_io(:stderr, fn ->
+          Code.compile_string("""
+          defmodule SnakeBridge.UseTest.Nothing do
+            use SnakeBridge, python: "sbtest_use_nothing"
+          end
+          """)
+        end)
+
+      assert warnings =~ ~s(use SnakeBridge, python: "sbtest_use_nothing": the Python module exposes no public)
+      assert warnings =~ "private: true"
     end
   end
 end
