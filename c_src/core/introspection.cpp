@@ -13,8 +13,12 @@ namespace {
 // imported without writing bytecode: a __pycache__ beside it would ship inside
 // releases (and priv/ may be read-only there).
 PyRef introspection_helper() {
-  PyObject* modules = PyImport_GetModuleDict();
-  if (PyObject* loaded = PyDict_GetItemString(modules, "snakebridge_introspect")) return PyRef::borrow(loaded);
+  // PyImport_GetModule waits for a module another thread is still initialising
+  // (two compilers describing at once), where a plain sys.modules lookup would
+  // hand out a half-made module.
+  PyRef name = check(PyUnicode_FromString("snakebridge_introspect"));
+  if (PyObject* loaded = PyImport_GetModule(name.get())) return PyRef::steal(loaded);
+  if (PyErr_Occurred()) throw_python_error();
   PyObject* flag = PySys_GetObject("dont_write_bytecode");  // borrowed
   PyRef saved = PyRef::borrow(flag ? flag : Py_False);
   check_status(PySys_SetObject("dont_write_bytecode", Py_True));

@@ -72,6 +72,11 @@ defmodule SnakeBridge.SchemaCache do
     File.mkdir_p!(Path.dirname(file))
     tmp = file <> ".tmp#{System.unique_integer([:positive])}"
     File.write!(tmp, :erlang.term_to_binary(%{schema: schema, fingerprint: fingerprint(schema)}))
+    # The entry is an @external_resource of the module being compiled, written
+    # while it compiles: with a fresh mtime it would look newer than that
+    # compile, and the next `mix compile` would compile the module again. An
+    # entry's freshness is its fingerprint (`__mix_recompile__?/0`), not its mtime.
+    File.touch!(tmp, {{2000, 1, 1}, {0, 0, 0}})
     File.rename!(tmp, file)
   end
 
