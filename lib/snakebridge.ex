@@ -38,6 +38,14 @@ defmodule SnakeBridge do
     * `:return` — `:auto` (default), `:ref` (always a `SnakeBridge.Object`) or
       `:value` (deep conversion; `SnakeBridge.ConversionError` if impossible).
     * `:backend` — `:nif` (default, in-process).
+    * `:binaries` — `:text` (default: a valid UTF-8 binary becomes a `str`) or
+      `:bytes`: every binary among the values sent becomes `bytes` (inside
+      lists, tuples, map values and `MapSet`s too; map keys and keyword names
+      stay text), for binary APIs such as `zlib`, `hashlib` or `base64`:
+
+          iex> SnakeBridge.call!("hashlib", "sha256", ["abc"], [], binaries: :bytes)
+          ...> |> SnakeBridge.method!("hexdigest")
+          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
   ## Errors
 
@@ -68,6 +76,8 @@ defmodule SnakeBridge do
     * `:python` — the Python module (required)
     * `:only` / `:except` — Python names to include / leave out
     * `:backend` — default `:backend` option of every generated call
+    * `:binaries` — default `:binaries` option of every generated call
+      (`binaries: :bytes` for a module of binary APIs such as `zlib`)
     * `:depth` — also generate submodules this deep (default 0), as `MyApp.Json.Decoder`
     * `:private` — include `_private` names (default false)
 

@@ -17,10 +17,38 @@ defmodule SnakeBridge.Runtime do
   @spec run(tuple(), keyword()) :: {:ok, term()} | {:error, Exception.t()}
   def run(request, opts) do
     case kwargs_problem(request) do
-      nil -> dispatch(request, opts)
-      message -> {:error, %ArgumentError{message: message}}
+      nil ->
+        {mode, timeout, where} = options(opts)
+        request |> binaries(Keyword.get(opts, :binaries, :text)) |> dispatch(mode, timeout, where, opts)
+
+      message ->
+        {:error, %ArgumentError{message: message}}
     end
   end
+
+  # binaries: :bytes — the Elixir binaries among the values sent (arguments,
+  # keyword argument values, a set attribute, globals' values; inside lists,
+  # tuples, map values and MapSets) become Python bytes. Names stay text: map
+  # keys and keyword names are not touched.
+  defp binaries(request, :text), do: request
+
+  defp binaries({:call, target, name, args, kwargs}, :bytes),
+    do: {:call, target, name, as_bytes(args), Enum.map(kwargs, fn {k, v} -> {k, as_bytes(v)} end)}
+
+  defp binaries({:setattr, target, name, value}, :bytes), do: {:setattr, target, name, as_bytes(value)}
+  defp binaries({op, code, globals}, :bytes) when op in [:eval, :exec], do: {op, code, as_bytes(globals)}
+  defp binaries(request, :bytes), do: request
+
+  defp as_bytes(b) when is_binary(b), do: SnakeBridge.bytes(b)
+  defp as_bytes(list) when is_list(list), do: as_bytes_list(list)
+  defp as_bytes(tuple) when is_tuple(tuple), do: tuple |> Tuple.to_list() |> as_bytes_list() |> List.to_tuple()
+  defp as_bytes(%MapSet{} = set), do: MapSet.new(set, &as_bytes/1)
+  defp as_bytes(%_{} = struct), do: struct
+  defp as_bytes(map) when is_map(map), do: Map.new(map, fn {k, v} -> {k, as_bytes(v)} end)
+  defp as_bytes(other), do: other
+
+  defp as_bytes_list([h | t]), do: [as_bytes(h) | as_bytes_list(t)]
+  defp as_bytes_list(tail), do: tail
 
   # Keyword arguments must name their parameters: a keyword list, or a map
   # with atom or string keys.
@@ -38,8 +66,7 @@ defmodule SnakeBridge.Runtime do
 
   defp kwargs_problem(_request), do: nil
 
-  defp dispatch(request, opts) do
-    {mode, timeout, where} = options(opts)
+  defp dispatch(request, mode, timeout, where, opts) do
     # Objects from a port worker are served by that worker, whatever the backend.
     backend = if where != :nif or Backend.PortWorker.owner(request), do: Backend.PortWorker, else: Backend.InProcess
     attempt(backend, where, request, mode, timeout, opts, @retries)
@@ -123,6 +150,7 @@ defmodule SnakeBridge.Runtime do
       {:backend, :nif}, {m, t, _} -> {m, t, :nif}
       {:backend, {:pool, name}}, {m, t, _} -> {m, t, {:pool, name}}
       {:backend, {:worker, pid}}, {m, t, _} when is_pid(pid) -> {m, t, {:worker, pid}}
+      {:binaries, b}, acc when b in [:bytes, :text] -> acc
       {:encoded, _}, acc -> acc
       {:cancel_tag, _}, acc -> acc
       other, _ -> raise ArgumentError, "invalid SnakeBridge option: #{inspect(other)}"

@@ -24,6 +24,10 @@ defmodule SnakeBridge.UseTest.Heapq do
   use SnakeBridge, python: "heapq", only: ["merge", "nlargest"]
 end
 
+defmodule SnakeBridge.UseTest.Zlib do
+  use SnakeBridge, python: "zlib", only: ["compress", "decompress"], binaries: :bytes
+end
+
 # No __all__; its functions are defined in the C accelerator _bisect.
 defmodule SnakeBridge.UseTest.Bisect do
   use SnakeBridge, python: "bisect"
@@ -37,7 +41,7 @@ defmodule SnakeBridge.Generation.UseTest do
   import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
 
   alias SnakeBridge.SchemaCache
-  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq, Bisect}
+  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq, Bisect, Zlib}
 
   @moduletag timeout: 120_000
 
@@ -219,5 +223,10 @@ defmodule SnakeBridge.Generation.UseTest do
       assert warnings =~ ~s(use SnakeBridge, python: "sbtest_use_nothing": the Python module exposes no public)
       assert warnings =~ "private: true"
     end
+  end
+
+  test "use SnakeBridge, binaries: :bytes makes every generated call send bytes" do
+    data = String.duplicate("abc", 100)
+    assert data |> Zlib.compress!() |> Zlib.decompress!() == data
   end
 end

@@ -22,6 +22,7 @@ defmodule Mix.Tasks.Snakebridge.Gen do
     * `--depth N` — also generate already-imported submodules N levels deep (default 0)
     * `--private` — include `_private` names
     * `--backend pool:NAME` — make generated calls use a port-worker pool by default
+    * `--binaries bytes` — make generated calls send binaries as Python `bytes`
   """
   use Mix.Task
 
@@ -32,7 +33,8 @@ defmodule Mix.Tasks.Snakebridge.Gen do
     except: :string,
     depth: :integer,
     private: :boolean,
-    backend: :string
+    backend: :string,
+    binaries: :string
   ]
 
   @impl true
@@ -67,6 +69,7 @@ defmodule Mix.Tasks.Snakebridge.Gen do
       |> put_list(:only, opts[:only])
       |> put_list(:except, opts[:except])
       |> put_backend(opts[:backend])
+      |> put_binaries(opts[:binaries])
 
     Mix.shell().info("* generating #{count(schema, depth)} Elixir modules...")
     files = SnakeBridge.Generator.files(schema, gen_opts)
@@ -113,4 +116,9 @@ defmodule Mix.Tasks.Snakebridge.Gen do
   defp put_backend(opts, "nif"), do: Keyword.put(opts, :backend, :nif)
   defp put_backend(opts, "pool:" <> name), do: Keyword.put(opts, :backend, {:pool, Module.concat([name])})
   defp put_backend(_opts, other), do: Mix.raise("--backend must be nif or pool:NAME, got: #{other}")
+
+  defp put_binaries(opts, nil), do: opts
+  defp put_binaries(opts, "bytes"), do: Keyword.put(opts, :binaries, :bytes)
+  defp put_binaries(opts, "text"), do: Keyword.put(opts, :binaries, :text)
+  defp put_binaries(_opts, other), do: Mix.raise("--binaries must be bytes or text, got: #{other}")
 end
