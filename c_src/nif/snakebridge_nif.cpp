@@ -67,7 +67,12 @@ Term stats(ErlNifEnv* env) {
   return map;
 }
 
+// python_version() -> the version of the libpython this library is linked
+// against, as sys.version reads in it; needs no running interpreter.
+std::string python_version(ErlNifEnv*) { return Py_GetVersion(); }
+
 SB_NIF("init", init, ERL_NIF_DIRTY_JOB_IO_BOUND);
+SB_NIF("python_version", python_version, 0);
 SB_NIF("stats", stats, 0);
 
 int load(ErlNifEnv* env, void**, ERL_NIF_TERM) {

@@ -19,6 +19,7 @@ defmodule SnakeBridge.Application do
     config = SnakeBridge.Config.interpreter()
 
     with :ok <- check_executable(config.python),
+         :ok <- SnakeBridge.Config.check_interpreter(config.python),
          :ok <- SnakeBridge.Native.init(config) do
       {:ok, sup}
     else

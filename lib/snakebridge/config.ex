@@ -162,4 +162,38 @@ defmodule SnakeBridge.Config do
       fast_path: Application.get_env(:snakebridge, :fast_path, true)
     }
   end
+
+  @doc """
+  Checks that `python` is the Python build SnakeBridge was compiled against.
+
+  SnakeBridge links one libpython; the configured interpreter only says where
+  its standard library and packages are. Another build of the same minor
+  version (a pyenv 3.11.7 beside Debian's 3.11.2) would start, then load that
+  build's standard library into this libpython and fail in odd ways later. A
+  venv made from the right interpreter reports the same version and passes.
+  Returns `:ok` or `{:error, message}` saying what to do.
+  """
+  @spec check_interpreter(Path.t()) :: :ok | {:error, String.t()}
+  def check_interpreter(python) do
+    linked = SnakeBridge.Native.python_version()
+    clean_env = [{"PYTHONHOME", nil}, {"PYTHONPATH", nil}, {"PYTHONSTARTUP", nil}]
+
+    case System.cmd(python, ["-c", "import sys; print(sys.version)"], env: clean_env, stderr_to_stdout: true) do
+      {out, 0} ->
+        version = out |> String.split("\n", trim: true) |> List.last("") |> String.trim()
+
+        if version == linked do
+          :ok
+        else
+          {:error,
+           "Python interpreter #{python} is Python #{version}, but SnakeBridge was built against " <>
+             "libpython #{linked}: point `config :snakebridge, python:` (or SNAKEBRIDGE_PYTHON) at that " <>
+             "interpreter or a venv made from it, or rebuild SnakeBridge for this one " <>
+             "(`SNAKEBRIDGE_PYTHON=#{python} make build` after removing _build/cmake)"}
+        end
+
+      {out, status} ->
+        {:error, "Python interpreter #{python} does not run (exit status #{status}): #{String.trim(out)}"}
+    end
+  end
 end

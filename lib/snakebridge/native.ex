@@ -18,6 +18,7 @@ defmodule SnakeBridge.Native do
   def execute(_request, _mode, _timeout_ms), do: :erlang.nif_error(:nif_not_loaded)
   def cancel(_job), do: :erlang.nif_error(:nif_not_loaded)
   def stats, do: :erlang.nif_error(:nif_not_loaded)
+  def python_version, do: :erlang.nif_error(:nif_not_loaded)
   def port_handle(_owner, _id), do: :erlang.nif_error(:nif_not_loaded)
   def port_handle(_relay, _id, _remote), do: :erlang.nif_error(:nif_not_loaded)
   def port_handle_id(_handle), do: :erlang.nif_error(:nif_not_loaded)

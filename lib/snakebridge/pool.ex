@@ -142,6 +142,13 @@ defmodule SnakeBridge.Pool do
 
   @impl true
   def init(opts) do
+    # A pool's own interpreter must be the build the port program links, as
+    # the application's must be for the NIF (SnakeBridge.Config.check_interpreter/1).
+    with python when is_binary(python) <- Keyword.get(opts, :python),
+         {:error, message} <- SnakeBridge.Config.check_interpreter(python) do
+      raise ArgumentError, "SnakeBridge.Pool #{inspect(Keyword.get(opts, :name))}: " <> message
+    end
+
     name = Keyword.fetch!(opts, :name)
     size = Keyword.get(opts, :size, System.schedulers_online())
     distributed = Keyword.get(opts, :distributed, false)

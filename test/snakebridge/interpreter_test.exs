@@ -47,6 +47,28 @@ defmodule SnakeBridge.InterpreterTest do
     assert out =~ "/nonexistent/python3 does not exist"
   end
 
+  # A pyenv Python is on these machines (docs/getting_started.md): another build
+  # of the same minor version than the libpython SnakeBridge links.
+  @other_build "/root/.pyenv/versions/3.11.7/bin/python3"
+
+  if File.exists?(@other_build) do
+    test "another Python build than the linked libpython is refused at start, saying what to do", %{ebin: ebin} do
+      code = "IO.inspect(Application.ensure_all_started(:snakebridge))"
+      {out, _} = run_elixir(ebin, code, [{"SNAKEBRIDGE_PYTHON", @other_build}])
+      assert out =~ "is Python 3.11.7"
+      assert out =~ "SnakeBridge was built against libpython #{SnakeBridge.Native.python_version()}"
+      assert out =~ "a venv made from it"
+
+      assert_raise ArgumentError, ~r/SnakeBridge.Pool :other_build: .*is Python 3.11.7/, fn ->
+        SnakeBridge.Pool.init(name: :other_build, size: 1, python: @other_build)
+      end
+    end
+  end
+
+  test "the configured interpreter (the linked build) passes the interpreter check" do
+    assert SnakeBridge.Config.check_interpreter(SnakeBridge.Config.python()) == :ok
+  end
+
   test "the VM stops promptly, gracefully or not, after SnakeBridge's threads have gone idle", %{ebin: ebin} do
     # Regression: once the fast-path watchdog slept on a condition variable
     # (after a second without calls), destroying that static at exit blocked
