@@ -11,6 +11,7 @@
 #include "../core/interpreter.hpp"
 #include "../core/interrupter.hpp"
 #include "../core/interrupts.hpp"
+#include "../core/recursion_bound.hpp"
 #include "../core/worker_pool.hpp"
 #include "atoms.hpp"
 #include "decoders.hpp"
@@ -34,6 +35,10 @@ ERL_NIF_TERM with_output_mark(ErlNifEnv* env, ERL_NIF_TERM reply, const CallerSc
 }
 
 // ---------------------------------------------------------------- jobs
+
+// Below this many levels of Python recursion left to it, a call does not run on
+// the scheduler at all (ordinary code nests a few dozen frames).
+constexpr int kMinFastPathLevels = 64;
 
 enum JobState : int { kQueued, kRunning, kSent, kCancelled };
 
@@ -146,27 +151,47 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, int64_t timeout_ms) 
       g_busy_workers.load(std::memory_order_acquire) == 0) {
     uint64_t t0 = monotonic_ns();
     ERL_NIF_TERM result;
+    bool ran = false;
+    bool rerun = false;
     {
       Gil gil;
-      ErlNifPid self;
-      enif_self(env, &self);
-      CallerScope scope(env, &self);
-      FastCall guard(site, timeout_ms);
-      {
-        InterruptibleScope interruptible;
-        result = run_request(env, decoded ? &wire : nullptr);
+      // A scheduler's C stack is much smaller than a pool thread's: Python may
+      // recurse here only as deep as the stack left can hold (recursion_bound.hpp).
+      RecursionBound bound(this_thread_state());
+      if (bound.levels() >= kMinFastPathLevels) {
+        ran = true;
+        ErlNifPid self;
+        enif_self(env, &self);
+        CallerScope scope(env, &self);
+        FastCall guard(site, timeout_ms);
+        bool recursion_error = false;
+        {
+          InterruptibleScope interruptible;
+          result = run_request(env, decoded ? &wire : nullptr, &recursion_error);
+        }
+        bool timed_out = guard.finish();
+        if (timed_out) result = enif_make_tuple2(env, atoms.error, atoms.timeout);
+        if (bound.active() && recursion_error) {
+          // Maybe our bound, not Python's limit: the pool's 8 MiB stack may get
+          // further. The site goes back to the pool, and so does this call,
+          // from the start, unless that would show the caller something twice
+          // (output already sent) or it is past its deadline.
+          demote(site);
+          rerun = !timed_out && !scope.wrote();
+        }
+        result = with_output_mark(env, result, scope);
+        drain_released(64);
       }
-      if (guard.finish()) result = enif_make_tuple2(env, atoms.error, atoms.timeout);
-      result = with_output_mark(env, result, scope);
-      drain_released(64);
     }
-    uint64_t elapsed = monotonic_ns() - t0;
-    // CPU-heavy runs are caught by the watchdog while they run; here only a run
-    // blocked for long (wall time past kDemoteBlockedNs) demotes.
-    record_fast_run(site, elapsed, 0);
-    int percent = static_cast<int>(elapsed / 10'000);  // of a 1 ms timeslice
-    if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
-    return result;
+    if (ran && !rerun) {
+      uint64_t elapsed = monotonic_ns() - t0;
+      // CPU-heavy runs are caught by the watchdog while they run; here only a run
+      // blocked for long (wall time past kDemoteBlockedNs) demotes.
+      record_fast_run(site, elapsed, 0);
+      int percent = static_cast<int>(elapsed / 10'000);  // of a 1 ms timeslice
+      if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+      return result;
+    }
   }
 
   auto* job = static_cast<Job*>(enif_alloc_resource(g_job_type, sizeof(Job)));
