@@ -41,6 +41,36 @@ void set_config_string(PyConfig* config, wchar_t** field, const std::string& val
   }
 }
 
+// PYTHONPATH's directories, where plain Python puts them: ahead of the standard
+// library, in order, each made absolute (an empty entry is the current
+// directory). CPython's own path calculation cannot do it here: getpath.py
+// reads config.pythonpath_env only when use_environment is set, which start()
+// turns off so that a stray PYTHONHOME cannot break start-up. (Unlike plain
+// Python, a sitecustomize in a PYTHONPATH directory is therefore not run.)
+void insert_pythonpath(PyObject* sys_path, const std::string& pythonpath) {
+  PyRef abspath = PyRef::steal(PyImport_ImportModule("os.path"));
+  if (abspath) abspath = PyRef::steal(PyObject_GetAttrString(abspath.get(), "abspath"));
+  if (!abspath) {
+    PyErr_Clear();
+    return;
+  }
+  Py_ssize_t at = 0;
+  size_t begin = 0;
+  while (true) {
+    size_t end = pythonpath.find(':', begin);
+    std::string entry = pythonpath.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    PyRef text = PyRef::steal(PyUnicode_DecodeFSDefaultAndSize(entry.data(), static_cast<Py_ssize_t>(entry.size())));
+    PyRef dir = text ? PyRef::steal(PyObject_CallOneArg(abspath.get(), text.get())) : PyRef();
+    if (dir && PyList_Insert(sys_path, at, dir.get()) == 0) {
+      ++at;
+    } else {
+      PyErr_Clear();
+    }
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
+}
+
 // GIL held, once: what every request relies on, ready before the first one.
 void prepare(const InterpreterConfig& cfg) {
   try {
@@ -91,7 +121,6 @@ void start(const InterpreterConfig& cfg) {
     set_config_string(&config, &config.program_name, cfg.python_executable);
     set_config_string(&config, &config.executable, cfg.python_executable);
   }
-  if (!cfg.pythonpath.empty()) set_config_string(&config, &config.pythonpath_env, cfg.pythonpath);
 
   PyStatus st = Py_InitializeFromConfig(&config);
   if (PyStatus_Exception(st)) {
@@ -112,6 +141,7 @@ void start(const InterpreterConfig& cfg) {
   }
 
   PyRef sys_path = PyRef::borrow(PySys_GetObject("path"));
+  if (!cfg.pythonpath.empty()) insert_pythonpath(sys_path.get(), cfg.pythonpath);
   for (auto it = cfg.extra_paths.rbegin(); it != cfg.extra_paths.rend(); ++it) {
     PyRef p = PyRef::steal(PyUnicode_DecodeFSDefault(it->c_str()));
     if (!p || PyList_Insert(sys_path.get(), 0, p.get()) < 0) PyErr_Clear();

@@ -29,7 +29,9 @@ defmodule SnakeBridge.Config do
       importable.
     * `config :snakebridge, python_paths: [dir]` (list of strings, default `[]`) —
       directories put first on `sys.path`.
-    * `PYTHONPATH` (environment) is honoured; other `PYTHON*` variables (a stray
+    * `PYTHONPATH` (environment, read when the interpreter starts; for a pool,
+      its `env:`) is honoured: its directories go on `sys.path` ahead of the
+      standard library, after `python_paths`; other `PYTHON*` variables (a stray
       `PYTHONHOME` in particular) are ignored.
     * `config :snakebridge, max_python_threads: 128` (integer from 1 to
       4294967295, default 128) — the most threads that run Python calls
