@@ -113,6 +113,11 @@ defmodule SnakeBridge do
           @doc false
           def __mix_recompile__?, do: not SnakeBridge.SchemaCache.fresh?(unquote(cache_file))
 
+          @doc false
+          # For mix snakebridge.validate.
+          def __snakebridge__(:python_module), do: unquote(python)
+          def __snakebridge__(:schema_cache), do: unquote(cache_file)
+
           unquote(generated)
         end
 

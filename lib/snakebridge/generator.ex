@@ -37,7 +37,7 @@ defmodule SnakeBridge.Generator do
       source =
         [
           "#{@header} from Python module #{schema.name}#{version(schema)}.\n",
-          "# Regenerate with `mix snakebridge.gen`; edits are lost.\n",
+          "# Regenerate with `mix snakebridge.gen#{command(opts)}`; edits are lost.\n",
           "defmodule #{name} do\n",
           mod.body,
           "end\n"
@@ -46,6 +46,19 @@ defmodule SnakeBridge.Generator do
 
       {name, source |> IO.iodata_to_binary() |> Code.format_string!() |> IO.iodata_to_binary() |> Kernel.<>("\n")}
     end)
+  end
+
+  # The arguments `mix snakebridge.gen` was given, recorded so that
+  # `mix snakebridge.validate` can generate the file again and compare.
+  defp command(opts) do
+    case Keyword.get(opts, :command) do
+      nil -> ""
+      args -> " " <> Enum.map_join(args, " ", &command_arg/1)
+    end
+  end
+
+  defp command_arg(arg) do
+    if arg =~ ~r/^[A-Za-z0-9_.,:\/=+-]+$/, do: arg, else: inspect(arg)
   end
 
   @doc """

@@ -92,6 +92,67 @@ defmodule SnakeBridge.ProjectTest do
     assert File.exists?(Path.join(dir, "mix.exs"))
   end
 
+  test "validate passes on a healthy project and fails with a report on a broken one", %{tmp_dir: dir} do
+    root = Path.expand("../..", __DIR__)
+
+    File.write!(Path.join(dir, "mix.exs"), """
+    defmodule ValApp.MixProject do
+      use Mix.Project
+      def project, do: [app: :val_app, version: "0.1.0", elixir: "~> 1.14", deps: [{:snakebridge, path: #{inspect(root)}}]]
+      def application, do: [extra_applications: [:logger]]
+    end
+    """)
+
+    File.mkdir_p!(Path.join(dir, "py"))
+    File.write!(Path.join(dir, "py/sbtest_val_mod.py"), "def one():\n    return 1\n")
+    File.mkdir_p!(Path.join(dir, "config"))
+
+    File.write!(Path.join(dir, "config/config.exs"), """
+    import Config
+    config :snakebridge, python_paths: [#{inspect(Path.join(dir, "py"))}], pools: [[name: ValApp.Python, size: 1]]
+    """)
+
+    File.mkdir_p!(Path.join(dir, "lib"))
+
+    File.write!(Path.join(dir, "lib/val.ex"), """
+    defmodule ValApp.Val do
+      use SnakeBridge, python: "sbtest_val_mod"
+    end
+    """)
+
+    assert {_, 0} = mix(dir, ["snakebridge.gen", "json", "--module", "ValApp.Json", "--only", "dumps,loads"])
+
+    assert File.read!(Path.join(dir, "lib/val_app/json.ex")) =~
+             "mix snakebridge.gen json --module ValApp.Json --only dumps,loads"
+
+    assert {out, 0} = mix(dir, ["snakebridge.validate"])
+    assert out =~ "matches the linked libpython"
+    assert out =~ "ok   pool ValApp.Python answers"
+    assert out =~ ~s|ok   ValApp.Val (use SnakeBridge, python: "sbtest_val_mod")|
+    assert out =~ "ok   generated lib/val_app/json.ex"
+    assert out =~ "SnakeBridge setup is valid"
+
+    # Broken: a generated file edited by hand, a Python module gone.
+    path = Path.join(dir, "lib/val_app/json.ex")
+
+    File.write!(
+      path,
+      String.replace(File.read!(path), "defmodule ValApp.Json do", "defmodule ValApp.Json do\n  @moduledoc false")
+    )
+
+    File.rm!(Path.join(dir, "py/sbtest_val_mod.py"))
+
+    assert {out, status} = mix(dir, ["snakebridge.validate"])
+    assert status != 0
+
+    assert out =~
+             "FAIL generated lib/val_app/json.ex: out of date: run `mix snakebridge.gen json --module ValApp.Json --only dumps,loads`"
+
+    assert out =~ ~s|FAIL ValApp.Val (use SnakeBridge, python: "sbtest_val_mod"): the Python module does not import|
+    assert out =~ "FAIL project compiles"
+    assert out =~ "checks failed"
+  end
+
   test "discover prints a module's summary; an unknown module is a clear error", %{tmp_dir: dir} do
     root = Path.expand("../..", __DIR__)
 

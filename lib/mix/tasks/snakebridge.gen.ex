@@ -39,6 +39,24 @@ defmodule Mix.Tasks.Snakebridge.Gen do
 
   @impl true
   def run(argv) do
+    start_snakebridge!()
+
+    written =
+      for {path, source} <- generate(argv) do
+        File.mkdir_p!(Path.dirname(path))
+        File.write!(path, source)
+        Mix.shell().info("* wrote #{path}")
+        path
+      end
+
+    SnakeBridge.Cache.record_generated(written)
+    written
+  end
+
+  @doc false
+  # The files `argv` generates, `[{path, source}]`, without writing them
+  # (SnakeBridge must be started).
+  def generate(argv) do
     {opts, args, invalid} = OptionParser.parse(argv, strict: @switches)
     if invalid != [], do: Mix.raise("Unknown option(s): #{Enum.map_join(invalid, ", ", &elem(&1, 0))}")
 
@@ -54,8 +72,6 @@ defmodule Mix.Tasks.Snakebridge.Gen do
       do: Mix.raise("--module must be an Elixir module name, got: #{module}")
 
     depth = Keyword.get(opts, :depth, 0)
-
-    start_snakebridge!()
     Mix.shell().info("* describing Python module #{python}...")
 
     schema =
@@ -65,7 +81,7 @@ defmodule Mix.Tasks.Snakebridge.Gen do
       end
 
     gen_opts =
-      [module: module, depth: depth]
+      [module: module, depth: depth, command: argv]
       |> put_list(:only, opts[:only])
       |> put_list(:except, opts[:except])
       |> put_backend(opts[:backend])
@@ -74,18 +90,7 @@ defmodule Mix.Tasks.Snakebridge.Gen do
     Mix.shell().info("* generating #{count(schema, depth)} Elixir modules...")
     files = SnakeBridge.Generator.files(schema, gen_opts)
     out = opts[:output] || "lib"
-
-    written =
-      for {name, source} <- files do
-        path = Path.join(out, Macro.underscore(name) <> ".ex")
-        File.mkdir_p!(Path.dirname(path))
-        File.write!(path, source)
-        Mix.shell().info("* wrote #{path}")
-        path
-      end
-
-    SnakeBridge.Cache.record_generated(written)
-    written
+    for {name, source} <- files, do: {Path.join(out, Macro.underscore(name) <> ".ex"), source}
   end
 
   @doc false
