@@ -80,6 +80,7 @@ void prepare(const InterpreterConfig& cfg) {
     PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
     if (!traceback) PyErr_Clear();
     install_interruptible_sleep();
+    install_import_guard();
     if (cfg.emit_output) install_stdio(cfg.emit_output);
   } catch (const PythonException& e) {
     throw std::runtime_error(std::string("Python started but could not be prepared: ") + e.what());

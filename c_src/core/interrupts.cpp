@@ -4,6 +4,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include "errors.hpp"
@@ -20,6 +21,9 @@ struct Sleeper {
   std::condition_variable cv;
   bool interrupted = false;
   bool interruptible = false;  // guarded by the GIL
+  // Guarded by the GIL: how many guarded import entry points (see
+  // install_import_guard) the thread is inside.
+  int import_depth = 0;
 };
 
 std::mutex g_registry_mu;
@@ -35,6 +39,92 @@ Sleeper* sleeper_for(PyThreadState* tstate, bool create) {
   return s;
 }
 
+// ---------------------------------------------------------------- imports
+//
+// An exception landing inside the import machinery, or inside the module-level
+// code of a module being imported, leaves damage behind: a module half
+// executed (other threads already hold it, and `from m import x` done by
+// modules imported meanwhile stays), a package whose submodules stay in
+// sys.modules without it, or a module lock of importlib._bootstrap left
+// half-updated (every later import of that module hangs). So an interrupt is
+// never delivered while the target thread imports: it is deferred, and since
+// every interrupt is repeated until the work is over (interrupter.cpp, the
+// fast path's watchdog), it lands at the first attempt after the import.
+//
+// "Imports" is decided two ways:
+// - The import system's entry points (below) are wrapped: while a thread is in
+//   one, its import_depth is positive, and on entry a Cancelled still pending
+//   on the thread is dropped. That matters on CPython 3.11, where one thread
+//   consuming its own asynchronous exception clears the interpreter-wide
+//   signal for all: another thread's exception may then stay pending unseen,
+//   to fire at some later check deep inside an import it has started since.
+// - The target's Python frames: any frame of importlib._bootstrap(_external)
+//   means import work (exec_module or importlib.reload called by the code
+//   itself, which do not pass through the entry points).
+
+// importlib._bootstrap's functions through which imports start: the C import
+// code (import statements, __import__, PyImport_*) and importlib.import_module
+// look them up on the module at each call.
+constexpr const char* kImportEntryPoints[] = {"_find_and_load", "_lock_unlock_module", "_handle_fromlist", "_exec",
+                                              "_load"};
+
+bool is_import_machinery(PyCodeObject* code) {
+  PyObject* filename = code->co_filename;
+  if (!filename || !PyUnicode_Check(filename)) return false;
+  const char* f = PyUnicode_AsUTF8(filename);
+  if (!f) {
+    PyErr_Clear();
+    return false;
+  }
+  std::string_view name(f);
+  // Frozen (the default), or from source (-X frozen_modules=off, debug builds).
+  return name.rfind("<frozen importlib._bootstrap", 0) == 0 ||
+         (name.size() >= 23 && (name.ends_with("/importlib/_bootstrap.py") ||
+                                name.ends_with("/importlib/_bootstrap_external.py")));
+}
+
+// GIL held. Whether the thread running `tstate` is inside an import.
+bool importing(PyThreadState* tstate, Sleeper* s) {
+  if (s && s->import_depth > 0) return true;
+  PyFrameObject* frame = PyThreadState_GetFrame(tstate);  // new reference, or null
+  while (frame) {
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    bool machinery = is_import_machinery(code);
+    Py_DECREF(code);
+    if (machinery) {
+      Py_DECREF(frame);
+      return true;
+    }
+    PyFrameObject* back = PyFrame_GetBack(frame);
+    Py_DECREF(frame);
+    frame = back;
+  }
+  return false;
+}
+
+// GIL held. Drops a Cancelled pending on the thread (and only ours: an
+// asynchronous exception the user's code aimed at the thread is left alone).
+void drop_pending_cancel(PyThreadState* tstate) {
+  if (tstate->async_exc && tstate->async_exc == cancelled_exception()) {
+    PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), nullptr);
+  }
+}
+
+PyObject* guarded_import(PyObject* original, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  PyThreadState* ts = PyThreadState_Get();
+  Sleeper* s = sleeper_for(ts, true);
+  if (s->import_depth++ == 0) drop_pending_cancel(ts);
+  PyObject* result = PyObject_Vectorcall(original, args, static_cast<size_t>(nargs), kwnames);
+  s->import_depth--;
+  return result;
+}
+
+PyMethodDef g_guarded_import_def = {
+    "guarded_import", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(guarded_import)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "An entry point of the import system, wrapped by SnakeBridge: timeouts and cancels wait until the import is "
+    "over."};
+
 PyObject* interruptible_sleep(PyObject*, PyObject* arg) {
   double seconds = PyFloat_AsDouble(arg);
   if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
@@ -46,17 +136,25 @@ PyObject* interruptible_sleep(PyObject*, PyObject* arg) {
     PyErr_SetString(PyExc_ValueError, "sleep length must be non-negative");
     return nullptr;
   }
-  Sleeper* s = sleeper_for(PyThreadState_Get(), true);
+  PyThreadState* tstate = PyThreadState_Get();
+  Sleeper* s = sleeper_for(tstate, true);
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(std::min(seconds, 1e9)));
   bool interrupted;
-  {
-    GilRelease release;
-    std::unique_lock<std::mutex> lock(s->mu);
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double>(std::min(seconds, 1e9)));
-    s->cv.wait_until(lock, deadline, [&] { return s->interrupted; });
-    interrupted = s->interrupted;
-    s->interrupted = false;
+  while (true) {
+    {
+      GilRelease release;
+      std::unique_lock<std::mutex> lock(s->mu);
+      s->cv.wait_until(lock, deadline, [&] { return s->interrupted; });
+      interrupted = s->interrupted;
+      s->interrupted = false;
+    }
+    // interrupt_thread does not wake a thread that sleeps inside an import; a
+    // flag left from before the import started is ignored there (the
+    // interrupter repeats once the import is over).
+    if (!interrupted || !importing(tstate, s)) break;
+    drop_pending_cancel(tstate);
   }
   if (interrupted) {
     // The asynchronous exception set alongside would fire again later: clear it.
@@ -82,11 +180,33 @@ void install_interruptible_sleep() {
   check_status(PyObject_SetAttrString(time.get(), "sleep", fn.get()));
 }
 
+void install_import_guard() {
+  PyRef bootstrap = import_module("_frozen_importlib");
+  for (const char* name : kImportEntryPoints) {
+    PyRef original = PyRef::steal(PyObject_GetAttrString(bootstrap.get(), name));
+    if (!original) {  // another Python version: nothing to wrap under that name
+      PyErr_Clear();
+      continue;
+    }
+    if (PyCFunction_Check(original.get()) &&
+        PyCFunction_GET_FUNCTION(original.get()) == g_guarded_import_def.ml_meth) {
+      continue;  // installed already
+    }
+    PyRef wrapper = check(PyCFunction_NewEx(&g_guarded_import_def, original.get(), nullptr));
+    check_status(PyObject_SetAttrString(bootstrap.get(), name, wrapper.get()));
+  }
+}
+
 void interrupt_thread(PyThreadState* tstate) {
   // Created here if need be: a thread interrupted before its first sleep must
   // find the flag set when it gets there (no bytecode may run in between).
   Sleeper* s = sleeper_for(tstate, true);
   if (!s->interruptible) return;
+  if (importing(tstate, s)) {
+    // Deferred: the caller tries again until the work is over.
+    drop_pending_cancel(tstate);
+    return;
+  }
   PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), cancelled_exception());
   std::lock_guard<std::mutex> lock(s->mu);
   s->interrupted = true;

@@ -12,11 +12,24 @@ namespace sb {
 // GIL held, once at start-up: installs the interruptible time.sleep.
 void install_interruptible_sleep();
 
+// GIL held, once at start-up: wraps the entry points of importlib._bootstrap
+// through which imports start, so that interrupt_thread knows a thread is
+// importing (see interrupt_thread).
+void install_import_guard();
+
 // GIL held. Makes the thread running `tstate` raise cancelled_exception(): at its
 // next bytecode boundary, or at once if it is in time.sleep(). Only a thread
 // inside an InterruptibleScope is interrupted: an exception landing in
 // SnakeBridge's own Python work (formatting a traceback, which may import) could
 // leave an import lock held and hang every later import.
+//
+// Nor is a thread interrupted while it imports (inside an entry point of the
+// import system, or with a frame of importlib._bootstrap on its stack, which
+// includes the module-level code of the module being imported, and a
+// time.sleep there): an exception there leaves a half-initialised module or a
+// broken module lock behind. Then nothing is done, and a Cancelled still
+// pending on the thread is dropped; callers repeat the interrupt until the
+// work is over, so it lands once the import has finished.
 void interrupt_thread(PyThreadState* tstate);
 
 // GIL held. Marks this thread's user work as interruptible for the scope. The

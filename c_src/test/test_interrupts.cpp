@@ -293,3 +293,108 @@ TEST_CASE("an interrupt reaches a thread's first time.sleep", "[interrupts]") {
   INFO("Cancelled " << latency << " s after the interrupt");
   CHECK(latency < 1.0);
 }
+
+// ---------------------------------------------------------------- imports
+//
+// An interrupt must never land inside the import machinery or inside the
+// module-level code of a module being imported: a half-executed module (or a
+// module lock left half-updated) poisons the module for the life of the
+// interpreter. While the target thread is importing, interrupts are deferred;
+// the interrupter repeats them, so the exception lands once the import is over.
+
+namespace {
+
+// Writes module `name` into a fresh directory put first on sys.path (GIL held).
+// Its body logs the run in sb_import_log.runs, runs `body` (~300 ms), then
+// defines ready() and done: a module that is there but lacks them was cut short.
+std::string write_slow_module(PyObject* g, const std::string& name, const std::string& body) {
+  PyRef n = check(PyUnicode_FromString(name.c_str()));
+  PyRef b = check(PyUnicode_FromString(body.c_str()));
+  check_status(PyDict_SetItemString(g, "mod_name", n.get()));
+  check_status(PyDict_SetItemString(g, "mod_body", b.get()));
+  py_exec(
+      "import importlib, os, sys, tempfile\n"
+      "mod_dir = tempfile.mkdtemp(prefix='sb_import_')\n"
+      "with open(os.path.join(mod_dir, 'sb_import_log.py'), 'w') as f:\n"
+      "    f.write('runs = []\\n')\n"
+      "mod_path = os.path.join(mod_dir, mod_name + '.py')\n"
+      "with open(mod_path, 'w') as f:\n"
+      "    f.write('import sb_import_log, time\\n'\n"
+      "            'sb_import_log.runs.append(__name__)\\n' + mod_body +\n"
+      "            'def ready():\\n    return 42\\n'\n"
+      "            'done = True\\n')\n"
+      "sys.path.insert(0, mod_dir)\n"
+      "importlib.invalidate_caches()\n",
+      g);
+  return py_str(py_eval("mod_path", g).get());
+}
+
+// In sys.modules, initialised or not (PyImport_GetModule would wait for the import).
+bool module_started(const std::string& name) {
+  Gil gil;
+  return PyDict_GetItemString(PyImport_GetModuleDict(), name.c_str()) != nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("an interrupt during an import is delivered once the import has finished", "[interrupts][import]") {
+  struct Variant {
+    const char* name;
+    const char* body;
+    bool by_hand;  // exec_module called by the code itself (no import statement)
+  };
+  auto v = GENERATE(Variant{"sb_slow_loop", "t = time.monotonic() + 0.3\nwhile time.monotonic() < t: pass\n", false},
+                    Variant{"sb_slow_sleep", "time.sleep(0.3)\n", false},
+                    Variant{"sb_slow_by_hand", "t = time.monotonic() + 0.3\nwhile time.monotonic() < t: pass\n", true});
+  GilRef g;
+  {
+    Gil gil;
+    g = sleep_env();
+    write_slow_module(g.get(), v.name, v.body);
+  }
+  std::string import_code =
+      v.by_hand ? "import importlib.util\n"
+                  "spec = importlib.util.spec_from_file_location(mod_name, mod_path)\n"
+                  "m = importlib.util.module_from_spec(spec)\n"
+                  "sys.modules[mod_name] = m\n"
+                  "spec.loader.exec_module(m)\n"
+                : "import " + std::string(v.name) + "\n";
+  PyThread t(g.get());
+  t.go(import_code +
+       "imported = True\n"
+       "t = time.monotonic() + 5\n"
+       "while time.monotonic() < t: pass\n"
+       "finished = True\n");
+  REQUIRE(wait_until([&] { return module_started(v.name); }, 10s));
+  std::this_thread::sleep_for(30ms);  // inside the module's body
+  // As the interrupter does: every 5 ms until the work is over.
+  auto interrupted_at = Clock::now();
+  while (!t.wait_steps(1, 5ms)) {
+    Gil gil;
+    interrupt_thread(t.tstate());
+  }
+  Step s = t.step(0);
+  INFO(v.name << ": " << s.error.type << ": " << s.error.message << " (the work took " << s.seconds << " s)");
+  CHECK(s.raised);
+  CHECK(s.error.type == "Cancelled");
+  CHECK(global_is_set(g.get(), "imported"));  // the import completed, then the interrupt landed
+  CHECK_FALSE(global_is_set(g.get(), "finished"));
+  double latency = std::chrono::duration<double>(s.ended - interrupted_at).count();
+  CHECK(latency >= 0.2);  // waited for the rest of the ~300 ms body
+  CHECK(latency < 2.0);
+
+  Gil gil;
+  // The module is complete, in sys.modules, and its body ran once.
+  py_exec("import sb_import_log\nmod = sys.modules[mod_name]\n", g.get());
+  CHECK(py_int(py_eval("int(getattr(mod, 'done', False))", g.get()).get()) == 1);
+  CHECK(py_int(py_eval("mod.ready()", g.get()).get()) == 42);
+  CHECK(py_int(py_eval("sb_import_log.runs.count(mod_name)", g.get()).get()) == 1);
+  // Nothing is left pending on the thread: its next work runs undisturbed.
+  t.go("time.sleep(0.05)\ny = sum(range(100000))\n", /*clear_first=*/true);
+  {
+    GilRelease release;
+    REQUIRE(t.wait_steps(2, 10s));
+  }
+  CHECK_FALSE(t.step(1).raised);
+  py_exec("sys.path.remove(mod_dir)\nsys.modules.pop(mod_name, None)\nsys.modules.pop('sb_import_log', None)\n", g.get());
+}
