@@ -70,7 +70,7 @@ Request build_request(Reader& r, const WireRequest<typename Reader::Value>& w) {
   auto target = [&](V t) -> PyRef {
     if (r.kind(t) == WireKind::Object) {
       if (PyObject* o = r.object(t)) return PyRef::borrow(o);
-      throw BadRequest("the target is not a live Python object");
+      throw BadRequest("the target Python object no longer exists (objects live as long as the VM that made them)");
     }
     return import_module(b.text(t, "the target"));
   };

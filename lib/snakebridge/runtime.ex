@@ -98,6 +98,18 @@ defmodule SnakeBridge.Runtime do
       when backend == Backend.InProcess ->
         attempt(Backend.PortWorker, where, request, mode, timeout, opts, retries)
 
+      # An in-process object the embedded interpreter does not hold: it comes
+      # from another run of the VM (through binary_to_term/1, say).
+      {:error, {:unconvertible, :unconvertible, %SnakeBridge.Object{owner: nil} = o, path}}
+      when backend == Backend.InProcess ->
+        {:error,
+         %ArgumentError{
+           message:
+             "cannot convert #{inspect(o.__struct__)}<#{o.type}>#{format_path(path)} to Python: this Python object " <>
+               "no longer exists (objects live as long as the VM that made them; this one comes from another run, " <>
+               "e.g. through :erlang.binary_to_term/1)"
+         }}
+
       {:error, reason} ->
         failed(reason, request, opts)
     end

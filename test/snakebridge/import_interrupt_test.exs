@@ -142,8 +142,7 @@ defmodule SnakeBridge.ImportInterruptTest do
           # callers must share with the import.
           [target | _] = interpreters(@backend)
 
-          importer =
-            Task.async(fn -> SnakeBridge.exec(import_code(name), %{}, timeout: 50, backend: target) end)
+          importer = Task.async(fn -> SnakeBridge.exec(import_code(name), %{}, timeout: 50, backend: target) end)
 
           # Once the module is in sys.modules (its body running), others use it.
           assert wait_until(2_000, fn -> match?({true, _, _}, module_state(target, name)) end)

@@ -416,6 +416,21 @@ defmodule SnakeBridge.ObjectsTest do
     end
   end
 
+  describe "an object from another run of the VM" do
+    # A %SnakeBridge.Object{} whose reference the NIF does not hold, as after
+    # :erlang.binary_to_term/1 of an object saved by another VM run.
+    test "says that it no longer exists, as an argument and as a target" do
+      stale = %Object{ref: make_ref(), type: "collections.Counter", owner: nil}
+
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.call("builtins", "len", [stale])
+      assert message =~ "this Python object no longer exists"
+      assert message =~ "(argument 0)"
+
+      assert {:error, %ArgumentError{message: message}} = SnakeBridge.method(stale, "most_common")
+      assert message =~ "the target Python object no longer exists"
+    end
+  end
+
   # Builds `n` instances held only by this function's list; returns Python's count.
   defp create_and_count(cls, n) do
     objects = for _ <- 1..n, do: SnakeBridge.call!(cls, nil, [])
