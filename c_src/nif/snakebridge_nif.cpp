@@ -1,6 +1,7 @@
 // The NIF library: start-up, the statistics NIF, and the library's entry point.
 // Every NIF is declared beside its definition with SB_NIF (boundary.hpp):
-// execute/cancel in jobs.cpp, port_handle/port_handle_id in port_handle.cpp.
+// execute/cancel in jobs.cpp, port_handle/port_handle_id in port_handle.cpp,
+// kill_port_program in port_kill.cpp.
 #include <erl_nif.h>
 
 #include "../core/call_sites.hpp"

@@ -22,4 +22,5 @@ defmodule SnakeBridge.Native do
   def port_handle(_owner, _id), do: :erlang.nif_error(:nif_not_loaded)
   def port_handle(_relay, _id, _remote), do: :erlang.nif_error(:nif_not_loaded)
   def port_handle_id(_handle), do: :erlang.nif_error(:nif_not_loaded)
+  def kill_port_program(_os_pid), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -14,6 +14,18 @@ defmodule SnakeBridge.Worker do
   # if the OS process dies, gives every caller still waiting a WorkerCrashError
   # and stops (its supervisor starts a fresh one).
   #
+  # The port can close before this process has seen the program's exit (its
+  # {:exit_status, _} is still in the mailbox): every write to the port goes
+  # through port_command/2, which never raises, and a cancel is acknowledged
+  # whether or not it could be written.
+  #
+  # The hard kill: a request still running @grace_ms after its cancel (C code
+  # holding the GIL) gets the program's whole process group SIGKILLed (the
+  # program calls setpgid(0, 0) first thing, so the group id is its os pid),
+  # taking the processes Python started with it. At most once per worker, and
+  # only while the port is open: the OS process then cannot have been reaped,
+  # so its pid, and its group, are still ours.
+  #
   # Recycling is safe to retry: the worker sends "drain" and stops when its
   # reply comes; the program finishes what it read before the drain and refuses
   # what comes after (kind "stopping"), so a request that fails with
@@ -68,6 +80,7 @@ defmodule SnakeBridge.Worker do
        max_calls: Keyword.get(opts, :max_calls, :infinity),
        max_memory: max_memory,
        draining: nil,
+       killed: false,
        table: opts[:table],
        index: opts[:index],
        group: opts[:group]
@@ -87,8 +100,17 @@ defmodule SnakeBridge.Worker do
   # From a caller on another node: the worker writes the frame.
   def handle_info({:request, from, ref, count, body}, state) do
     id = :atomics.add_get(state.ids, 1, 1)
-    Port.command(state.port, frame(id, count, body))
-    {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
+
+    case port_command(state, frame(id, count, body)) do
+      :ok ->
+        {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
+
+      # The program is gone (its exit is on its way here): the request never
+      # ran, so the caller may send it to another worker.
+      :closed ->
+        send(from, {ref, {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: self()}}})
+        {:noreply, state}
+    end
   end
 
   # The caller gave up (timeout, cancel): interrupt the request, drop its reply
@@ -105,13 +127,9 @@ defmodule SnakeBridge.Worker do
     {:noreply, cancel(%{state | callers: callers}, ref)}
   end
 
+  # Still running a grace period after its cancel: C code that does not return.
   def handle_info({:grace_over, id}, state) do
-    if Map.has_key?(state.pending, id) do
-      # Still running after the interrupt: C code that does not return. Kill it.
-      System.cmd("kill", ["-9", Integer.to_string(state.os_pid)])
-    end
-
-    {:noreply, state}
+    if Map.has_key?(state.pending, id), do: {:noreply, hard_kill(state)}, else: {:noreply, state}
   end
 
   def handle_info({:snakebridge_release, id}, state) do
@@ -121,7 +139,7 @@ defmodule SnakeBridge.Worker do
   end
 
   def handle_info(:flush_releases, state) do
-    if state.releases != [], do: Port.command(state.port, Msgpack.encode!([0, "release", state.releases]))
+    if state.releases != [], do: port_command(state, Msgpack.encode!([0, "release", state.releases]))
     {:noreply, %{state | releases: []}}
   end
 
@@ -178,8 +196,38 @@ defmodule SnakeBridge.Worker do
   def terminate(reason, state) do
     Workers.unregister(self())
     crash(state, if(reason == {:shutdown, :recycled}, do: reason, else: :worker_stopped))
-    if Port.info(state.port) != nil, do: Port.close(state.port)
+    close(state.port)
     :ok
+  end
+
+  defp close(port) do
+    Port.close(port)
+  rescue
+    # Closed already (the program exited).
+    ArgumentError -> :ok
+  end
+
+  # Port.command/2 raises on a closed port: the program has exited and this
+  # process will learn it from the {:exit_status, _} message.
+  defp port_command(%{port: port}, data) do
+    Port.command(port, data)
+    :ok
+  rescue
+    ArgumentError -> :closed
+  end
+
+  # SIGKILL to the program's process group (c_src/nif/port_kill.cpp), once,
+  # and only while the port is open (see the module's comment). Its exit then
+  # comes as {:exit_status, 137}.
+  defp hard_kill(%{killed: true} = state), do: state
+
+  defp hard_kill(%{port: port, os_pid: os_pid} = state) do
+    if Port.info(port) != nil do
+      _ = SnakeBridge.Native.kill_port_program(os_pid)
+      %{state | killed: true}
+    else
+      state
+    end
   end
 
   defp add_pending(state, id, from, ref) do
@@ -197,8 +245,9 @@ defmodule SnakeBridge.Worker do
   defp cancel(state, ref) do
     case Map.fetch(state.by_ref, ref) do
       {:ok, id} ->
-        Port.command(state.port, Msgpack.encode!([0, "cancel", id]))
-        Process.send_after(self(), {:grace_over, id}, @grace_ms)
+        if port_command(state, Msgpack.encode!([0, "cancel", id])) == :ok and not state.killed,
+          do: Process.send_after(self(), {:grace_over, id}, @grace_ms)
+
         {_from, ^ref, mon} = state.pending[id]
         Process.demonitor(mon, [:flush])
         pending = Map.put(state.pending, id, {nil, ref, nil})
@@ -215,7 +264,8 @@ defmodule SnakeBridge.Worker do
       if state.table, do: :ets.delete_object(state.table, {state.index, self()})
       if state.group, do: :pg.leave(SnakeBridge.PG, state.group, self())
       id = :atomics.add_get(state.ids, 1, 1)
-      Port.command(state.port, Msgpack.encode!([id, "drain"]))
+      # (On a closed port the program's exit, on its way, stops the worker.)
+      port_command(state, Msgpack.encode!([id, "drain"]))
       %{state | draining: id}
     else
       state
