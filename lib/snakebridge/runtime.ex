@@ -125,10 +125,10 @@ defmodule SnakeBridge.Runtime do
         wait(job, deadline, cancel_tag)
 
       {^ref, message} ->
-        backend.reply(job, message)
+        job |> backend.reply(message) |> overran(deadline)
 
       {:DOWN, ^mon, :process, _, reason} ->
-        backend.reply(job, {:DOWN, reason})
+        job |> backend.reply({:DOWN, reason}) |> overran(deadline)
 
       {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
         # SnakeBridge.cancel/1 from another process (async calls and streams).
@@ -145,6 +145,16 @@ defmodule SnakeBridge.Runtime do
   after
     backend.done(job)
   end
+
+  # A worker's crash that reaches the caller only once its deadline has passed
+  # (the receive took the message before the timer fired): the caller overran
+  # its timeout first, and the crash may well be the hard kill that timeouts
+  # cause. Callers still within their timeout get the WorkerCrashError.
+  defp overran({:error, %WorkerCrashError{}} = crash, deadline) do
+    if deadline != :infinity and System.monotonic_time(:millisecond) >= deadline, do: {:error, :timeout}, else: crash
+  end
+
+  defp overran(reply, _deadline), do: reply
 
   defp deadline(:infinity), do: :infinity
   defp deadline(ms), do: System.monotonic_time(:millisecond) + ms

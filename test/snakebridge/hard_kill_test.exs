@@ -71,6 +71,39 @@ defmodule SnakeBridge.HardKillTest do
     assert wait_until(2_000, fn -> gone?(sleeper) end), "the subprocess Python started survived the hard kill"
   end
 
+  test "the caller that timed out gets TimeoutError, the others of the killed worker WorkerCrashError",
+       %{opts: opts, worker: worker} do
+    mon = Process.monitor(worker)
+    # Work that dies with the worker before its own deadline.
+    other =
+      Task.async(fn -> timed(fn -> SnakeBridge.call("time", "sleep", [30], [], opts ++ [timeout: 20_000]) end) end)
+
+    # Callers whose deadlines fall around the kill (300 ms + the grace): each
+    # either overran its timeout first (TimeoutError) or saw the worker die
+    # first (WorkerCrashError), never a crash error after its deadline.
+    around =
+      for t <- Enum.take_every(1_200..1_400, 20) do
+        {t, Task.async(fn -> timed(fn -> SnakeBridge.call("time", "sleep", [30], [], opts ++ [timeout: t]) end) end)}
+      end
+
+    Process.sleep(50)
+    {ms, result} = stuck_call(opts, 300)
+    assert {:error, %TimeoutError{timeout: 300}} = result
+    assert ms < 300 + @grace_ms
+
+    assert {ms, {:error, %WorkerCrashError{reason: {:exit_status, 137}}}} = Task.await(other, 10_000)
+    assert ms < 300 + @grace_ms + 2_000
+
+    for {t, task} <- around do
+      case Task.await(task, 10_000) do
+        {ms, {:error, %TimeoutError{timeout: ^t}}} -> assert ms < t + @grace_ms
+        {ms, {:error, %WorkerCrashError{reason: {:exit_status, 137}}}} -> assert ms < t + 20
+      end
+    end
+
+    assert_receive {:DOWN, ^mon, :process, ^worker, {:shutdown, {:worker_exited, 137}}}, 2_000
+  end
+
   test "a cancel that reaches the worker after its port closed: no crash of the worker, TimeoutError",
        %{opts: opts, worker: worker, port: port, os_pid: os_pid} do
     mon = Process.monitor(worker)
@@ -95,5 +128,52 @@ defmodule SnakeBridge.HardKillTest do
     # The request never ran: the caller may retry it elsewhere.
     assert_receive {^ref, {:error, %WorkerCrashError{reason: {:shutdown, :recycled}}}}, 2_000
     assert_receive {:DOWN, ^mon, :process, ^worker, {:shutdown, {:worker_exited, 137}}}, 2_000
+  end
+
+  test "a cancel that reaches the worker after it saw the exit: still TimeoutError",
+       %{opts: opts, worker: worker, port: port, os_pid: os_pid} do
+    mon = Process.monitor(worker)
+    other = Task.async(fn -> SnakeBridge.call("time", "sleep", [30], [], opts ++ [timeout: 20_000]) end)
+    caller = Task.async(fn -> stuck_call(opts, 500) end)
+    Process.sleep(100)
+    :ok = :sys.suspend(worker)
+    # The program dies first: its exit is queued before the caller's cancel.
+    {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(os_pid)])
+    assert wait_until(3_000, fn -> Port.info(port) == nil end)
+    assert wait_until(3_000, fn -> cancels_queued(worker) == 1 end)
+    :ok = :sys.resume(worker)
+
+    assert {ms, {:error, %TimeoutError{timeout: 500}}} = Task.await(caller, 5_000)
+    assert ms < 500 + @grace_ms
+    assert {:error, %WorkerCrashError{reason: {:exit_status, 137}}} = Task.await(other, 5_000)
+    assert_receive {:DOWN, ^mon, :process, ^worker, {:shutdown, {:worker_exited, 137}}}, 2_000
+  end
+
+  test "a crash that reaches a caller only after its deadline: TimeoutError", %{
+    opts: opts,
+    worker: worker,
+    os_pid: os_pid
+  } do
+    mon = Process.monitor(worker)
+    # A group leader that does not answer (a busy console) until told to.
+    {:ok, console} = StringIO.open("")
+    true = :erlang.suspend_process(console)
+
+    caller =
+      Task.async(fn ->
+        Process.group_leader(self(), console)
+        code = "print('working', flush=True)\nimport time\ntime.sleep(30)"
+        timed(fn -> SnakeBridge.exec(code, %{}, opts ++ [timeout: 300]) end)
+      end)
+
+    # The caller writes the output to its console and is held there past its
+    # deadline, while the worker dies and its crash notice reaches the caller.
+    Process.sleep(400)
+    {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(os_pid)])
+    assert_receive {:DOWN, ^mon, :process, ^worker, {:shutdown, {:worker_exited, 137}}}, 2_000
+    true = :erlang.resume_process(console)
+
+    assert {_ms, {:error, %TimeoutError{timeout: 300}}} = Task.await(caller, 5_000)
+    assert StringIO.flush(console) == "working\n"
   end
 end

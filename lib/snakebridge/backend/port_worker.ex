@@ -63,6 +63,12 @@ defmodule SnakeBridge.Backend.PortWorker do
   # Asks the worker to interrupt the request and waits for its acknowledgement:
   # the worker handles messages in order, so a reply it forwarded before the
   # cancel arrives before the acknowledgement, and none comes after.
+  #
+  # A crash notice instead (the program died, maybe killed for a request that
+  # held the GIL past its cancel, before the worker read the cancel) is not the
+  # caller's outcome: it overran its deadline first, so it stays :stopped (a
+  # TimeoutError). The wait goes on until the acknowledgement or the worker's
+  # DOWN, whichever comes, so nothing for `ref` is left behind.
   @impl true
   def stop(%Job{ref: ref, monitor: mon, state: s} = job) do
     send(s.worker, {:cancel, ref, self()})
@@ -77,6 +83,9 @@ defmodule SnakeBridge.Backend.PortWorker do
 
       {^ref, :cancelled} ->
         result
+
+      {^ref, {:error, %WorkerCrashError{}}} ->
+        stopped(job, ref, mon, result)
 
       {^ref, message} ->
         stopped(job, ref, mon, {:replied, reply(job, message)})
