@@ -15,9 +15,10 @@ defmodule SnakeBridge.Worker do
   # and stops (its supervisor starts a fresh one).
   #
   # The port can close before this process has seen the program's exit (its
-  # {:exit_status, _} is still in the mailbox): every write to the port goes
-  # through port_command/2, which never raises, and a cancel is acknowledged
-  # whether or not it could be written.
+  # {:exit_status, _} is still in the mailbox), and a frozen program's pipe can
+  # fill: every write to the port goes through port_command/2, which never
+  # raises and never blocks, and a cancel is acknowledged whether or not it
+  # could be written.
   #
   # The hard kill: a request still running @grace_ms after its cancel (C code
   # holding the GIL) gets the program's whole process group SIGKILLed (the
@@ -105,9 +106,9 @@ defmodule SnakeBridge.Worker do
       :ok ->
         {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
 
-      # The program is gone (its exit is on its way here): the request never
-      # ran, so the caller may send it to another worker.
-      :closed ->
+      # The program is gone (its exit is on its way here), or its pipe is full:
+      # the request never ran, so the caller may send it to another worker.
+      _closed_or_busy ->
         send(from, {ref, {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: self()}}})
         {:noreply, state}
     end
@@ -139,8 +140,27 @@ defmodule SnakeBridge.Worker do
   end
 
   def handle_info(:flush_releases, state) do
-    if state.releases != [], do: port_command(state, Msgpack.encode!([0, "release", state.releases]))
-    {:noreply, %{state | releases: []}}
+    if state.releases != [] and port_command(state, Msgpack.encode!([0, "release", state.releases])) == :busy do
+      # The pipe is full: try again shortly, with whatever more has come.
+      Process.send_after(self(), :flush_releases, 10)
+      {:noreply, state}
+    else
+      {:noreply, %{state | releases: []}}
+    end
+  end
+
+  # A caller announced a request it then could not write (the pipe was full).
+  def handle_info({:abandon, id}, state) do
+    case Map.pop(state.pending, id) do
+      {{_from, ref, mon}, pending} ->
+        if mon, do: Process.demonitor(mon, [:flush])
+
+        {:noreply,
+         %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: Map.delete(state.callers, mon)}}
+
+      {nil, _} ->
+        {:noreply, state}
+    end
   end
 
   def handle_info(:check_memory, state) do
@@ -207,11 +227,12 @@ defmodule SnakeBridge.Worker do
     ArgumentError -> :ok
   end
 
-  # Port.command/2 raises on a closed port: the program has exited and this
-  # process will learn it from the {:exit_status, _} message.
+  # Writes never block this process: a port whose pipe is full (a frozen or
+  # swamped program) is :busy and the data is not queued; Port.command/2
+  # raises on a closed port (the program has exited and this process will
+  # learn it from the {:exit_status, _} message): :closed.
   defp port_command(%{port: port}, data) do
-    Port.command(port, data)
-    :ok
+    if Port.command(port, data, [:nosuspend]), do: :ok, else: :busy
   rescue
     ArgumentError -> :closed
   end
@@ -245,7 +266,10 @@ defmodule SnakeBridge.Worker do
   defp cancel(state, ref) do
     case Map.fetch(state.by_ref, ref) do
       {:ok, id} ->
-        if port_command(state, Msgpack.encode!([0, "cancel", id])) == :ok and not state.killed,
+        # A cancel that cannot be written now (the pipe is full: the program is
+        # frozen or swamped) leaves the grace to run out all the same: the
+        # request is then killed with the program, whatever its pipe holds.
+        if port_command(state, Msgpack.encode!([0, "cancel", id])) in [:ok, :busy] and not state.killed,
           do: Process.send_after(self(), {:grace_over, id}, @grace_ms)
 
         {_from, ^ref, mon} = state.pending[id]

@@ -22,7 +22,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   def owner(_request), do: nil
 
   @impl true
-  def start(request, mode, _timeout, where) do
+  def start(request, mode, timeout, where) do
     owner = find_owner(request)
 
     with {:ok, load_key, worker, pool} <- pick(owner, where) do
@@ -37,7 +37,7 @@ defmodule SnakeBridge.Backend.PortWorker do
         state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
       }
 
-      case submit(worker, ref, count, body) do
+      case submit(worker, ref, count, body, deadline(timeout)) do
         :ok ->
           {:running, job}
 
@@ -135,15 +135,17 @@ defmodule SnakeBridge.Backend.PortWorker do
   # A worker on this node: tell it whose reply to expect, then write the frame
   # into its port here (a local message is queued before the port's reply can
   # be). A worker on another node writes the frame itself.
-  defp submit(worker, ref, count, body) when node(worker) == node() do
+  defp submit(worker, ref, count, body, deadline) when node(worker) == node() do
     case SnakeBridge.Workers.lookup(worker) do
       {port, ids} ->
         id = :atomics.add_get(ids, 1, 1)
         send(worker, {:pending, id, self(), ref})
 
         try do
-          Port.command(port, Worker.frame(id, count, body))
-          :ok
+          with {:error, :timeout} = timeout <- write(port, Worker.frame(id, count, body), deadline, 0) do
+            send(worker, {:abandon, id})
+            timeout
+          end
         rescue
           # The port closed: the worker is stopping and the request never ran.
           # Wait for it to go, so its crash notice for `ref` is not left behind.
@@ -168,10 +170,31 @@ defmodule SnakeBridge.Backend.PortWorker do
     end
   end
 
-  defp submit(worker, ref, count, body) do
+  defp submit(worker, ref, count, body, _deadline) do
     send(worker, {:request, self(), ref, count, IO.iodata_to_binary(body)})
     :ok
   end
+
+  # A caller never blocks on a full pipe (a frozen or swamped program): the
+  # frame is offered without suspending, and while the port is busy the caller
+  # tries again, backing off, until its deadline; then the request, never
+  # written, ends as a timeout (after the worker is told to forget it).
+  defp write(port, frame, deadline, attempt) do
+    cond do
+      Port.command(port, frame, [:nosuspend]) ->
+        :ok
+
+      deadline != :infinity and System.monotonic_time(:millisecond) >= deadline ->
+        {:error, :timeout}
+
+      true ->
+        if attempt == 0, do: :erlang.yield(), else: Process.sleep(min(attempt, 10))
+        write(port, frame, deadline, attempt + 1)
+    end
+  end
+
+  defp deadline(:infinity), do: :infinity
+  defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   # ----------------------------------------------------------------- the wire
 
