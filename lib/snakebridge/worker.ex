@@ -149,16 +149,19 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  # A caller announced a request it then could not write (the pipe was full).
-  def handle_info({:abandon, id}, state) do
+  # A caller announced a request it then could not write (the pipe was full):
+  # forget it, and acknowledge (nothing for `ref` follows the acknowledgement).
+  def handle_info({:abandon, id, from, ref}, state) do
+    send(from, {ref, :abandoned})
+
     case Map.pop(state.pending, id) do
-      {{_from, ref, mon}, pending} ->
+      {{_from, ^ref, mon}, pending} ->
         if mon, do: Process.demonitor(mon, [:flush])
 
         {:noreply,
          %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: Map.delete(state.callers, mon)}}
 
-      {nil, _} ->
+      _ ->
         {:noreply, state}
     end
   end

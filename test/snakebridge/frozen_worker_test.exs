@@ -39,6 +39,14 @@ defmodule SnakeBridge.FrozenWorkerTest do
 
       # The worker process itself never blocked on its port.
       assert Process.info(worker, :status) != {:status, :suspended}
+
+      # Nothing was left in the callers' mailboxes: each task's process is gone
+      # with its result, so check this process's own call, made the same way.
+      assert {:error, %SnakeBridge.TimeoutError{}} =
+               SnakeBridge.call("builtins", "len", [big], [], opts ++ [timeout: 100])
+
+      {:messages, left} = Process.info(self(), :messages)
+      refute Enum.any?(left, &match?({ref, _} when is_reference(ref), &1)), "left in the mailbox: #{inspect(left)}"
     after
       System.cmd("kill", ["-CONT", Integer.to_string(os_pid)])
     end

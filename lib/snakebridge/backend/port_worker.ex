@@ -143,7 +143,7 @@ defmodule SnakeBridge.Backend.PortWorker do
 
         try do
           with {:error, :timeout} = timeout <- write(port, Worker.frame(id, count, body), deadline, 0) do
-            send(worker, {:abandon, id})
+            abandon(worker, id, ref)
             timeout
           end
         rescue
@@ -190,6 +190,24 @@ defmodule SnakeBridge.Backend.PortWorker do
       true ->
         if attempt == 0, do: :erlang.yield(), else: Process.sleep(min(attempt, 10))
         write(port, frame, deadline, attempt + 1)
+    end
+  end
+
+  # The worker forgets a request that was announced but never written, and
+  # acknowledges; whatever it sent for `ref` before (a crash notice) is
+  # consumed here, so nothing for `ref` is left in the caller's mailbox.
+  defp abandon(worker, id, ref) do
+    send(worker, {:abandon, id, self(), ref})
+    abandoned(worker, ref)
+  end
+
+  defp abandoned(worker, ref) do
+    receive do
+      {^ref, :abandoned} -> :ok
+      {^ref, _crash_notice} -> abandoned(worker, ref)
+      {:DOWN, _, :process, ^worker, _} -> :ok
+    after
+      5_000 -> :ok
     end
   end
 
