@@ -61,18 +61,11 @@ defmodule SnakeBridge.Generated do
   # never an exception from inside a generated module.
   defp check_keywords(spec, function, kwargs, opts) do
     cond do
-      not keywords?(kwargs) -> {:error, keyword_error(spec, function, "keyword arguments", kwargs)}
+      not SnakeBridge.Runtime.kwargs?(kwargs) -> {:error, keyword_error(spec, function, "keyword arguments", kwargs)}
       not (is_list(opts) and Keyword.keyword?(opts)) -> {:error, keyword_error(spec, function, "options", opts)}
       true -> :ok
     end
   end
-
-  defp keywords?(kwargs) when is_map(kwargs), do: Enum.all?(Map.keys(kwargs), &(is_atom(&1) or is_binary(&1)))
-
-  defp keywords?(kwargs) when is_list(kwargs),
-    do: Enum.all?(kwargs, &match?({k, _} when is_atom(k) or is_binary(k), &1))
-
-  defp keywords?(_), do: false
 
   defp keyword_error(spec, function, what, got) do
     python = Map.get(spec, :signature) || "#{function}(...)"

@@ -55,9 +55,7 @@ defmodule SnakeBridge.Runtime do
   defp kwargs_problem({:call, _, _, _, kwargs}) when kwargs == [] or kwargs == %{}, do: nil
 
   defp kwargs_problem({:call, _, _, _, kwargs}) do
-    pairs = if is_map(kwargs), do: Map.to_list(kwargs), else: kwargs
-
-    if Enum.all?(pairs, &match?({name, _} when is_atom(name) or is_binary(name), &1)),
+    if kwargs?(kwargs),
       do: nil,
       else:
         "keyword arguments must be a keyword list or a map with atom or string keys, got: " <>
@@ -65,6 +63,13 @@ defmodule SnakeBridge.Runtime do
   end
 
   defp kwargs_problem(_request), do: nil
+
+  @doc false
+  # Whether `kwargs` names its parameters: a list of {name, value} or a map,
+  # names atoms or strings. (Also the check of generated wrappers.)
+  def kwargs?(kwargs) when is_map(kwargs), do: Enum.all?(Map.keys(kwargs), &(is_atom(&1) or is_binary(&1)))
+  def kwargs?(kwargs) when is_list(kwargs), do: Enum.all?(kwargs, &match?({k, _} when is_atom(k) or is_binary(k), &1))
+  def kwargs?(_), do: false
 
   defp dispatch(request, mode, timeout, where, opts) do
     # Objects from a port worker are served by that worker, whatever the backend.
