@@ -78,10 +78,14 @@ defmodule SnakeBridge.Runtime do
   end
 
   defp attempt(backend, where, request, mode, timeout, opts, retries) do
+    # The deadline runs from before the start: a port worker's start may itself
+    # wait (a busy pipe), and that time counts against the timeout.
+    deadline = deadline(timeout)
+
     reply =
       case backend.start(request, mode, timeout, where) do
         {:done, reply} -> reply
-        {:running, job} -> wait(job, deadline(timeout), Keyword.get(opts, :cancel_tag))
+        {:running, job} -> wait(job, deadline, Keyword.get(opts, :cancel_tag))
       end
 
     case reply do
@@ -161,8 +165,10 @@ defmodule SnakeBridge.Runtime do
 
   defp overran(reply, _deadline), do: reply
 
-  defp deadline(:infinity), do: :infinity
-  defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
+  @doc false
+  # The monotonic millisecond by which a call with this timeout must end.
+  def deadline(:infinity), do: :infinity
+  def deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   defp remaining(:infinity), do: :infinity
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)

@@ -37,7 +37,7 @@ defmodule SnakeBridge.Backend.PortWorker do
         state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
       }
 
-      case submit(worker, ref, count, body, deadline(timeout)) do
+      case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout)) do
         :ok ->
           {:running, job}
 
@@ -210,9 +210,6 @@ defmodule SnakeBridge.Backend.PortWorker do
       5_000 -> :ok
     end
   end
-
-  defp deadline(:infinity), do: :infinity
-  defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   # ----------------------------------------------------------------- the wire
 
