@@ -17,8 +17,6 @@
 
 namespace sb {
 
-std::atomic<int> g_busy_workers{0};
-
 namespace {
 
 std::once_flag g_init_once;
@@ -112,7 +110,8 @@ void start(const InterpreterConfig& cfg) {
     PyConfig* c;
     ~Clear() { PyConfig_Clear(c); }
   } clear{&config};
-  config.install_signal_handlers = 0;  // the BEAM owns signals
+  // In the BEAM, the BEAM owns signals; a port program is Python's own process.
+  config.install_signal_handlers = cfg.install_signal_handlers ? 1 : 0;
   config.parse_argv = 0;
   config.use_environment = 0;  // a stray PYTHONHOME must not break start-up
   config.buffered_stdio = 0;
@@ -168,6 +167,15 @@ void initialize_interpreter(const InterpreterConfig& config) {
 }
 
 bool interpreter_ready() { return g_ready.load(std::memory_order_acquire); }
+
+void clear_thread_locals() {
+  PyThreadState* ts = PyThreadState_Get();
+  // What threading.local, asyncio's current loop and the caches of C modules
+  // keep per thread, then contextvars (decimal's context among them).
+  Py_CLEAR(ts->dict);
+  Py_CLEAR(ts->context);
+  ++ts->context_ver;
+}
 
 PyThreadState* this_thread_state() {
   if (!t_state) t_state = PyThreadState_New(g_interp);

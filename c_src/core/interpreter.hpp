@@ -18,6 +18,9 @@ struct InterpreterConfig {
   // Where sys.stdout/sys.stderr go: emit(stream, text), stream 1 or 2 (stdio.hpp).
   // Each front end has its own (messages to Elixir processes, output frames).
   PyCFunction emit_output = nullptr;
+  // Python's own signal handlers, as in a script (SIGINT raising
+  // KeyboardInterrupt): for the port program, whose main thread runs Python.
+  bool install_signal_handlers = false;
 };
 
 // Starts CPython once (later calls are no-ops), the same way for both front
@@ -71,9 +74,9 @@ void release_later(PyObject* obj);
 size_t drain_released(size_t max = SIZE_MAX);
 size_t pending_releases();
 
-// Counts threads that are inside a call on the worker pool (holding the GIL or
-// waiting in a GIL-free section of one). The in-process fast path only runs
-// when this is zero, so a BEAM scheduler never queues behind a long call.
-extern std::atomic<int> g_busy_workers;
+// GIL held. Forgets this thread's thread-local state (its thread-state dict:
+// threading.local and what C modules keep per thread; and its contextvars
+// context: decimal's context among them), as a new thread would start.
+void clear_thread_locals();
 
 }  // namespace sb

@@ -2,6 +2,9 @@
 // run on (virtual CPUs), several times a whole request; threads that expect
 // more work soon poll for a short while first.
 #pragma once
+#include <time.h>
+
+#include <cstdint>
 
 namespace sb {
 
@@ -11,6 +14,12 @@ inline void cpu_relax() {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+inline uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace sb

@@ -82,9 +82,8 @@ bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireR
   return false;
 }
 
-ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* w, bool* recursion_error) {
+ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* w) {
   ERL_NIF_TERM reply;
-  if (recursion_error) *recursion_error = false;
   try {
     if (!w) throw BadRequest("malformed SnakeBridge request");
     TermReader reader(env);
@@ -95,14 +94,6 @@ ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* w, boo
     reply = enif_make_tuple2(env, atoms.ok, sink.take());
   } catch (...) {
     // The one place where a failure becomes the BEAM's {:error, reason}.
-    if (recursion_error) {
-      try {
-        throw;
-      } catch (const PythonException& e) {
-        *recursion_error = e.info().qualified_type == "builtins.RecursionError";
-      } catch (...) {
-      }
-    }
     TermSink sink(env);
     emit_current_failure(sink, [&](const Refusal& e) { sink.term(refusal_term(env, e)); });
     reply = enif_make_tuple2(env, atoms.error, sink.take());

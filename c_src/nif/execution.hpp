@@ -15,9 +15,7 @@ namespace sb::nif {
 bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireRequest<ERL_NIF_TERM>* out);
 
 // GIL held. {:ok, term} | {:error, reason}; a null request (one decode_request
-// refused) is a bad request. recursion_error, if given, is set to whether the
-// request failed with a RecursionError.
-ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* request,
-                         bool* recursion_error = nullptr);
+// refused) is a bad request.
+ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* request);
 
 }  // namespace sb::nif

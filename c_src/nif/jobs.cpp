@@ -1,55 +1,64 @@
 #include "jobs.hpp"
 
-#include <atomic>
-#include <cmath>
-#include <cstring>
-#include <mutex>
-#include <string>
+#include <memory>
 
-#include "../core/call_site_key.hpp"
-#include "../core/call_sites.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupter.hpp"
 #include "../core/interrupts.hpp"
-#include "../core/recursion_bound.hpp"
-#include "../core/worker_pool.hpp"
+#include "../core/python_threads.hpp"
+#include "../core/spin.hpp"
 #include "atoms.hpp"
 #include "decoders.hpp"
 #include "execution.hpp"
-#include "fast_path.hpp"
 #include "python_output.hpp"
-#include "term_reader.hpp"
 
 namespace sb::nif {
+
+std::atomic<bool> g_wait_for_quick{true};
+
 namespace {
 
-// When Python wrote to stdout/stderr during a fast-path request, the reply says so
-// ({:ok, v, :output}): the caller then writes the output messages it was sent
-// before it returns, so output lands where its group leader is (capture_io).
-ERL_NIF_TERM with_output_mark(ErlNifEnv* env, ERL_NIF_TERM reply, const CallerScope& scope) {
-  if (!scope.wrote()) return reply;
-  int arity;
-  const ERL_NIF_TERM* items;
-  enif_get_tuple(env, reply, &arity, &items);
-  return enif_make_tuple3(env, items[0], items[1], atoms.output);
+// How long a scheduler waits for a reply it expects to be quick before it lets
+// the process wait in its mailbox instead: far below the ~1 ms a NIF may take.
+constexpr uint64_t kWaitNs = 50'000;
+// Requests of a process that took longer than this are not waited for on the
+// scheduler (until one is quick again).
+constexpr uint64_t kQuickNs = 20'000;
+
+// ---------------------------------------------------------------- bindings
+
+struct Binding {
+  PythonThread* thread;
+  // How long the process's last request ran on its thread (0: none yet).
+  std::atomic<uint64_t> last_ns{0};
+};
+
+ErlNifResourceType* g_binding_type = nullptr;
+
+void binding_dtor(ErlNifEnv*, void* p) {
+  auto* b = static_cast<Binding*>(p);
+  if (b->thread) PythonThreads::instance().unbind(b->thread);
+  b->~Binding();
 }
 
 // ---------------------------------------------------------------- jobs
 
-// Below this many levels of Python recursion left to it, a call does not run on
-// the scheduler at all (ordinary code nests a few dozen frames).
-constexpr int kMinFastPathLevels = 64;
-
 enum JobState : int { kQueued, kRunning, kSent, kCancelled };
+// Who takes the reply: a message (kByMessage), the scheduler waiting for it
+// (kWaiting until the thread leaves it, kLeft once it has).
+enum Waiter : int { kByMessage, kWaiting, kLeft };
 
 struct Job {
   ErlNifEnv* env;  // owns the copied request, then the reply
   ERL_NIF_TERM request;
   ERL_NIF_TERM ref;
+  ERL_NIF_TERM reply;
   ErlNifPid caller;
   ReturnMode mode;
-  CallSite* site;
+  Binding* binding;  // kept (enif_keep_resource) for the job's life
   std::atomic<int> state;
+  std::atomic<int> waiter;
+  bool wrote = false;  // Python wrote output (sent as messages tagged ref)
   // Who runs the job, for interrupting it (timeout, cancel, dead caller).
   std::shared_ptr<InterruptTarget> target;
 };
@@ -59,19 +68,21 @@ ErlNifResourceType* g_job_type = nullptr;
 void job_dtor(ErlNifEnv*, void* p) {
   auto* job = static_cast<Job*>(p);
   if (job->env) enif_free_env(job->env);
+  if (job->binding) enif_release_resource(job->binding);
   job->~Job();
 }
 
+// On the binding's Python thread.
 void run_job(Job* job) {
   int expected = kQueued;
   if (!job->state.compare_exchange_strong(expected, kRunning)) {
     enif_release_resource(job);  // cancelled before it started
     return;
   }
-  g_busy_workers.fetch_add(1);
   ERL_NIF_TERM reply;
   bool send;
   job->target->tstate.store(this_thread_state());
+  uint64_t t0 = monotonic_ns();
   {
     Gil gil;
     clear_interrupt();
@@ -79,11 +90,9 @@ void run_job(Job* job) {
       // Cancelled while this thread waited for the GIL: the interrupt it aimed
       // at us was just cleared, so do not start the work at all.
       job->target->finished = true;
-      g_busy_workers.fetch_sub(1);
       enif_release_resource(job);
       return;
     }
-    uint64_t t0 = monotonic_ns();
     {
       // Output goes to the caller live, tagged with the reply's ref, while the
       // job is still wanted.
@@ -92,8 +101,8 @@ void run_job(Job* job) {
       WireRequest<ERL_NIF_TERM> wire;
       bool decoded = decode_request(job->env, job->request, job->mode, &wire);
       reply = run_request(job->env, decoded ? &wire : nullptr);
+      job->wrote = scope.wrote();
     }
-    record_pool_run(job->site, monotonic_ns() - t0);
     job->target->finished = true;
     expected = kRunning;
     send = job->state.compare_exchange_strong(expected, kSent);
@@ -104,12 +113,31 @@ void run_job(Job* job) {
     }
     drain_released(256);
   }
-  g_busy_workers.fetch_sub(1);
+  job->binding->last_ns.store(monotonic_ns() - t0 + 1, std::memory_order_relaxed);
   if (send) {
-    ERL_NIF_TERM msg = enif_make_tuple2(job->env, job->ref, reply);
-    enif_send(nullptr, &job->caller, job->env, msg);
+    job->reply = reply;
+    int waiting = kWaiting;
+    if (!job->waiter.compare_exchange_strong(waiting, kLeft, std::memory_order_acq_rel)) {
+      ERL_NIF_TERM msg = enif_make_tuple2(job->env, job->ref, reply);
+      enif_send(nullptr, &job->caller, job->env, msg);
+    }
   }
   enif_release_resource(job);
+}
+
+// Waits on this scheduler for the thread to leave the reply; false when it
+// takes too long (the reply then comes by message).
+bool wait_for_reply(Job* job) {
+  uint64_t until = monotonic_ns() + kWaitNs;
+  unsigned spins = 0;
+  while (job->waiter.load(std::memory_order_acquire) == kWaiting) {
+    cpu_relax();
+    if ((++spins & 63) == 0 && monotonic_ns() > until) {
+      int waiting = kWaiting;
+      if (job->waiter.compare_exchange_strong(waiting, kByMessage, std::memory_order_acq_rel)) return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -126,73 +154,35 @@ static void job_down(ErlNifEnv*, void* p, ErlNifPid*, ErlNifMonitor*) {
   }
 }
 
-void open_job_type(ErlNifEnv* env) {
+void open_job_types(ErlNifEnv* env) {
+  auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
   ErlNifResourceTypeInit init = {};
   init.dtor = job_dtor;
   init.down = job_down;
-  g_job_type = enif_open_resource_type_x(env, "snakebridge_job", &init,
-                                         static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), nullptr);
+  g_job_type = enif_open_resource_type_x(env, "snakebridge_job", &init, flags, nullptr);
+  ErlNifResourceTypeInit binding = {};
+  binding.dtor = binding_dtor;
+  g_binding_type = enif_open_resource_type_x(env, "snakebridge_thread_binding", &binding, flags, nullptr);
 }
 
-Term execute(ErlNifEnv* env, Term request, ReturnMode mode, int64_t timeout_ms) {
+Term bind_thread(ErlNifEnv* env) {
   if (!interpreter_ready()) return enif_make_tuple2(env, atoms.error, atoms.not_started);
-  WireRequest<ERL_NIF_TERM> wire;
-  bool decoded = decode_request(env, request, mode, &wire);
-  std::string key;
-  if (decoded) {
-    TermReader reader(env);
-    key = call_site_key(reader, wire);
-  }
-  CallSite* site = call_site(key);
+  auto* b = static_cast<Binding*>(enif_alloc_resource(g_binding_type, sizeof(Binding)));
+  new (b) Binding();
+  b->thread = nullptr;
+  ERL_NIF_TERM term = enif_make_resource(env, b);
+  enif_release_resource(b);  // the term's reference is released by the GC
+  b->thread = PythonThreads::instance().bind();
+  return term;
+}
 
-  // Fast path: the site is known to be quick and no pool thread is inside Python,
-  // so the GIL is free (or about to be) and this scheduler is not held up.
-  if (site->fast.load(std::memory_order_acquire) && g_fast_path_enabled.load(std::memory_order_relaxed) &&
-      g_busy_workers.load(std::memory_order_acquire) == 0) {
-    uint64_t t0 = monotonic_ns();
-    ERL_NIF_TERM result;
-    bool ran = false;
-    bool rerun = false;
-    {
-      Gil gil;
-      // A scheduler's C stack is much smaller than a pool thread's: Python may
-      // recurse here only as deep as the stack left can hold (recursion_bound.hpp).
-      RecursionBound bound(this_thread_state());
-      if (bound.levels() >= kMinFastPathLevels) {
-        ran = true;
-        ErlNifPid self;
-        enif_self(env, &self);
-        CallerScope scope(env, &self);
-        FastCall guard(site, timeout_ms);
-        bool recursion_error = false;
-        {
-          InterruptibleScope interruptible;
-          result = run_request(env, decoded ? &wire : nullptr, &recursion_error);
-        }
-        bool timed_out = guard.finish();
-        if (timed_out) result = enif_make_tuple2(env, atoms.error, atoms.timeout);
-        if (bound.active() && recursion_error) {
-          // Maybe our bound, not Python's limit: the pool's 8 MiB stack may get
-          // further. The site goes back to the pool, and so does this call,
-          // from the start, unless that would show the caller something twice
-          // (output already sent) or it is past its deadline.
-          demote(site);
-          rerun = !timed_out && !scope.wrote();
-        }
-        result = with_output_mark(env, result, scope);
-        drain_released(64);
-      }
-    }
-    if (ran && !rerun) {
-      uint64_t elapsed = monotonic_ns() - t0;
-      // CPU-heavy runs are caught by the watchdog while they run; here only a run
-      // blocked for long (wall time past kDemoteBlockedNs) demotes.
-      record_fast_run(site, elapsed, 0);
-      int percent = static_cast<int>(elapsed / 10'000);  // of a 1 ms timeslice
-      if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
-      return result;
-    }
+Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
+  Binding* binding;
+  if (!enif_get_resource(env, binding_term, g_binding_type, reinterpret_cast<void**>(&binding))) {
+    throw ArgumentError("expected a thread binding");
   }
+  if (!interpreter_ready()) return enif_make_tuple2(env, atoms.error, atoms.not_started);
+  PythonThread* thread = binding->thread;
 
   auto* job = static_cast<Job*>(enif_alloc_resource(g_job_type, sizeof(Job)));
   new (job) Job();
@@ -201,16 +191,45 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, int64_t timeout_ms) 
   job->ref = enif_make_ref(job->env);
   enif_self(env, &job->caller);
   job->mode = mode;
-  job->site = site;
+  enif_keep_resource(binding);
+  job->binding = binding;
   job->state = kQueued;
   job->target = std::make_shared<InterruptTarget>();
+
+  // Wait here when the reply should come within a few microseconds: the
+  // process's last request was quick (its time includes waiting for the GIL),
+  // its thread has nothing queued, and at most one thread is inside a task
+  // (maybe this thread itself, finishing the process's last request). A thread
+  // asleep takes tens of microseconds to wake, within the wait: the next
+  // request, coming at once, then finds it awake and polling.
+  uint64_t last = binding->last_ns.load(std::memory_order_relaxed);
+  bool wait = g_wait_for_quick.load(std::memory_order_relaxed) && last < kQuickNs && thread->queued() == 0 &&
+              PythonThreads::instance().busy() <= 1;
+  job->waiter.store(wait ? kWaiting : kByMessage, std::memory_order_relaxed);
+
+  enif_keep_resource(job);  // the thread's reference
+  uint64_t t0 = monotonic_ns();
+  thread->submit([job] { run_job(job); });
+
+  if (wait && wait_for_reply(job)) {
+    ERL_NIF_TERM reply = enif_make_copy(env, job->reply);
+    if (job->wrote) {
+      int arity;
+      const ERL_NIF_TERM* items;
+      enif_get_tuple(env, reply, &arity, &items);
+      reply = enif_make_tuple3(env, items[0], items[1], enif_make_copy(env, job->ref));
+    }
+    enif_release_resource(job);
+    int percent = static_cast<int>((monotonic_ns() - t0) / 10'000);  // of a 1 ms timeslice
+    if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+    return reply;
+  }
+
   ERL_NIF_TERM job_term = enif_make_resource(env, job);
+  enif_release_resource(job);  // the term's reference is released by the GC
   ErlNifMonitor monitor;
   enif_monitor_process(env, job, &job->caller, &monitor);
-  ERL_NIF_TERM ref = enif_make_copy(env, job->ref);
-  // The pool's reference to the job; the term's reference is released by the GC.
-  WorkerPool::instance().submit([job] { run_job(job); });
-  return enif_make_tuple3(env, atoms.pending, job_term, ref);
+  return enif_make_tuple3(env, atoms.pending, job_term, enif_make_copy(env, job->ref));
 }
 
 Term cancel(ErlNifEnv* env, Term job_term) {
@@ -228,6 +247,7 @@ Term cancel(ErlNifEnv* env, Term job_term) {
   return atoms.cancelled;
 }
 
+SB_NIF("bind_thread", bind_thread, 0);
 SB_NIF("execute", execute, 0);
 SB_NIF("cancel", cancel, 0);
 

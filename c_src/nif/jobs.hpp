@@ -1,9 +1,13 @@
-// Where a request runs: right here on the calling scheduler (fast path) or as a
-// job on the worker pool, which replies with a message; and cancelling jobs.
-// See docs/backends.md, "Threading model". What a request does: execution.hpp.
+// Where an in-process request runs: on the calling Elixir process's own Python
+// thread (core/python_threads.hpp), never on a BEAM scheduler. The scheduler
+// hands the request over and, when the thread is awake and the process's recent
+// requests were quick, waits a few microseconds for the reply and returns it
+// itself; otherwise the thread replies with a message. See docs/backends.md,
+// "Threading model". What a request does: execution.hpp.
 #pragma once
 #include <erl_nif.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "../core/to_elixir.hpp"
@@ -11,13 +15,22 @@
 
 namespace sb::nif {
 
-void open_job_type(ErlNifEnv* env);
+void open_job_types(ErlNifEnv* env);
 
-// execute(request, return_mode, timeout_ms (-1: none)) ->
-//   {:ok, term} | {:error, reason}        ran on this scheduler
-//   {:ok | :error, value, :output}         the same, and Python wrote output
+// Whether a scheduler may wait for quick replies (config :snakebridge, fast_path:).
+extern std::atomic<bool> g_wait_for_quick;
+
+// bind_thread() -> a binding: the Python thread that runs the requests made
+// with it. The Elixir process keeps it (process dictionary) for its life; when
+// the last term holding it is garbage, the thread may serve another process.
+Term bind_thread(ErlNifEnv* env);
+
+// execute(request, return_mode, binding) ->
+//   {:ok, term} | {:error, reason}        the reply, waited for on this scheduler
+//   {:ok | :error, value, ref}             the same, and Python wrote output
+//                                          (messages tagged with ref, already sent)
 //   {:pending, job, ref}                   reply {ref, {:ok, term} | {:error, reason}} follows
-Term execute(ErlNifEnv* env, Term request, ReturnMode mode, int64_t timeout_ms);
+Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding);
 
 // cancel(job) -> :cancelled (no reply will be sent) | :sent (the reply is in the mailbox)
 Term cancel(ErlNifEnv* env, Term job);

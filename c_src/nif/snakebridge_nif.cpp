@@ -1,16 +1,14 @@
 // The NIF library: start-up, the statistics NIF, and the library's entry point.
 // Every NIF is declared beside its definition with SB_NIF (boundary.hpp):
-// execute/cancel in jobs.cpp, port_handle/port_handle_id in port_handle.cpp,
+// bind_thread/execute/cancel in jobs.cpp, port_handle/port_handle_id in port_handle.cpp,
 // kill_port_program in port_kill.cpp.
 #include <erl_nif.h>
 
-#include "../core/call_sites.hpp"
 #include "../core/interpreter.hpp"
-#include "../core/worker_pool.hpp"
+#include "../core/python_threads.hpp"
 #include "atoms.hpp"
 #include "boundary.hpp"
 #include "decoders.hpp"
-#include "fast_path.hpp"
 #include "jobs.hpp"
 #include "object_resource.hpp"
 #include "port_handle.hpp"
@@ -42,27 +40,26 @@ namespace {
 Term init(ErlNifEnv* env, InitOptions o) {
   o.interpreter.libpython_soname = SNAKEBRIDGE_LIBPYTHON;
   o.interpreter.emit_output = python_output_function();
-  if (o.max_threads) WorkerPool::instance().set_max_threads(*o.max_threads);
-  if (o.spin_us) WorkerPool::instance().set_spin_ns(*o.spin_us * 1000);
-  if (o.fast_path) g_fast_path_enabled = *o.fast_path;
+  if (o.max_threads) PythonThreads::instance().set_max(*o.max_threads);
+  if (o.spin_us) PythonThreads::instance().set_spin_ns(*o.spin_us * 1000);
+  if (o.fast_path) g_wait_for_quick = *o.fast_path;
   try {
     initialize_interpreter(o.interpreter);
   } catch (const std::exception& e) {
     return enif_make_tuple2(env, atoms.error, Encoder<std::string>::encode(env, e.what()));
   }
-  WorkerPool::instance().start();
-  start_fast_path_watchdog();
+  PythonThreads::instance().start();
   return atoms.ok;
 }
 
-// stats() -> %{pending_releases, pool_threads, pool_queued, busy_workers, max_threads}
+// stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads}
 Term stats(ErlNifEnv* env) {
-  WorkerPool& pool = WorkerPool::instance();
-  ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.pool_threads, atoms.pool_queued, atoms.busy_workers,
+  PythonThreads& threads = PythonThreads::instance();
+  ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads, atoms.bound_processes, atoms.busy_threads,
                          atoms.max_threads};
-  ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, pool.thread_count()),
-                           enif_make_uint64(env, pool.queued()), enif_make_int(env, g_busy_workers.load()),
-                           enif_make_uint64(env, pool.max_threads())};
+  ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, threads.count()),
+                           enif_make_uint64(env, threads.callers()), enif_make_int(env, threads.busy()),
+                           enif_make_uint64(env, threads.max())};
   ERL_NIF_TERM map;
   enif_make_map_from_arrays(env, keys, values, 5, &map);
   return map;
@@ -80,7 +77,7 @@ int load(ErlNifEnv* env, void**, ERL_NIF_TERM) {
   make_atoms(env);
   open_object_type(env);
   open_port_handle_type(env);
-  open_job_type(env);
+  open_job_types(env);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 // SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
 // PYTHONPATH (honoured).
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -28,15 +29,13 @@
 #include <thread>
 #include <vector>
 
-#include "../core/call_sites.hpp"
 #include "../core/errors.hpp"
-#include "../core/idle_sleep.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/operations.hpp"
 #include "../core/values.hpp"
 #include "../core/spin.hpp"
-#include "../core/worker_pool.hpp"
+#include "../core/python_threads.hpp"
 #include "framing.hpp"
 #include "server.hpp"
 
@@ -77,6 +76,16 @@ sb::InterpreterConfig config_from_env() {
   return cfg;
 }
 
+// Signals go to the main thread, which runs Python (as in a script: handlers,
+// alarms and KeyboardInterrupt interrupt what it runs): every other thread of
+// the program blocks them. Faults raised by a thread itself stay unblocked.
+sigset_t async_signals() {
+  sigset_t set;
+  sigfillset(&set);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&set, sig);
+  return set;
+}
+
 }  // namespace
 
 int main() {
@@ -89,103 +98,81 @@ int main() {
   fcntl(kIn, F_SETPIPE_SZ, 1 << 20);
   fcntl(kOut, F_SETPIPE_SZ, 1 << 20);
   signal(SIGPIPE, SIG_IGN);
+  // Threads started from here on (the I/O thread, the interrupter, Python's
+  // threads) inherit the blocked mask; the main thread unblocks before it serves.
+  const sigset_t blocked = async_signals();
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   static sb::port::Server server(kOut);
   try {
     sb::InterpreterConfig cfg = config_from_env();
     cfg.emit_output = sb::port::port_output_function(&server);
+    cfg.install_signal_handlers = true;
     sb::initialize_interpreter(cfg);
   } catch (const std::exception& e) {
     fprintf(stderr, "snakebridge_port: %s\n", e.what());
     return 2;
   }
-  // SNAKEBRIDGE_THREADS: how many threads may run Python (default 128). With
-  // 1, every request runs on one and the same thread (for libraries that
-  // insist on their creating thread, such as sqlite3).
+  // SNAKEBRIDGE_THREADS: how many threads may run Python (default 128); each
+  // caller gets its own while there are fewer callers (core/python_threads.hpp).
+  // With 1, every request runs on the main thread.
   const char* threads = getenv("SNAKEBRIDGE_THREADS");
   size_t max_threads = threads && *threads ? strtoull(threads, nullptr, 10) : 128;
-  sb::WorkerPool::instance().set_max_threads(max_threads);
-  server.set_inline_runs(max_threads > 1);
-  // The I/O thread and the pool threads poll for a while after each burst of
+  sb::PythonThreads& python = sb::PythonThreads::instance();
+  python.set_max(max_threads);
+  // The I/O thread and the Python threads poll for a while after each burst of
   // activity before they block: waking a blocked thread costs ~45 µs on these
   // machines, several times a whole round trip (docs/backends.md, "Latency").
   // SNAKEBRIDGE_SPIN_US sets the window (0: always block).
   const uint64_t spin_ns = spin_window_ns();
-  sb::WorkerPool::instance().set_spin_ns(spin_ns);
-  sb::WorkerPool::instance().start();
+  python.set_spin_ns(spin_ns);
+  // The main thread is the first Python thread: the first caller's requests,
+  // and with SNAKEBRIDGE_THREADS=1 everyone's, run on it.
+  python.adopt_this_thread();
 
-  boost::asio::io_context io;
-  boost::asio::posix::stream_descriptor in(io, kIn);
-  sb::port::FrameReader reader;
-
-  // At most one read is outstanding, so the reader is never used by two
-  // threads at once (`reading` is cleared only once the bytes read are parsed).
-  // The next read is issued after the frames just read are handled: issued
-  // before, its speculative read() would sit between a request and its reply.
-  // While a request run inline turns long, the backup thread below issues it.
-  std::atomic<bool> reading{false};
-  // The backup thread (below) ticks while requests come, and sleeps once the
-  // program has been idle for a second, until input arrives again.
-  std::atomic<uint64_t> last_input{sb::monotonic_ns()};
-  sb::IdleSleep backup_idle;
-  std::function<void()> read_more = [&] {
-    if (reading.exchange(true)) return;
-    size_t room;
-    char* into = reader.space(&room);
-    in.async_read_some(boost::asio::buffer(into, room), [&](const boost::system::error_code& ec, size_t n) {
-      if (ec) shut_down();  // EOF: the BEAM closed the port or died
-      last_input.store(sb::monotonic_ns());
-      backup_idle.wake();
-      reader.commit(n);
-      std::vector<std::string> frames;
-      std::vector<uint64_t> oversized;
-      while (true) {
-        std::string frame;
-        uint64_t size = 0;
-        auto next = reader.next(&frame, &size);
-        if (next == sb::port::FrameReader::Next::NeedMore) break;
-        if (next == sb::port::FrameReader::Next::Oversized) oversized.push_back(size);
-        else frames.push_back(std::move(frame));
-      }
-      reading.store(false);
-      for (uint64_t size : oversized) {
-        server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
-      }
-      for (std::string& frame : frames) server.on_frame(std::move(frame));
-      read_more();
-    });
-  };
-  read_more();
-
-  // A backup thread: if a request run inline on the I/O thread turns long, its
-  // call site is demoted and this thread keeps reading, so cancels, pings and
-  // end-of-file are never held up behind it.
-  std::thread backup([&] {
-    for (;;) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      bool slept = backup_idle.sleep_while(
-          [&] { return sb::monotonic_ns() - last_input.load() > 1'000'000'000 && server.inline_for_ns() == 0; });
-      if (slept) continue;
-      if (server.inline_for_ns() > 10'000'000) {
-        server.demote_inline_site();
-        while (server.inline_for_ns() > 0) {
-          read_more();
-          io.run_one_for(std::chrono::milliseconds(5));
+  std::thread io_thread([spin_ns] {
+    boost::asio::io_context io;
+    boost::asio::posix::stream_descriptor in(io, kIn);
+    sb::port::FrameReader reader;
+    // The next read is issued after the frames just read are handed over:
+    // issued before, its speculative read() would sit between a request and
+    // its reply.
+    std::function<void()> read_more = [&] {
+      size_t room;
+      char* into = reader.space(&room);
+      in.async_read_some(boost::asio::buffer(into, room), [&](const boost::system::error_code& ec, size_t n) {
+        if (ec) shut_down();  // EOF: the BEAM closed the port or died
+        reader.commit(n);
+        while (true) {
+          std::string frame;
+          uint64_t size = 0;
+          auto next = reader.next(&frame, &size);
+          if (next == sb::port::FrameReader::Next::NeedMore) break;
+          if (next == sb::port::FrameReader::Next::Oversized) {
+            server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
+          } else {
+            server.on_frame(std::move(frame));
+          }
         }
+        read_more();
+      });
+    };
+    read_more();
+    uint64_t last_activity = sb::monotonic_ns();
+    for (;;) {
+      if (io.poll() > 0) {
+        last_activity = sb::monotonic_ns();
+      } else if (sb::monotonic_ns() - last_activity < spin_ns) {
+        sb::cpu_relax();
+      } else {
+        io.run_one();
+        last_activity = sb::monotonic_ns();
       }
+      if (io.stopped()) io.restart();
     }
   });
-  backup.detach();
-  uint64_t last_activity = sb::monotonic_ns();
-  for (;;) {
-    if (io.poll() > 0) {
-      last_activity = sb::monotonic_ns();
-    } else if (sb::monotonic_ns() - last_activity < spin_ns) {
-      sb::cpu_relax();
-    } else {
-      io.run_one();
-      last_activity = sb::monotonic_ns();
-    }
-    if (io.stopped()) io.restart();
-  }
+  io_thread.detach();
+
+  pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
+  python.serve_adopted();
 }

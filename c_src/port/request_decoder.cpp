@@ -20,34 +20,34 @@ bool decode_request(const msgpack::object_array& a, const std::string& op, WireR
   uint64_t n = 0;
   switch (w->op) {
     case Op::Call:
-      w->target = at(2), w->name = at(3), w->args = at(4), w->kwargs = at(5);
-      return mode_at(6);
+      w->target = at(3), w->name = at(4), w->args = at(5), w->kwargs = at(6);
+      return mode_at(7);
     case Op::GetAttr:
-      w->target = at(2), w->name = at(3);
-      return mode_at(4);
+      w->target = at(3), w->name = at(4);
+      return mode_at(5);
     case Op::SetAttr:
-      w->target = at(2), w->name = at(3), w->value = at(4);
+      w->target = at(3), w->name = at(4), w->value = at(5);
       return true;
     case Op::Eval:
     case Op::Exec:
-      w->code = at(2), w->globals = at(3);
-      return mode_at(4);
+      w->code = at(3), w->globals = at(4);
+      return mode_at(5);
     case Op::Describe:
-      if (!uint_at(3, &n)) return false;
-      w->target = at(2), w->depth = static_cast<int64_t>(n);
-      w->include_private = at(4)->type == msgpack::type::BOOLEAN && at(4)->via.boolean;
+      if (!uint_at(4, &n)) return false;
+      w->target = at(3), w->depth = static_cast<int64_t>(n);
+      w->include_private = at(5)->type == msgpack::type::BOOLEAN && at(5)->via.boolean;
       return true;
     case Op::Next:
-      if (!uint_at(3, &w->max)) return false;
-      w->target = at(2);
-      return mode_at(4);
+      if (!uint_at(4, &w->max)) return false;
+      w->target = at(3);
+      return mode_at(5);
     case Op::Repr:
-      if (!uint_at(3, &w->max)) return false;
-      w->target = at(2);
+      if (!uint_at(4, &w->max)) return false;
+      w->target = at(3);
       return true;
     case Op::Close:
     case Op::ToElixir:
-      w->target = at(2);
+      w->target = at(3);
       return true;
   }
   return false;

@@ -1,4 +1,4 @@
-// The port program's decoder: a request frame's array ([id, op, args...],
+// The port program's decoder: a request frame's array ([id, op, thread, args...],
 // docs/protocol.md, "Requests") as the core's WireRequest. The values stay
 // MessagePack objects; the core builds them (core/request.hpp).
 #pragma once

@@ -10,12 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "../core/call_sites.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/stdio.hpp"
-#include "../core/worker_pool.hpp"
-#include "../core/call_site_key.hpp"
+#include "../core/python_threads.hpp"
 #include "../core/executor.hpp"
 #include "framing.hpp"
 #include "handles.hpp"
@@ -226,7 +224,7 @@ void Server::on_frame(std::string frame) {
     pk.pack(std::string("requests"));
     pk.pack_uint64(in_flight());
     pk.pack(std::string("threads"));
-    pk.pack_uint64(WorkerPool::instance().thread_count());
+    pk.pack_uint64(PythonThreads::instance().count());
     pk.pack(std::string("rss_kb"));
     pk.pack_int64(rss_kb);
     return send(buf.data(), buf.size());
@@ -247,46 +245,48 @@ void Server::on_frame(std::string frame) {
     return;
   }
 
-  if (!decode_request(a, op, &request->wire)) return send_error(id, "bad_request", "unknown or malformed request: " + op);
-
-  // Call sites that proved quick run right here when nothing else is in flight:
-  // no thread hand-off (as the NIF's fast path). Others go to the pool.
-  MsgpackReader reader;
-  CallSite* site = call_site(call_site_key(reader, request->wire));
-  auto running = std::make_shared<Running>();
-  bool inline_run;
-  {
-    std::lock_guard<std::mutex> lock(running_mu_);
-    if (draining_) {
-      inline_run = false;
-      running = nullptr;
-    } else {
-      inline_run = inline_runs_ && site->fast.load(std::memory_order_acquire) && running_.empty() &&
-                   g_busy_workers.load() == 0;
-      running_[id] = running;
+  // Forgotten callers ([0, "forget", [thread...]]): their threads may serve others.
+  if (op == "forget") {
+    if (a.size > 2 && a.ptr[2].type == msgpack::type::ARRAY) {
+      for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
+        const msgpack::object& k = a.ptr[2].via.array.ptr[i];
+        if (k.type == msgpack::type::POSITIVE_INTEGER) forget(k.via.u64);
+      }
     }
-  }
-  if (!running) return send_error(id, "stopping", "the worker is stopping; the request did not run");
-  if (inline_run) {
-    uint64_t t0 = monotonic_ns();
-    inline_site_.store(site, std::memory_order_relaxed);
-    inline_since_.store(t0, std::memory_order_release);
-    run(id, request, running);
-    inline_since_.store(0, std::memory_order_release);
-    // Wall time stands for CPU time here (reading the thread's CPU clock is a
-    // system call on these machines): a preempted run may demote its site,
-    // which costs speed, never correctness.
-    uint64_t wall = monotonic_ns() - t0;
-    record_fast_run(site, wall, wall);
     return;
   }
-  WorkerPool::instance().submit([this, id, request, running, site] {
-    g_busy_workers.fetch_add(1);
-    uint64_t t0 = monotonic_ns();
-    run(id, request, running);
-    record_pool_run(site, monotonic_ns() - t0);
-    g_busy_workers.fetch_sub(1);
-  });
+
+  if (a.size < 3 || a.ptr[2].type != msgpack::type::POSITIVE_INTEGER || !decode_request(a, op, &request->wire)) {
+    return send_error(id, "bad_request", "unknown or malformed request: " + op);
+  }
+  // Every request of one caller runs on the caller's thread, in arrival order
+  // (core/python_threads.hpp); the I/O thread only hands it over.
+  PythonThread* thread = thread_for(a.ptr[2].via.u64);
+  auto running = std::make_shared<Running>();
+  {
+    std::lock_guard<std::mutex> lock(running_mu_);
+    if (draining_) running = nullptr;
+    else running_[id] = running;
+  }
+  if (!running) return send_error(id, "stopping", "the worker is stopping; the request did not run");
+  thread->submit([this, id, request, running] { run(id, request, running); });
+}
+
+PythonThread* Server::thread_for(uint64_t key) {
+  std::lock_guard<std::mutex> lock(threads_mu_);
+  auto it = threads_.find(key);
+  if (it != threads_.end()) return it->second;
+  PythonThread* thread = PythonThreads::instance().bind();
+  threads_.emplace(key, thread);
+  return thread;
+}
+
+void Server::forget(uint64_t key) {
+  std::lock_guard<std::mutex> lock(threads_mu_);
+  auto it = threads_.find(key);
+  if (it == threads_.end()) return;
+  PythonThreads::instance().unbind(it->second);
+  threads_.erase(it);
 }
 
 void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running) {
@@ -339,15 +339,6 @@ void Server::reply_drained(uint64_t id) {
   reply_ok_header(pk, id);
   pk.pack(std::string("drained"));
   send(buf.data(), buf.size());
-}
-
-uint64_t Server::inline_for_ns() const {
-  uint64_t since = inline_since_.load(std::memory_order_acquire);
-  return since == 0 ? 0 : monotonic_ns() - since;
-}
-
-void Server::demote_inline_site() {
-  if (CallSite* site = inline_site_.load(std::memory_order_relaxed)) demote(site);
 }
 
 void Server::cancel(uint64_t id) {

@@ -11,7 +11,7 @@
 #include "../core/interpreter.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/operations.hpp"
-#include "../core/worker_pool.hpp"
+#include "../core/python_threads.hpp"
 #include "test_support.hpp"
 
 using namespace sb;
@@ -338,8 +338,8 @@ TEST_CASE("idle pool threads drain released references by themselves", "[gil][re
   // Globals gone: `thing` is alive only through the reference we now drop.
   release_later(thing);
   CHECK(pending_releases() >= 1);
-  WorkerPool::instance().start();
-  CHECK(WorkerPool::instance().thread_count() >= 1);
+  PythonThreads::instance().start();
+  CHECK(PythonThreads::instance().count() >= 1);
   bool drained = wait_until([] { return pending_releases() == 0; }, 5s);
   CHECK(drained);
   Gil gil;
@@ -365,12 +365,14 @@ struct JobTracker {
 
 }  // namespace
 
-TEST_CASE("WorkerPool runs submitted jobs, each taking the GIL itself", "[pool]") {
-  constexpr int kJobs = 200;
+TEST_CASE("A PythonThread runs its caller's tasks in order on one OS thread, each taking the GIL itself",
+          "[threads]") {
+  constexpr int kTasks = 200;
   struct State : JobTracker {
     std::atomic<int> had_gil_before{0}, had_gil_inside{0}, errors{0};
     std::mutex ids_mu;
     std::set<std::thread::id> ids;
+    std::vector<int> order;
     PyObject* dict = nullptr;
   };
   auto s = std::make_shared<State>();
@@ -380,9 +382,10 @@ TEST_CASE("WorkerPool runs submitted jobs, each taking the GIL itself", "[pool]"
     d = py_eval("{'n': 0}");
     s->dict = d.get();
   }
-  auto& pool = WorkerPool::instance();
-  for (int i = 0; i < kJobs; ++i) {
-    pool.submit([s] {
+  auto& threads = PythonThreads::instance();
+  PythonThread* thread = threads.bind();
+  for (int i = 0; i < kTasks; ++i) {
+    thread->submit([s, i] {
       if (holds_gil()) ++s->had_gil_before;
       {
         Gil gil;
@@ -398,38 +401,47 @@ TEST_CASE("WorkerPool runs submitted jobs, each taking the GIL itself", "[pool]"
       {
         std::lock_guard<std::mutex> lock(s->ids_mu);
         s->ids.insert(std::this_thread::get_id());
+        s->order.push_back(i);
       }
       s->finish();
     });
   }
-  REQUIRE(s->wait_for(kJobs, 20s));
-  CHECK(s->had_gil_before.load() == 0);  // the pool does not hand jobs the GIL
-  CHECK(s->had_gil_inside.load() == kJobs);
+  REQUIRE(s->wait_for(kTasks, 20s));
+  threads.unbind(thread);
+  CHECK(s->had_gil_before.load() == 0);  // tasks are not handed the GIL
+  CHECK(s->had_gil_inside.load() == kTasks);
   CHECK(s->errors.load() == 0);
-  CHECK(s->ids.count(std::this_thread::get_id()) == 0);  // never on the submitting thread
-  CHECK(pool.thread_count() >= 1);
-  CHECK(pool.thread_count() <= pool.max_threads());
+  CHECK(s->ids.size() == 1);  // one OS thread
+  CHECK(s->ids.count(std::this_thread::get_id()) == 0);  // never the submitting thread
+  std::vector<int> expected(kTasks);
+  for (int i = 0; i < kTasks; ++i) expected[i] = i;
+  CHECK(s->order == expected);
+  CHECK(threads.count() <= threads.max());
   Gil gil;
-  CHECK(py_int(PyDict_GetItemString(d.get(), "n")) == kJobs);
+  CHECK(py_int(PyDict_GetItemString(d.get(), "n")) == kTasks);
 }
 
-TEST_CASE("WorkerPool grows threads for jobs that block with the GIL released", "[pool]") {
-  constexpr int kJobs = 8;
+TEST_CASE("Callers get threads of their own: tasks that block with the GIL released overlap", "[threads]") {
+  constexpr int kCallers = 8;
   constexpr double kSleep = 0.2;
   struct State : JobTracker {
     std::atomic<int> in_flight{0}, max_in_flight{0}, errors{0};
+    std::mutex ids_mu;
+    std::set<std::thread::id> ids;
   };
   auto s = std::make_shared<State>();
-  GilRef env;  // outlives the jobs, which only borrow it
+  GilRef env;  // outlives the tasks, which only borrow it
   {
     Gil gil;
     env = new_globals();
   }
   PyObject* envp = env.get();
-  auto& pool = WorkerPool::instance();
+  auto& threads = PythonThreads::instance();
+  std::vector<PythonThread*> bound;
+  for (int i = 0; i < kCallers; ++i) bound.push_back(threads.bind());
   auto t0 = Clock::now();
-  for (int i = 0; i < kJobs; ++i) {
-    pool.submit([s, envp] {
+  for (PythonThread* thread : bound) {
+    thread->submit([s, envp] {
       {
         Gil gil;
         int now = ++s->in_flight;
@@ -445,36 +457,66 @@ TEST_CASE("WorkerPool grows threads for jobs that block with the GIL released", 
         Py_XDECREF(r);
         --s->in_flight;
       }
+      {
+        std::lock_guard<std::mutex> lock(s->ids_mu);
+        s->ids.insert(std::this_thread::get_id());
+      }
       s->finish();
     });
   }
-  REQUIRE(s->wait_for(kJobs, 20s));
+  REQUIRE(s->wait_for(kCallers, 20s));
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  INFO("elapsed " << elapsed << " s, at most " << s->max_in_flight.load() << " jobs sleeping at once, "
-                  << pool.thread_count() << " pool threads");
+  for (PythonThread* thread : bound) threads.unbind(thread);
+  INFO("elapsed " << elapsed << " s, at most " << s->max_in_flight.load() << " tasks sleeping at once");
   CHECK(s->errors.load() == 0);
   CHECK(elapsed >= kSleep);
-  CHECK(elapsed < kJobs * kSleep / 2);  // serial would take 1.6 s
-  CHECK(s->max_in_flight.load() >= kJobs / 2);
-  CHECK(pool.thread_count() >= static_cast<size_t>(kJobs));
+  CHECK(elapsed < kCallers * kSleep / 2);  // serial would take 1.6 s
+  CHECK(s->max_in_flight.load() >= kCallers / 2);
+  CHECK(s->ids.size() == static_cast<size_t>(kCallers));
 }
 
-// Runs in a fresh process (see below): the pool must not have grown before.
-TEST_CASE("hidden WorkerPool with max_threads 1 runs blocking jobs one after another", "[.][pool-max]") {
-  auto& pool = WorkerPool::instance();
-  REQUIRE(pool.thread_count() == 0);
-  pool.set_max_threads(0);  // clamped to 1
-  REQUIRE(pool.max_threads() == 1);
+namespace {
+
+// Runs `code` on `thread` and waits for it; the value of `result` in `env` after.
+long long run_on(PythonThread* thread, PyObject* env, const char* code) {
+  auto done = std::make_shared<JobTracker>();
+  thread->submit([=] {
+    {
+      Gil gil;
+      PyObject* r = PyRun_String(code, Py_file_input, env, env);
+      if (!r) PyErr_Print();
+      Py_XDECREF(r);
+    }
+    done->finish();
+  });
+  REQUIRE(done->wait_for(1, 10s));
+  Gil gil;
+  return py_int(PyDict_GetItemString(env, "result"));
+}
+
+}  // namespace
+
+// Run in fresh processes (see below): the threads must not have grown before.
+TEST_CASE("hidden max 1: callers share the one thread, whose blocking tasks run one after another",
+          "[.][threads-max]") {
+  auto& threads = PythonThreads::instance();
+  REQUIRE(threads.count() == 0);
+  threads.set_max(0);  // clamped to 1
+  REQUIRE(threads.max() == 1);
+  std::vector<PythonThread*> bound = {threads.bind(), threads.bind(), threads.bind()};
+  CHECK(bound[0] == bound[1]);
+  CHECK(bound[1] == bound[2]);
+  CHECK(threads.callers() == 3);
   auto s = std::make_shared<JobTracker>();
-  GilRef env;  // outlives the jobs, which only borrow it
+  GilRef env;  // outlives the tasks, which only borrow it
   {
     Gil gil;
     env = new_globals();
   }
   PyObject* envp = env.get();
   auto t0 = Clock::now();
-  for (int i = 0; i < 3; ++i) {
-    pool.submit([s, envp] {
+  for (PythonThread* thread : bound) {
+    thread->submit([s, envp] {
       {
         Gil gil;
         PyObject* r = PyRun_String("time.sleep(0.1)", Py_eval_input, envp, envp);
@@ -487,18 +529,48 @@ TEST_CASE("hidden WorkerPool with max_threads 1 runs blocking jobs one after ano
   REQUIRE(s->wait_for(3, 10s));
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   CHECK(elapsed >= 0.3);
-  CHECK(pool.thread_count() == 1);
+  CHECK(threads.count() == 1);
 }
 
-TEST_CASE("WorkerPool max_threads is clamped and bounds the growth", "[pool]") {
-  CHECK(run_self("hidden WorkerPool with max_threads 1 runs blocking jobs one after another") == 0);
-  auto& pool = WorkerPool::instance();
-  size_t old = pool.max_threads();
+TEST_CASE("hidden a thread its caller left serves the next caller with its thread-local state cleared",
+          "[.][threads-reuse]") {
+  auto& threads = PythonThreads::instance();
+  REQUIRE(threads.count() == 0);
+  threads.set_max(4);
+  GilRef env;
+  {
+    Gil gil;
+    env = new_globals();
+    py_exec("import threading, decimal\nlocal = threading.local()\n", env.get());
+  }
+  PyObject* envp = env.get();
+  PythonThread* a = threads.bind();
+  PythonThread* other = threads.bind();  // stays bound: the freed thread is the one to reuse
+  run_on(a, envp,
+         "local.x = 1\ndecimal.getcontext().prec = 5\nident = threading.get_ident()\nresult = 0\n");
+  CHECK(run_on(a, envp, "result = getattr(local, 'x', 0) * 100 + decimal.getcontext().prec") == 105);
+  threads.unbind(a);
+  PythonThread* b = threads.bind();
+  CHECK(b == a);  // the free thread, not a new one
+  CHECK(threads.count() == 2);
+  // Same OS thread, nothing of the earlier caller's thread-local state.
+  CHECK(run_on(b, envp,
+               "result = (threading.get_ident() == ident) * 10000 + getattr(local, 'x', 0) * 100 + "
+               "decimal.getcontext().prec") == 10028);
+  threads.unbind(b);
+  threads.unbind(other);
+}
+
+TEST_CASE("The number of threads is bounded: past the bound callers share the least shared", "[threads]") {
+  CHECK(run_self("hidden max 1: callers share the one thread, whose blocking tasks run one after another") == 0);
+  CHECK(run_self("hidden a thread its caller left serves the next caller with its thread-local state cleared") == 0);
+  auto& threads = PythonThreads::instance();
+  size_t old = threads.max();
   CHECK(old == 128);
-  pool.set_max_threads(5);
-  CHECK(pool.max_threads() == 5);
-  pool.set_max_threads(old);
-  CHECK(pool.max_threads() == old);
+  threads.set_max(5);
+  CHECK(threads.max() == 5);
+  threads.set_max(old);
+  CHECK(threads.max() == old);
 }
 
 TEST_CASE("interrupt_thread raises Cancelled inside a pure-Python loop on another thread", "[gil][interrupt]") {

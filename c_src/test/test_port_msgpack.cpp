@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "../core/call_site_key.hpp"
 #include "../core/executor.hpp"
 #include "../core/from_elixir.hpp"
 #include "../core/interpreter.hpp"
@@ -1525,93 +1524,3 @@ TEST_CASE("claims_fit: a frame may not claim more elements than it has bytes", "
 }
 
 // ============================================================= call-site keys
-
-namespace {
-
-// A call request, decoded as the server does (values still msgpack).
-struct CallRequest {
-  msgpack::object_handle target, name, args, kwargs;
-  WireRequest<const msgpack::object*> w;
-  CallRequest(const Mp& t, const Mp& n, const Mp& a, const Mp& k, Op op = Op::Call)
-      : target(t.unpack()), name(n.unpack()), args(a.unpack()), kwargs(k.unpack()) {
-    static const msgpack::object nil;
-    w.op = op;
-    w.target = &target.get();
-    w.name = &name.get();
-    w.args = &args.get();
-    w.kwargs = &kwargs.get();
-    w.value = w.code = w.globals = &nil;
-    if (op == Op::SetAttr) w.value = &args.get();
-    if (op == Op::Eval || op == Op::Exec) {
-      w.code = &target.get();
-      w.globals = &args.get();
-    }
-  }
-  std::string key() {
-    MsgpackReader r;
-    return call_site_key(r, w);
-  }
-};
-
-Mp list_of(int n) {
-  Mp m;
-  m.arr(static_cast<uint32_t>(n));
-  for (int k = 0; k < n; ++k) m.i(k);
-  return m;
-}
-
-}  // namespace
-
-TEST_CASE("call_site_key through MsgpackReader: same op, target and shape, same key; bigger arguments, another",
-          "[port][msgpack][call_sites]") {
-  Gil gil;
-  auto key = [](const Mp& t, const Mp& n, const Mp& a, const Mp& k, Op op = Op::Call) {
-    return CallRequest(t, n, a, k, op).key();
-  };
-  Mp math = Mp().atom("math"), sqrt = Mp().atom("sqrt"), none = Mp().nil();
-  std::string base = key(math, sqrt, Mp().arr(1).f64(2.25), none);
-  CHECK_THAT(base, Catch::Matchers::StartsWith("call|math|sqrt|"));
-  // Same shape: same key (the same binary exponent, the same bit length, str or bin names).
-  CHECK(key(math, sqrt, Mp().arr(1).f64(2.5), none) == base);
-  CHECK(key(Mp().bin("math"), Mp().bin("sqrt"), Mp().arr(1).f64(3.75), none) == base);
-  CHECK(key(math, sqrt, Mp().arr(1).i(5), none) == key(math, sqrt, Mp().arr(1).i(6), none));
-  CHECK(key(math, sqrt, Mp().arr(1).then(list_of(10)), none) == key(math, sqrt, Mp().arr(1).then(list_of(12)), none));
-  CHECK(key(math, sqrt, Mp().arr(1).bin(std::string(100, 'a')), none) ==
-        key(math, sqrt, Mp().arr(1).bin(std::string(120, 'b')), none));
-  // Bigger arguments: another call site.
-  CHECK(key(math, sqrt, Mp().arr(1).f64(2.25e10), none) != base);
-  CHECK(key(math, sqrt, Mp().arr(1).i(5), none) != key(math, sqrt, Mp().arr(1).i(5000), none));
-  CHECK(key(math, sqrt, Mp().arr(1).then(list_of(10)), none) != key(math, sqrt, Mp().arr(1).then(list_of(1000)), none));
-  CHECK(key(math, sqrt, Mp().arr(1).bin("ab"), none) != key(math, sqrt, Mp().arr(1).bin(std::string(5000, 'a')), none));
-  CHECK(key(math, sqrt, Mp().arr(1).tuple(2).i(1).i(2), none) != key(math, sqrt, Mp().arr(1).tuple(3).i(1).i(2).i(3), none));
-  // Another operation, target, name or argument count: another key.
-  CHECK(key(math, Mp().atom("floor"), Mp().arr(1).f64(2.25), none) != base);
-  CHECK(key(Mp().atom("cmath"), sqrt, Mp().arr(1).f64(2.25), none) != base);
-  CHECK(key(math, sqrt, Mp().arr(2).f64(2.25).f64(2.25), none) != base);
-  // Keyword arguments count by their values, as a map or a keyword list alike.
-  std::string kw_map = key(math, sqrt, Mp().arr(0), Mp().map(1).atom("base").i(16));
-  CHECK(kw_map == key(math, sqrt, Mp().arr(0), Mp().arr(1).tuple(2).atom("base").i(16)));
-  CHECK(kw_map != key(math, sqrt, Mp().arr(0), Mp().map(1).atom("base").i(1 << 20)));
-  // Only the first 16 arguments count.
-  Mp many16 = Mp().arr(17), many16b = Mp().arr(17);
-  for (int k = 0; k < 16; ++k) many16.i(1), many16b.i(1);
-  many16.i(1);
-  many16b.bin(std::string(10000, 'x'));
-  CHECK(key(math, sqrt, many16, none) == key(math, sqrt, many16b, none));
-  // eval keys on its code and the globals' shapes.
-  std::string ev = key(Mp().bin("x + 1"), none, Mp().map(1).bin("x").i(1), none, Op::Eval);
-  CHECK_THAT(ev, Catch::Matchers::StartsWith("eval|x + 1|"));
-  CHECK(ev != key(Mp().bin("x + 1"), none, Mp().map(1).bin("x").then(list_of(500)), none, Op::Eval));
-
-  // Object targets: the object's type, not the handle.
-  PyRef g = new_globals();
-  PyRef a = py_eval("[1]"), b = py_eval("[2]"), d = py_eval("{}");
-  uint64_t ia = handles().add(a.get()), ib = handles().add(b.get()), id = handles().add(d.get());
-  std::string on_a = key(Mp().handle(ia), Mp().atom("append"), Mp().arr(1).i(1), none);
-  CHECK(on_a == key(Mp().handle(ib), Mp().atom("append"), Mp().arr(1).i(1), none));
-  CHECK(on_a != key(Mp().handle(id), Mp().atom("append"), Mp().arr(1).i(1), none));
-  handles().release(ia);
-  handles().release(ib);
-  handles().release(id);
-  drain_released();
-}

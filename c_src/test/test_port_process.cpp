@@ -53,7 +53,9 @@ long ms_since(Clock::time_point t0) {
 // One running port program.
 class Port {
  public:
-  Port() {
+  // threads: SNAKEBRIDGE_THREADS for the program (0: its default).
+  explicit Port(int threads = 0) {
+    std::string threads_env = "SNAKEBRIDGE_THREADS=" + std::to_string(threads);
     int req[2], rep[2];
     REQUIRE(pipe2(req, O_CLOEXEC) == 0);
     REQUIRE(pipe2(rep, O_CLOEXEC) == 0);
@@ -65,6 +67,7 @@ class Port {
       int r = fcntl(req[0], F_DUPFD_CLOEXEC, 10);
       int w = fcntl(rep[1], F_DUPFD_CLOEXEC, 10);
       if (r < 0 || w < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0) _exit(127);
+      if (threads > 0) putenv(threads_env.data());
       execl(SNAKEBRIDGE_PORT_EXE, SNAKEBRIDGE_PORT_EXE, static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -304,13 +307,13 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
   port.send("[1, 'ping']");
   check_ok(must(port.reply()).get(), 1, "'pong'");
 
-  port.send("[2, 'call', 'math', 'sqrt', [2.25], {}, 'auto']");
+  port.send("[2, 'call', 1, 'math', 'sqrt', [2.25], {}, 'auto']");
   check_ok(must(port.reply()).get(), 2, "1.5");
 
-  port.send("[3, 'call', 'builtins', 'int', ['ff'], {'base': 16}, 'auto']");
+  port.send("[3, 'call', 1, 'builtins', 'int', ['ff'], {'base': 16}, 'auto']");
   check_ok(must(port.reply()).get(), 3, "255");
 
-  port.send("[4, 'call', 'math', 'sqrt', [-1.0], {}, 'auto']");
+  port.send("[4, 'call', 1, 'math', 'sqrt', [-1.0], {}, 'auto']");
   {
     auto r = must(port.reply());
     CHECK(id_of(r.get()) == 4);
@@ -323,11 +326,11 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
     CHECK_THAT(reason_text(r.get(), 4), Catch::Matchers::Contains("ValueError"));
   }
 
-  port.send("[5, 'eval', 'x * 2', {'x': 21}, 'auto']");
+  port.send("[5, 'eval', 1, 'x * 2', {'x': 21}, 'auto']");
   check_ok(must(port.reply()).get(), 5, "42");
 
   // A handle, a method call on it, repr, release, then unknown_object.
-  port.send("[6, 'call', 'collections', 'Counter', ['abracadabra'], {}, 'auto']");
+  port.send("[6, 'call', 1, 'collections', 'Counter', ['abracadabra'], {}, 'auto']");
   auto counter = must(port.reply());
   CHECK(id_of(counter.get()) == 6);
   REQUIRE(status_of(counter.get()) == "ok");
@@ -343,7 +346,7 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
 
   // Requests naming the handle as the client does: ext 1 with just the 8 bytes.
   auto with_handle = [&](uint64_t id, const char* op, const Mp& rest, uint32_t n_rest) {
-    port.send(Mp().arr(3 + n_rest).u(id).atom(op).ext(kHandle, handle8).then(rest));
+    port.send(Mp().arr(4 + n_rest).u(id).atom(op).u(1).ext(kHandle, handle8).then(rest));
   };
   with_handle(7, "call", Mp().bin("most_common").arr(1).i(1).map(0).atom("value"), 4);
   check_ok(must(port.reply()).get(), 7, "[('a', 5)]");
@@ -376,7 +379,7 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
     CHECK(reason_item(r.get(), 1).via.u64 == handle_id);
   }
   // Inside an argument too.
-  port.send(Mp().arr(7).u(16).atom("call").bin("builtins").bin("len").arr(1).arr(2).i(1).ext(kHandle, handle8).nil()
+  port.send(Mp().arr(8).u(16).atom("call").u(1).bin("builtins").bin("len").arr(1).arr(2).i(1).ext(kHandle, handle8).nil()
                 .atom("auto"));
   {
     auto r = must(port.reply());
@@ -386,10 +389,10 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
   }
 
   // A value that cannot be a dict key in Python: unconvertible, with its reason.
-  port.send("[12, 'eval', '1', {'x': {frozenset(): 1}}, 'auto']");  // fine: a MapSet key
+  port.send("[12, 'eval', 1, '1', {'x': {frozenset(): 1}}, 'auto']");  // fine: a MapSet key
   check_ok(must(port.reply()).get(), 12, "1");
   {
-    port.send(Mp().arr(5).u(13).atom("eval").bin("1").map(1).map(0).nil().atom("auto"));  // a map as a key
+    port.send(Mp().arr(6).u(13).atom("eval").u(1).bin("1").map(1).map(0).nil().atom("auto"));  // a map as a key
     auto r = must(port.reply());
     CHECK(id_of(r.get()) == 13);
     auto [why, steps] = refusal_of(r.get());
@@ -397,7 +400,7 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
     CHECK(same(wire(), steps.get(), "[(Atom('key'), 0)]"));
   }
   // value mode on an object with no Elixir form: {:conversion, python_type, repr}.
-  port.send("[14, 'eval', 'object()', {}, 'value']");
+  port.send("[14, 'eval', 1, 'object()', {}, 'value']");
   {
     auto r = must(port.reply());
     CHECK(id_of(r.get()) == 14);
@@ -416,11 +419,11 @@ TEST_CASE("port program: ping, calls, errors, handles and stats", "[port][proces
 TEST_CASE("port program: a float result with an integral value arrives as float64", "[port][process]") {
   Gil gil;
   Port port;
-  port.send("[1, 'call', 'math', 'sqrt', [16.5], {}, 'auto']");  // warm-up; non-integral
+  port.send("[1, 'call', 1, 'math', 'sqrt', [16.5], {}, 'auto']");  // warm-up; non-integral
   CHECK(must(port.reply()).get().via.array.ptr[2].type == msgpack::type::FLOAT64);
-  port.send("[2, 'call', 'math', 'sqrt', [16.5], {}, 'auto']");
+  port.send("[2, 'call', 1, 'math', 'sqrt', [16.5], {}, 'auto']");
   must(port.reply());
-  port.send("[3, 'eval', 'float(x) * 2', {'x': 2}, 'auto']");
+  port.send("[3, 'eval', 1, 'float(x) * 2', {'x': 2}, 'auto']");
   auto r = must(port.reply());
   REQUIRE(status_of(r.get()) == "ok");
   const msgpack::object& v = at(r.get(), 2);
@@ -463,20 +466,20 @@ TEST_CASE("port program: malformed frames and bad requests get bad_request, and 
   CHECK_THAT(bad_request(8), Catch::Matchers::Contains("no_such_op"));
   port.send("[9, 'call']");
   bad_request(9);
-  port.send("[10, 'call', 42, 'x', [], {}, 'auto']");
+  port.send("[10, 'call', 1, 42, 'x', [], {}, 'auto']");
   CHECK(bad_request(10) == "the target must be text");
-  port.send("[11, 'eval', '1 + 1', {}, 'bogus_mode']");
+  port.send("[11, 'eval', 1, '1 + 1', {}, 'bogus_mode']");
   bad_request(11);
-  port.send("[12, 'eval', '1 + 1', [1], 'auto']");  // globals not a map
+  port.send("[12, 'eval', 1, '1 + 1', [1], 'auto']");  // globals not a map
   CHECK(bad_request(12) == "globals must be a map");
-  port.send("[13, 'next', 'not a handle', 1, 'auto']");
+  port.send("[13, 'next', 1, 'not a handle', 1, 'auto']");
   CHECK(bad_request(13) == "the target must be a Python object");
-  port.send("[17, 'describe', 'json', -1, False]");  // depth not a positive integer
+  port.send("[17, 'describe', 1, 'json', -1, False]");  // depth not a positive integer
   bad_request(17);
 
   port.send("[14, 'ping']");
   check_ok(must(port.reply()).get(), 14, "'pong'");
-  port.send("[15, 'eval', '1 + 1', {}, 'auto']");
+  port.send("[15, 'eval', 1, '1 + 1', {}, 'auto']");
   check_ok(must(port.reply()).get(), 15, "2");
 }
 
@@ -514,7 +517,7 @@ TEST_CASE("port program: Python output arrives as output frames before the reply
   Gil gil;
   Port port;
   port.send(
-      "[20, 'exec', 'print(\"hello from python\")\\nimport sys\\nsys.stderr.write(\"to stderr\")\\n"
+      "[20, 'exec', 1, 'print(\"hello from python\")\\nimport sys\\nsys.stderr.write(\"to stderr\")\\n"
       "print(\"caf\\u00e9\", 2, sep=\"|\")\\n', {}]");
   auto r = must(port.reply());
   CHECK(id_of(r.get()) == 20);
@@ -541,7 +544,7 @@ TEST_CASE("port program: Python output arrives as output frames before the reply
 
   // A thread that runs no request: request_id nil.
   port.send(
-      "[21, 'exec', 'import threading\\nt = threading.Thread(target=lambda: print(\"bg\"))\\nt.start()\\nt.join()\\n',"
+      "[21, 'exec', 1, 'import threading\\nt = threading.Thread(target=lambda: print(\"bg\"))\\nt.start()\\nt.join()\\n',"
       " {}]");
   auto r2 = must(port.reply());
   CHECK(id_of(r2.get()) == 21);
@@ -561,12 +564,13 @@ TEST_CASE("port program: several requests in flight all get their replies, in an
   port.send("[29, 'ping']");  // the program is up
   check_ok(must(port.reply()).get(), 29, "'pong'");
   // Sent back to back, before reading anything.
-  port.send("[30, 'eval', '__import__(\"time\").sleep(0.4) or 30', {}, 'auto']");
-  port.send("[31, 'eval', '__import__(\"time\").sleep(0.15) or 31', {}, 'auto']");
-  port.send("[32, 'eval', '32', {}, 'auto']");
+  // Each from a caller of its own (the third element), so each on its own thread.
+  port.send("[30, 'eval', 30, '__import__(\"time\").sleep(0.4) or 30', {}, 'auto']");
+  port.send("[31, 'eval', 31, '__import__(\"time\").sleep(0.15) or 31', {}, 'auto']");
+  port.send("[32, 'eval', 32, '32', {}, 'auto']");
   port.send("[33, 'ping']");
-  port.send("[34, 'call', 'math', 'factorial', [20], {}, 'auto']");
-  port.send("[35, 'exec', 'import time\\ntime.sleep(0.05)\\nv = 35', {}]");
+  port.send("[34, 'call', 34, 'math', 'factorial', [20], {}, 'auto']");
+  port.send("[35, 'exec', 35, 'import time\\ntime.sleep(0.05)\\nv = 35', {}]");
   std::vector<uint64_t> order;
   auto t0 = Clock::now();
   for (int i = 0; i < 6; ++i) {
@@ -593,7 +597,7 @@ TEST_CASE("port program: several requests in flight all get their replies, in an
   std::set<uint64_t> ids(order.begin(), order.end());
   CHECK(ids == std::set<uint64_t>{30, 31, 32, 33, 34, 35});
   auto pos = [&](uint64_t id) { return std::find(order.begin(), order.end(), id) - order.begin(); };
-  // The long sleep does not hold up the others: they ran concurrently.
+  // The long sleep does not hold up the other callers: they ran concurrently.
   CHECK(pos(31) < pos(30));
   CHECK(pos(33) < pos(30));
   CHECK(pos(32) < pos(30));
@@ -604,7 +608,7 @@ TEST_CASE("port program: several requests in flight all get their replies, in an
 TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancelled", "[port][process]") {
   Gil gil;
   Port port;
-  port.send("[40, 'eval', '__import__(\"time\").sleep(10)', {}, 'auto']");
+  port.send("[40, 'eval', 1, '__import__(\"time\").sleep(10)', {}, 'auto']");
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   auto t0 = Clock::now();
   port.send("[0, 'cancel', 40]");
@@ -617,7 +621,7 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   CHECK(elapsed < 500);
 
   // A busy loop (no sleep) is interrupted at a bytecode boundary.
-  port.send("[41, 'exec', 'while True:\\n    pass\\n', {}]");
+  port.send("[41, 'exec', 1, 'while True:\\n    pass\\n', {}]");
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   t0 = Clock::now();
   port.send("[0, 'cancel', 41]");
@@ -630,7 +634,7 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   // Cancelling what is not running: no reply; the program and its threads go on.
   port.send("[0, 'cancel', 40]");
   port.send("[0, 'cancel', 999]");
-  port.send("[42, 'eval', '__import__(\"time\").sleep(0.01) or 42', {}, 'auto']");
+  port.send("[42, 'eval', 1, '__import__(\"time\").sleep(0.01) or 42', {}, 'auto']");
   check_ok(must(port.reply()).get(), 42, "42");
   port.send("[43, 'ping']");
   check_ok(must(port.reply()).get(), 43, "'pong'");
@@ -639,9 +643,9 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
 TEST_CASE("port program: drain finishes what was read, refuses what follows, then answers", "[port][process]") {
   Gil gil;
   Port port;
-  port.send("[50, 'eval', '__import__(\"time\").sleep(0.3) or 50', {}, 'auto']");
+  port.send("[50, 'eval', 1, '__import__(\"time\").sleep(0.3) or 50', {}, 'auto']");
   port.send("[51, 'drain']");
-  port.send("[52, 'exec', 'open(\"/nonexistent/should-not-run\", \"w\")', {}]");
+  port.send("[52, 'exec', 1, 'open(\"/nonexistent/should-not-run\", \"w\")', {}]");
   port.send("[53, 'ping']");
   std::vector<uint64_t> order;
   std::string reason_52;
@@ -662,22 +666,19 @@ TEST_CASE("port program: drain finishes what was read, refuses what follows, the
   CHECK(order.back() == 51);
 }
 
-// Bug: a call site promoted to the fast path runs on the program's only I/O
-// thread. When such a site turns slow (time.sleep(0) many times, then
-// time.sleep(2)), nothing else is read meanwhile: a ping is not answered and a
-// cancel cannot even be received until the call returns by itself.
-TEST_CASE("port program: a promoted call site that turns slow still lets ping and cancel through",
-          "[port][process]") {
+// The I/O thread never runs Python: while one caller's request sleeps (or
+// spins), a ping is answered, a cancel gets through, and so do other callers'
+// requests.
+TEST_CASE("port program: a long request still lets ping, cancel and other callers through", "[port][process]") {
   Gil gil;
   Port port;
-  // Quick runs, one at a time (nothing else in flight), promote "call|time|sleep".
   for (uint64_t id = 1; id <= 40; ++id) {
     std::ostringstream req;
-    req << "[" << id << ", 'call', 'time', 'sleep', [0], {}, 'auto']";
+    req << "[" << id << ", 'call', 1, 'time', 'sleep', [0], {}, 'auto']";
     port.send(req.str());
     check_ok(must(port.reply()).get(), id, "None");
   }
-  port.send("[100, 'call', 'time', 'sleep', [2], {}, 'auto']");
+  port.send("[100, 'call', 1, 'time', 'sleep', [2], {}, 'auto']");
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   auto t0 = Clock::now();
   port.send("[101, 'ping']");
@@ -686,6 +687,9 @@ TEST_CASE("port program: a promoted call site that turns slow still lets ping an
   INFO("first reply: id " << id_of(first.get()) << " after " << ping_ms << " ms");
   CHECK(id_of(first.get()) == 101);
   CHECK(ping_ms < 500);
+  port.send("[102, 'eval', 2, '102', {}, 'auto']");  // another caller
+  auto other = must(port.reply(std::chrono::milliseconds(1000)));
+  CHECK(id_of(other.get()) == 102);
   port.send("[0, 'cancel', 100]");
   std::set<uint64_t> pending = {100, 101};
   pending.erase(id_of(first.get()));
@@ -706,7 +710,7 @@ TEST_CASE("port program: closing fd 3 ends it with status 0 within a second, and
   // tell a killed subprocess from one still running.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   Port port;
-  port.send("[50, 'exec', 'import subprocess\\np = subprocess.Popen([\"sleep\", \"30\"])\\npid = p.pid\\n', {}]");
+  port.send("[50, 'exec', 1, 'import subprocess\\np = subprocess.Popen([\"sleep\", \"30\"])\\npid = p.pid\\n', {}]");
   auto r = must(port.reply());
   CHECK(id_of(r.get()) == 50);
   REQUIRE(status_of(r.get()) == "ok");
@@ -719,7 +723,7 @@ TEST_CASE("port program: closing fd 3 ends it with status 0 within a second, and
   CHECK(!process_gone(child));
 
   // A request still running when the client goes away does not hold the exit up.
-  port.send("[51, 'eval', '__import__(\"time\").sleep(10)', {}, 'auto']");
+  port.send("[51, 'eval', 1, '__import__(\"time\").sleep(10)', {}, 'auto']");
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   auto t0 = Clock::now();
@@ -745,13 +749,13 @@ TEST_CASE("port program: request spellings arrive as the documented Python value
   Port port;
   // Echoed through eval: each value crosses both ways.
   port.send(
-      "[1, 'eval', 'x', {'x': [None, True, -1, 2 ** 64 - 1, 2 ** 70, -(2 ** 70), 1.5, -0.0, 4.0, 'caf\\u00e9', "
+      "[1, 'eval', 1, 'x', {'x': [None, True, -1, 2 ** 64 - 1, 2 ** 70, -(2 ** 70), 1.5, -0.0, 4.0, 'caf\\u00e9', "
       "b'\\xff', Bytes(b'x'), (1, {2}), {(1, 2): 'k'}, Atom('nan'), Atom('infinity'), Atom('ok')]}, 'auto']");
   check_ok(must(port.reply()).get(), 1,
            "[None, True, -1, 2 ** 64 - 1, 2 ** 70, -(2 ** 70), 1.5, -0.0, 4.0, 'caf\\u00e9', b'\\xff', b'x', (1, {2}), "
            "{(1, 2): 'k'}, float('nan'), float('inf'), 'ok']");
   // What the reply is made of, on the wire.
-  port.send("[2, 'eval', '(4.0, float(\"-inf\"), {1}, b\"b\", \"s\")', {}, 'auto']");
+  port.send("[2, 'eval', 1, '(4.0, float(\"-inf\"), {1}, b\"b\", \"s\")', {}, 'auto']");
   {
     auto r = must(port.reply());
     REQUIRE(status_of(r.get()) == "ok");
@@ -764,28 +768,28 @@ TEST_CASE("port program: request spellings arrive as the documented Python value
     CHECK(at(v, 5).type == msgpack::type::STR);
   }
   // Calendar structs in, ext 6-9 out.
-  port.send(Mp().arr(5).u(3).atom("eval").bin("[d, t, n, z, d.isoformat()]").map(4)
+  port.send(Mp().arr(6).u(3).atom("eval").u(1).bin("[d, t, n, z, d.isoformat()]").map(4)
                 .bin("d").date(2024, 2, 29).bin("t").time(10, 0, 0, 120000, 3).bin("n").naive(2000, 1, 1, 0, 0, 0)
                 .bin("z").datetime(2024, 7, 14, 12, 30, 15, 0, "Europe/Paris", "CEST", 3600, 3600).atom("auto"));
   check_ok(must(port.reply()).get(), 3,
            "[date(2024, 2, 29), time(10, 0, 0, 120000), datetime(2000, 1, 1), "
            "datetime(2024, 7, 14, 12, 30, 15, tzinfo=Paris), '2024-02-29']");
   // A one-byte SnakeBridge.Bytes first in a list is an item, not a marker.
-  port.send("[4, 'call', 'builtins', 'repr', [[Bytes(b'x'), 1]], None, 'auto']");
+  port.send("[4, 'call', 1, 'builtins', 'repr', [[Bytes(b'x'), 1]], None, 'auto']");
   check_ok(must(port.reply()).get(), 4, "\"[b'x', 1]\"");
   // Keyword arguments as a keyword list, a keyword named like a float atom included.
-  port.send("[5, 'call', 'builtins', 'dict', [], [(Atom('nan'), 0.0), (Atom('b'), 2)], 'auto']");
+  port.send("[5, 'call', 1, 'builtins', 'dict', [], [(Atom('nan'), 0.0), (Atom('b'), 2)], 'auto']");
   check_ok(must(port.reply()).get(), 5, "{'nan': 0.0, 'b': 2}");
-  port.send("[6, 'call', 'builtins', 'int', ['ff'], {Atom('base'): 16}, 'auto']");
+  port.send("[6, 'call', 1, 'builtins', 'int', ['ff'], {Atom('base'): 16}, 'auto']");
   check_ok(must(port.reply()).get(), 6, "255");
   // :ref and :value.
-  port.send("[7, 'eval', '[1, 2]', {}, 'ref']");
+  port.send("[7, 'eval', 1, '[1, 2]', {}, 'ref']");
   {
     auto r = must(port.reply());
     REQUIRE(status_of(r.get()) == "ok");
     CHECK(handle_type_of(at(r.get(), 2)) == "list");
   }
-  port.send("[8, 'eval', '__import__(\"collections\").Counter(\"aab\")', {}, 'value']");
+  port.send("[8, 'eval', 1, '__import__(\"collections\").Counter(\"aab\")', {}, 'value']");
   check_ok(must(port.reply()).get(), 8, "{'a': 2, 'b': 1}");
 }
 
@@ -797,7 +801,7 @@ TEST_CASE("port program: refused arguments name the term by position", "[port][p
     auto r = must(port.reply());
     return refusal_of(r.get());
   };
-  Mp len = Mp().arr(7).u(1).atom("call").bin("builtins").bin("len");
+  Mp len = Mp().arr(8).u(1).atom("call").u(1).bin("builtins").bin("len");
   {  // an opaque term (a pid) in the second item of the first argument
     auto [why, steps] = refusal(Mp(len).arr(1).arr(2).i(1).opaque().nil().atom("auto"));
     CHECK(why == "unconvertible");
@@ -863,7 +867,7 @@ TEST_CASE("port program: 1 MiB frames of nested tuples and of nils keep its memo
   long base = rss_kb(port, 1);
   // Chains of tuples 1000 deep (4 bytes a level), as many as fit in 1 MiB.
   const int chains = (1 << 20) / 4001;
-  Mp tuples = Mp().arr(5).u(2).atom("eval").bin("len(x)").map(1).bin("x").arr(chains);
+  Mp tuples = Mp().arr(6).u(2).atom("eval").u(1).bin("len(x)").map(1).bin("x").arr(chains);
   for (int c = 0; c < chains; ++c) {
     for (int k = 0; k < 999; ++k) tuples.tuple(1);
     tuples.tuple(1).nil();
@@ -871,7 +875,7 @@ TEST_CASE("port program: 1 MiB frames of nested tuples and of nils keep its memo
   tuples.atom("auto");
   // A million nils, echoed back.
   const int n = 1 << 20;
-  Mp nils = Mp().arr(5).u(3).atom("eval").bin("x").map(1).bin("x").arr(n);
+  Mp nils = Mp().arr(6).u(3).atom("eval").u(1).bin("x").map(1).bin("x").arr(n);
   for (int k = 0; k < n; ++k) nils.nil();
   nils.atom("auto");
   INFO("frames of " << tuples.size() << " and " << nils.size() << " bytes");
@@ -900,7 +904,7 @@ TEST_CASE("port program: nested headers claiming 2^24 elements each are refused 
   Gil gil;
   Port port;
   long base = rss_kb(port, 1);
-  Mp frame = Mp().arr(5).u(2).atom("eval").bin("x").map(1).bin("x");
+  Mp frame = Mp().arr(6).u(2).atom("eval").u(1).bin("x").map(1).bin("x");
   for (int k = 0; k < (1 << 20) / 5; ++k) frame.raw(std::string("\xdd\x00\xff\xff\xff", 5));
   auto t0 = Clock::now();
   port.send(frame);
@@ -932,7 +936,7 @@ TEST_CASE("port program: a reply that fails while being written leaves no handle
   uint64_t before = handles_held(1);
   // exec's namespace in :auto: the module and the class become handles, then x fails.
   port.send(
-      "[2, 'exec', 'import datetime\\n"
+      "[2, 'exec', 1, 'import datetime\\n"
       "class Z(datetime.tzinfo):\\n"
       "    def utcoffset(self, dt): return datetime.timedelta(hours=1)\\n"
       "    def dst(self, dt): return datetime.timedelta(0)\\n"
@@ -946,7 +950,80 @@ TEST_CASE("port program: a reply that fails while being written leaves no handle
   }
   CHECK(handles_held(3) == before);
   // A reply that completes keeps its handles.
-  port.send("[4, 'eval', '[object(), 1]', {}, 'auto']");
+  port.send("[4, 'eval', 1, '[object(), 1]', {}, 'auto']");
   REQUIRE(status_of(must(port.reply()).get()) == "ok");
   CHECK(handles_held(5) == before + 1);
+}
+
+// An Elixir process is a Python thread: the requests of one caller (the frame's
+// third element) run on one thread, in order, with its thread-local state and
+// its thread-bound objects; another caller has its own.
+TEST_CASE("port program: a caller's requests share one thread, its thread-locals and sqlite3 objects",
+          "[port][process][threads]") {
+  Gil gil;
+  Port port;
+  // sbtl: a module made on the fly, which both callers see.
+  port.send("[3, 'exec', 7, 'import sys, types\\nsys.modules[\"sbtl\"] = m = types.ModuleType(\"sbtl\")\\n"
+            "import threading\\nm.L = threading.local()', {}, 'auto']");
+  REQUIRE(status_of(must(port.reply()).get()) == "ok");
+  port.send("[4, 'exec', 7, 'import sbtl, threading, decimal, sqlite3\\nsbtl.L.x = 7\\n"
+            "decimal.getcontext().prec = 5\\nsbtl.con = sqlite3.connect(\":memory:\")\\n"
+            "sbtl.ident = threading.get_ident()', {}, 'auto']");
+  REQUIRE(status_of(must(port.reply()).get()) == "ok");
+  port.send("[5, 'eval', 7, '(__import__(\"threading\").get_ident() == __import__(\"sbtl\").ident, "
+            "getattr(__import__(\"sbtl\").L, \"x\", None), __import__(\"decimal\").getcontext().prec, "
+            "__import__(\"sbtl\").con.execute(\"select 41 + 1\").fetchone()[0])', {}, 'auto']");
+  check_ok(must(port.reply()).get(), 5, "(True, 7, 5, 42)");
+  // Another caller: another thread, none of the first one's thread-local state,
+  // and sqlite3 refuses the first caller's connection, as Python does.
+  port.send("[6, 'eval', 8, '(__import__(\"threading\").get_ident() == __import__(\"sbtl\").ident, "
+            "getattr(__import__(\"sbtl\").L, \"x\", None), __import__(\"decimal\").getcontext().prec)', {}, 'auto']");
+  check_ok(must(port.reply()).get(), 6, "(False, None, 28)");
+  port.send("[7, 'eval', 8, '__import__(\"sbtl\").con.execute(\"select 1\")', {}, 'auto']");
+  auto refused = must(port.reply());
+  CHECK(reason_tag(refused.get()) == "python");
+  CHECK(reason_text(refused.get(), 1) == "ProgrammingError");
+  // The first caller's requests still run in order on its own thread: a sleep
+  // then a read, sent back to back, reply in that order.
+  port.send("[8, 'eval', 7, '__import__(\"time\").sleep(0.2) or 8', {}, 'auto']");
+  port.send("[9, 'eval', 7, '__import__(\"sbtl\").con.execute(\"select 9\").fetchone()[0]', {}, 'auto']");
+  port.send("[10, 'eval', 8, '10', {}, 'auto']");
+  std::vector<uint64_t> order;
+  for (int i = 0; i < 3; ++i) order.push_back(id_of(must(port.reply()).get()));
+  CHECK(order == std::vector<uint64_t>{10, 8, 9});
+  // Forgotten, the caller's thread may serve another: its thread-locals are gone.
+  port.send("[0, 'forget', [7]]");
+  port.send("[11, 'eval', 9, '(getattr(__import__(\"sbtl\").L, \"x\", None), "
+            "__import__(\"decimal\").getcontext().prec)', {}, 'auto']");
+  check_ok(must(port.reply()).get(), 11, "(None, 28)");
+}
+
+// With SNAKEBRIDGE_THREADS=1 every request runs on the program's main thread,
+// as the statements of a script: signal handlers, alarms and KeyboardInterrupt
+// behave as in plain python, and the program lives on.
+TEST_CASE("port program: with one thread, Python runs on the main thread and owns its signals",
+          "[port][process][threads][signals]") {
+  Gil gil;
+  Port port(1);
+  port.send("[1, 'eval', 1, '__import__(\"threading\").current_thread() is __import__(\"threading\").main_thread()', "
+            "{}, 'auto']");
+  check_ok(must(port.reply()).get(), 1, "True");
+  port.send("[2, 'eval', 2, '__import__(\"threading\").current_thread() is __import__(\"threading\").main_thread()', "
+            "{}, 'auto']");
+  check_ok(must(port.reply()).get(), 2, "True");  // another caller: the same, only thread
+  // A handler installed by one request runs for an alarm during a later one.
+  port.send("[3, 'exec', 1, 'import signal, time\\nhits = []\\nimport sys\\nsys.modules[\"__main__\"].hits = hits\\n"
+            "signal.signal(signal.SIGALRM, lambda s, f: hits.append(s))', {}, 'auto']");
+  REQUIRE(status_of(must(port.reply()).get()) == "ok");
+  port.send("[4, 'eval', 1, '(__import__(\"signal\").setitimer(__import__(\"signal\").ITIMER_REAL, 0.05), "
+            "__import__(\"time\").sleep(0.5), list(__import__(\"__main__\").hits))[2]', {}, 'auto']");
+  check_ok(must(port.reply()).get(), 4, "[14]");
+  // SIGINT sent to itself: KeyboardInterrupt in the running request, as in a script.
+  port.send("[5, 'exec', 1, 'import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\ntime.sleep(2)', {}, 'auto']");
+  auto r = must(port.reply(std::chrono::milliseconds(1500)));
+  CHECK(reason_tag(r.get()) == "python");
+  CHECK(reason_text(r.get(), 1) == "KeyboardInterrupt");
+  // It lives on.
+  port.send("[6, 'eval', 1, '6 * 7', {}, 'auto']");
+  check_ok(must(port.reply()).get(), 6, "42");
 }

@@ -29,7 +29,7 @@ defmodule SnakeBridge.Async do
   If the receiving process dies, the work is cancelled.
   """
 
-  alias SnakeBridge.Runtime
+  alias SnakeBridge.{PythonThread, Runtime}
 
   defstruct [:ref, :pid, :state, :to, :kind]
 
@@ -47,8 +47,11 @@ defmodule SnakeBridge.Async do
     ref = make_ref()
     state = :atomics.new(1, signed: false)
 
+    identity = PythonThread.identity()
+
     pid =
       spawn(fn ->
+        PythonThread.adopt(identity)
         watch(to, state, ref)
         result = Runtime.run(request, [{:cancel_tag, ref} | opts])
         if result != {:error, :cancelled}, do: deliver(state, to, {:snakebridge, ref, result}, @finished)
@@ -65,8 +68,11 @@ defmodule SnakeBridge.Async do
     ref = make_ref()
     state = :atomics.new(1, signed: false)
 
+    identity = PythonThread.identity()
+
     pid =
       spawn(fn ->
+        PythonThread.adopt(identity)
         mref = watch(to, state, ref)
         stream_loop(source, opts, batch, window, %{ref: ref, to: to, state: state, mref: mref})
       end)

@@ -15,7 +15,8 @@ defmodule SnakeBridge.Native do
   end
 
   def init(_config), do: :erlang.nif_error(:nif_not_loaded)
-  def execute(_request, _mode, _timeout_ms), do: :erlang.nif_error(:nif_not_loaded)
+  def bind_thread, do: :erlang.nif_error(:nif_not_loaded)
+  def execute(_request, _mode, _binding), do: :erlang.nif_error(:nif_not_loaded)
   def cancel(_job), do: :erlang.nif_error(:nif_not_loaded)
   def stats, do: :erlang.nif_error(:nif_not_loaded)
   def python_version, do: :erlang.nif_error(:nif_not_loaded)

@@ -4,7 +4,7 @@ defmodule SnakeBridge.Worker do
   # interpreter), owned by this GenServer.
   #
   # A caller on this node encodes its request, tells the worker about it
-  # ({:pending, id, from, ref}) and writes the frame into the port itself
+  # ({:pending, id, from, ref, thread_key}) and writes the frame into the port itself
   # (SnakeBridge.Backend.PortWorker); a caller on another node sends the encoded body
   # here ({:request, ...}) and the worker writes it. Either way the reply arrives
   # here (a port answers its owner) and is forwarded undecoded to the caller,
@@ -76,6 +76,10 @@ defmodule SnakeBridge.Worker do
        pending: %{},
        by_ref: %{},
        callers: %{},
+       thread_pids: %{},
+       thread_users: %{},
+       thread_keys: %{},
+       forgotten: [],
        releases: [],
        calls: 0,
        max_calls: Keyword.get(opts, :max_calls, :infinity),
@@ -94,17 +98,17 @@ defmodule SnakeBridge.Worker do
   def frame(id, count, body), do: [0x90 + count + 1, Msgpack.encode!(id) | body]
 
   @impl true
-  def handle_info({:pending, id, from, ref}, state) do
-    {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
+  def handle_info({:pending, id, from, ref, key}, state) do
+    {:noreply, state |> add_pending(id, from, ref) |> add_thread_user(from, key) |> maybe_drain()}
   end
 
   # From a caller on another node: the worker writes the frame.
-  def handle_info({:request, from, ref, count, body}, state) do
+  def handle_info({:request, from, ref, count, body, key}, state) do
     id = :atomics.add_get(state.ids, 1, 1)
 
     case port_command(state, frame(id, count, body)) do
       :ok ->
-        {:noreply, add_pending(state, id, from, ref) |> maybe_drain()}
+        {:noreply, state |> add_pending(id, from, ref) |> add_thread_user(from, key) |> maybe_drain()}
 
       # The program is gone (its exit is on its way here), or its pipe is full:
       # the request never ran, so the caller may send it to another worker.
@@ -120,6 +124,31 @@ defmodule SnakeBridge.Worker do
     state = cancel(state, ref)
     send(from, {ref, :cancelled})
     {:noreply, state}
+  end
+
+  # The last process using a thread key is gone: the program may give its
+  # thread to another caller (batched, as releases).
+  def handle_info({:DOWN, mon, :process, _pid, _reason}, state) when is_map_key(state.thread_users, mon) do
+    {{pid, key}, users} = Map.pop(state.thread_users, mon)
+    state = %{state | thread_users: users, thread_pids: Map.delete(state.thread_pids, pid)}
+
+    case Map.get(state.thread_keys, key, 1) do
+      1 ->
+        if state.forgotten == [], do: send(self(), :flush_forgotten)
+        {:noreply, %{state | thread_keys: Map.delete(state.thread_keys, key), forgotten: [key | state.forgotten]}}
+
+      n ->
+        {:noreply, %{state | thread_keys: Map.put(state.thread_keys, key, n - 1)}}
+    end
+  end
+
+  def handle_info(:flush_forgotten, state) do
+    if state.forgotten != [] and port_command(state, Msgpack.encode!([0, "forget", state.forgotten])) == :busy do
+      Process.send_after(self(), :flush_forgotten, 10)
+      {:noreply, state}
+    else
+      {:noreply, %{state | forgotten: []}}
+    end
   end
 
   # A caller died: interrupt what it was waiting for.
@@ -264,6 +293,23 @@ defmodule SnakeBridge.Worker do
         callers: Map.put(state.callers, mon, ref),
         calls: state.calls + 1
     }
+  end
+
+  # The processes whose requests used a thread key (a process and the helpers
+  # of its async calls share one), each monitored once.
+  defp add_thread_user(state, pid, key) do
+    if is_map_key(state.thread_pids, pid) do
+      state
+    else
+      mon = Process.monitor(pid)
+
+      %{
+        state
+        | thread_pids: Map.put(state.thread_pids, pid, mon),
+          thread_users: Map.put(state.thread_users, mon, {pid, key}),
+          thread_keys: Map.update(state.thread_keys, key, 1, &(&1 + 1))
+      }
+    end
   end
 
   defp cancel(state, ref) do

@@ -116,7 +116,7 @@ defmodule SnakeBridge.HardKillTest do
     # More work for the port: a handle to release, a request from another node.
     ref = make_ref()
     send(worker, {:snakebridge_release, 1})
-    send(worker, {:request, self(), ref, 1, [SnakeBridge.Msgpack.encode!("stats")]})
+    send(worker, {:request, self(), ref, 1, [SnakeBridge.Msgpack.encode!("stats")], 0})
     # Then the program dies (as when a kill was already under way).
     {_, 0} = System.cmd("kill", ["-KILL", Integer.to_string(os_pid)])
     assert wait_until(3_000, fn -> Port.info(port) == nil end)

@@ -9,7 +9,7 @@ defmodule SnakeBridge.Test.Helpers do
   """
   def await_idle_pool(ms \\ 8_000) do
     cond do
-      SnakeBridge.Native.stats().busy_workers == 0 -> :ok
+      SnakeBridge.Native.stats().busy_threads == 0 -> :ok
       ms <= 0 -> flunk("the Python thread pool stayed busy")
       true -> Process.sleep(20) && await_idle_pool(ms - 20)
     end

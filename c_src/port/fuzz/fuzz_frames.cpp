@@ -4,8 +4,7 @@
 // Server::on_frame does (the server's limits, strings referenced in the frame,
 // exactly one value), then:
 //   - if it is a request [id, op, ...], decoded into a WireRequest as
-//     request_decoder.cpp's decode_request does, its call-site key computed
-//     (call_site_key through MsgpackReader), and every value of it built with
+//     request_decoder.cpp's decode_request does, and every value of it built with
 //     FromElixir<MsgpackReader> the way build_request would (args, kwargs,
 //     value, globals, names) - without importing modules or calling anything;
 //   - the whole frame built as a value, in a hashable position (a map key),
@@ -34,7 +33,6 @@
 #include <string>
 #include <vector>
 
-#include "../../core/call_site_key.hpp"
 #include "../../core/errors.hpp"
 #include "../../core/from_elixir.hpp"
 #include "../../core/interpreter.hpp"
@@ -207,8 +205,6 @@ void built(PyRef v) {
 // The values of a request, built as build_request builds them (targets that
 // name modules are only read as text: nothing is imported).
 void build_request_values(MsgpackReader& r, const WireRequest<V>& w) {
-  std::string key = call_site_key(r, w);
-  invariant(key.rfind(op_name(w.op), 0) == 0, "a call-site key that does not start with its operation");
   auto target = [&](V t) {
     guarded([&] {
       FromElixir<MsgpackReader> b(r);

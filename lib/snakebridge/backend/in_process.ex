@@ -1,27 +1,31 @@
 defmodule SnakeBridge.Backend.InProcess do
   @moduledoc false
-  # The interpreter embedded in this BEAM (c_src/nif/). The NIF either answers
-  # at once (a call site proven quick runs on the calling scheduler) or runs the
-  # request on its thread pool and replies {ref, reply} (docs/backends.md,
-  # "Threading model").
+  # The interpreter embedded in this BEAM (c_src/nif/). A request runs on the
+  # calling process's own Python thread (SnakeBridge.PythonThread); the NIF
+  # returns its reply when it came within microseconds, else the thread
+  # replies {ref, reply} (docs/backends.md, "Threading model").
   @behaviour SnakeBridge.Backend
 
-  alias SnakeBridge.{Backend.Job, Native, Output}
+  alias SnakeBridge.{Backend.Job, Native, Output, PythonThread}
 
   @impl true
-  def start(request, mode, timeout, _where) do
-    case Native.execute(request, mode, if(timeout == :infinity, do: -1, else: timeout)) do
-      {:pending, job, ref} ->
-        {:running, %Job{backend: __MODULE__, ref: ref, state: job}}
+  def start(request, mode, _timeout, _where) do
+    with {:ok, binding} <- PythonThread.binding() do
+      case Native.execute(request, mode, binding) do
+        {:pending, job, ref} ->
+          {:running, %Job{backend: __MODULE__, ref: ref, state: job}}
 
-      # Python wrote output during a request run right here: the messages are
-      # already in the mailbox, written before the reply is returned.
-      {tag, value, :output} ->
-        Output.flush(nil)
-        {:done, {tag, value}}
+        # Python wrote output: the messages, tagged ref, are already in the
+        # mailbox, written before the reply is returned.
+        {tag, value, ref} ->
+          Output.flush(ref)
+          {:done, {tag, value}}
 
-      reply ->
-        {:done, reply}
+        reply ->
+          {:done, reply}
+      end
+    else
+      error -> {:done, error}
     end
   end
 

@@ -8,7 +8,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # with the request's ref, as in-process.
   @behaviour SnakeBridge.Backend
 
-  alias SnakeBridge.{Backend.Job, Msgpack, Object, Output, Pool, Worker, WorkerCrashError}
+  alias SnakeBridge.{Backend.Job, Msgpack, Object, Output, Pool, PythonThread, Worker, WorkerCrashError}
 
   @doc false
   # The worker owning the request's target, if it is a port worker's object.
@@ -37,7 +37,7 @@ defmodule SnakeBridge.Backend.PortWorker do
         state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
       }
 
-      case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout)) do
+      case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), PythonThread.key()) do
         :ok ->
           {:running, job}
 
@@ -135,11 +135,11 @@ defmodule SnakeBridge.Backend.PortWorker do
   # A worker on this node: tell it whose reply to expect, then write the frame
   # into its port here (a local message is queued before the port's reply can
   # be). A worker on another node writes the frame itself.
-  defp submit(worker, ref, count, body, deadline) when node(worker) == node() do
+  defp submit(worker, ref, count, body, deadline, key) when node(worker) == node() do
     case SnakeBridge.Workers.lookup(worker) do
       {port, ids} ->
         id = :atomics.add_get(ids, 1, 1)
-        send(worker, {:pending, id, self(), ref})
+        send(worker, {:pending, id, self(), ref, key})
 
         try do
           with {:error, :timeout} = timeout <- write(port, Worker.frame(id, count, body), deadline, 0) do
@@ -170,8 +170,8 @@ defmodule SnakeBridge.Backend.PortWorker do
     end
   end
 
-  defp submit(worker, ref, count, body, _deadline) do
-    send(worker, {:request, self(), ref, count, IO.iodata_to_binary(body)})
+  defp submit(worker, ref, count, body, _deadline, key) do
+    send(worker, {:request, self(), ref, count, IO.iodata_to_binary(body), key})
     :ok
   end
 
@@ -214,15 +214,21 @@ defmodule SnakeBridge.Backend.PortWorker do
   # ----------------------------------------------------------------- the wire
 
   # The request's elements after the id, each encoded (docs/protocol.md,
-  # "Requests"). Only `worker`'s objects get a handle id; any other object is
-  # sent opaque, and the core refuses it with its path.
+  # "Requests"): the operation, the caller's thread key, the arguments. Only
+  # `worker`'s objects get a handle id; any other object is sent opaque, and
+  # the core refuses it with its path.
   defp encode(request, mode, worker) do
     handle_id = fn
       %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
       _ -> :error
     end
 
-    elements = elements(request, Atom.to_string(mode))
+    elements =
+      case elements(request, Atom.to_string(mode)) do
+        ["stats"] = stats -> stats
+        [op | args] -> [op, PythonThread.key() | args]
+      end
+
     {length(elements), Enum.map(elements, &Msgpack.encode(&1, handle_id: handle_id))}
   end
 

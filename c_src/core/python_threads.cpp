@@ -1,0 +1,196 @@
+#include "python_threads.hpp"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "interpreter.hpp"
+#include "spin.hpp"
+
+namespace sb {
+
+namespace {
+// Python code recurses in C (json, repr, pickle); give it the stack of a normal
+// process main thread rather than whatever the embedding process set as default.
+constexpr size_t kStackSize = 8 * 1024 * 1024;
+constexpr auto kIdleTick = std::chrono::milliseconds(50);
+// A couple of polling threads catch a caller's next request; more would only
+// burn cores (200 calls ending together must not mean 200 polling threads).
+constexpr int kMaxSpinners = 2;
+}  // namespace
+
+PythonThreads& PythonThreads::instance() {
+  static PythonThreads* threads = new PythonThreads();  // never destroyed: threads outlive statics
+  return *threads;
+}
+
+void PythonThreads::set_max(size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  max_ = n < 1 ? 1 : n;
+}
+
+size_t PythonThreads::max() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return max_;
+}
+
+size_t PythonThreads::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return threads_.size();
+}
+
+size_t PythonThreads::callers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (PythonThread* t : threads_) n += t->callers_;
+  return n;
+}
+
+void PythonThreads::start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (threads_.empty()) spawn_locked();
+}
+
+void PythonThreads::adopt_this_thread() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!threads_.empty()) throw std::logic_error("adopt_this_thread: threads already started");
+  auto* t = new PythonThread();
+  t->ticks_ = true;
+  threads_.push_back(t);
+}
+
+void PythonThreads::serve_adopted() {
+  PythonThread* t;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    t = threads_.front();
+  }
+  t->serve();
+  __builtin_unreachable();
+}
+
+PythonThread* PythonThreads::spawn_locked() {
+  auto* t = new PythonThread();
+  t->ticks_ = threads_.empty();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kStackSize);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t tid;
+  auto trampoline = [](void* self) -> void* {
+    pthread_setname_np(pthread_self(), "snakebridge-py");
+    static_cast<PythonThread*>(self)->serve();
+    return nullptr;
+  };
+  int rc = pthread_create(&tid, &attr, trampoline, t);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete t;
+    return nullptr;
+  }
+  threads_.push_back(t);
+  return t;
+}
+
+PythonThread* PythonThreads::bind() {
+  std::lock_guard<std::mutex> lock(mu_);
+  PythonThread* chosen = nullptr;
+  for (PythonThread* t : threads_) {
+    if (t->callers_ == 0) {
+      chosen = t;
+      break;
+    }
+  }
+  if (!chosen && threads_.size() < max_) chosen = spawn_locked();
+  if (!chosen) {
+    // Past the bound (or out of OS threads): share the least shared thread.
+    for (PythonThread* t : threads_) {
+      if (!chosen || t->callers_ < chosen->callers_) chosen = t;
+    }
+    if (!chosen) throw std::runtime_error("cannot start a thread to run Python");
+  }
+  if (chosen->callers_ == 0 && chosen->used_) {
+    // Queued before the new caller's first request: nothing an earlier caller
+    // left in thread-local state shows through.
+    chosen->submit([] {
+      Gil gil;
+      clear_thread_locals();
+    });
+  }
+  chosen->used_ = true;
+  ++chosen->callers_;
+  return chosen;
+}
+
+void PythonThreads::unbind(PythonThread* thread) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread->callers_ > 0) --thread->callers_;
+}
+
+void PythonThread::submit(std::function<void()> task) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+    queued_.store(tasks_.size(), std::memory_order_release);
+    wake = sleeping_;
+  }
+  if (wake) cv_.notify_one();
+}
+
+// The next task, polling for it first if this thread just ran one.
+bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
+  PythonThreads& all = PythonThreads::instance();
+  if (spin_ns > 0 && queued_.load(std::memory_order_acquire) == 0) {
+    if (all.spinners_.fetch_add(1, std::memory_order_acq_rel) < kMaxSpinners) {
+      uint64_t until = monotonic_ns() + spin_ns;
+      unsigned spins = 0;
+      while (queued_.load(std::memory_order_acquire) == 0 && ((++spins & 63) != 0 || monotonic_ns() < until)) {
+        cpu_relax();
+      }
+    }
+    all.spinners_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  while (tasks_.empty()) {
+    awake_.store(false, std::memory_order_release);
+    sleeping_ = true;
+    bool got = ticks_ ? cv_.wait_for(lock, kIdleTick, [&] { return !tasks_.empty(); })
+                      : (cv_.wait(lock, [&] { return !tasks_.empty(); }), true);
+    sleeping_ = false;
+    awake_.store(true, std::memory_order_release);
+    if (!got && pending_releases() > 0 && interpreter_ready()) {
+      // Idle: release the references dropped by threads that could not take
+      // the GIL (BEAM garbage collection of objects).
+      lock.unlock();
+      {
+        Gil gil;
+        drain_released();
+      }
+      lock.lock();
+    }
+  }
+  *task = std::move(tasks_.front());
+  tasks_.pop_front();
+  queued_.store(tasks_.size(), std::memory_order_release);
+  return true;
+}
+
+void PythonThread::serve() {
+  PythonThreads& all = PythonThreads::instance();
+  uint64_t spin = 0;  // no polling before the first task
+  std::function<void()> task;
+  while (next(&task, spin)) {
+    all.busy_.fetch_add(1, std::memory_order_acq_rel);
+    task();
+    // Destroyed here, not when the next task replaces it: its captures may
+    // hold what the caller waits to see released.
+    task = nullptr;
+    all.busy_.fetch_sub(1, std::memory_order_acq_rel);
+    spin = all.spin_ns_.load(std::memory_order_relaxed);
+  }
+  __builtin_unreachable();
+}
+
+}  // namespace sb
