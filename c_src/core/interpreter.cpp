@@ -77,7 +77,7 @@ void prepare(const InterpreterConfig& cfg) {
     // Imported now, so that reporting an error never has to import it.
     PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
     if (!traceback) PyErr_Clear();
-    install_interruptible_sleep();
+    install_interruptible_sleep(cfg.install_signal_handlers);
     install_import_guard();
     if (cfg.emit_output) install_stdio(cfg.emit_output);
   } catch (const PythonException& e) {

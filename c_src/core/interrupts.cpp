@@ -1,5 +1,7 @@
 #include "interrupts.hpp"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -16,6 +18,11 @@ namespace {
 
 PyThreadState* PyThreadState_GetUnchecked_compat() { return _PyThreadState_UncheckedGet(); }
 
+// The thread that runs Python's signal handlers, if any (interruptible_sleep).
+pthread_t g_signal_thread;
+bool g_has_signal_thread = false;
+constexpr auto kSignalSlice = std::chrono::milliseconds(5);
+
 struct Sleeper {
   std::mutex mu;
   std::condition_variable cv;
@@ -29,13 +36,24 @@ struct Sleeper {
 std::mutex g_registry_mu;
 std::unordered_map<PyThreadState*, Sleeper*> g_sleepers;  // entries live for the thread's life
 
+// The last lookup made on this thread (requests ask for their own thread's
+// several times each: no lock then).
+thread_local PyThreadState* t_looked_up = nullptr;
+thread_local Sleeper* t_found = nullptr;
+
 Sleeper* sleeper_for(PyThreadState* tstate, bool create) {
+  if (tstate == t_looked_up) return t_found;
   std::lock_guard<std::mutex> lock(g_registry_mu);
   auto it = g_sleepers.find(tstate);
-  if (it != g_sleepers.end()) return it->second;
-  if (!create) return nullptr;
-  auto* s = new Sleeper();  // threads and their states are never destroyed
-  g_sleepers.emplace(tstate, s);
+  Sleeper* s = it != g_sleepers.end() ? it->second : nullptr;
+  if (!s && create) {
+    s = new Sleeper();  // threads and their states are never destroyed
+    g_sleepers.emplace(tstate, s);
+  }
+  if (s) {
+    t_looked_up = tstate;
+    t_found = s;
+  }
   return s;
 }
 
@@ -142,13 +160,21 @@ PyObject* interruptible_sleep(PyObject*, PyObject* arg) {
                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                       std::chrono::duration<double>(std::min(seconds, 1e9)));
   bool interrupted;
+  // On the thread that runs signal handlers, the wait is cut into slices and
+  // the handlers run between them (a signal does not wake a condition variable).
+  const bool signals = g_has_signal_thread && pthread_equal(pthread_self(), g_signal_thread);
   while (true) {
     {
       GilRelease release;
       std::unique_lock<std::mutex> lock(s->mu);
-      s->cv.wait_until(lock, deadline, [&] { return s->interrupted; });
+      auto until = signals ? std::min(deadline, std::chrono::steady_clock::now() + kSignalSlice) : deadline;
+      s->cv.wait_until(lock, until, [&] { return s->interrupted; });
       interrupted = s->interrupted;
       s->interrupted = false;
+    }
+    if (signals && !interrupted) {
+      if (PyErr_CheckSignals() < 0) return nullptr;  // a handler raised (KeyboardInterrupt, ...)
+      if (std::chrono::steady_clock::now() < deadline) continue;
     }
     // interrupt_thread does not wake a thread that sleeps inside an import; a
     // flag left from before the import started is ignored there (the
@@ -173,7 +199,11 @@ PyMethodDef g_sleep_def = {
 
 }  // namespace
 
-void install_interruptible_sleep() {
+void install_interruptible_sleep(bool signal_thread) {
+  if (signal_thread) {
+    g_signal_thread = pthread_self();
+    g_has_signal_thread = true;
+  }
   PyRef time = import_module("time");
   PyRef name = check(PyUnicode_FromString("time"));
   PyRef fn = check(PyCFunction_NewEx(&g_sleep_def, nullptr, name.get()));
@@ -228,7 +258,8 @@ void end_interruptible() {
 
 void clear_interrupt() {
   PyThreadState* ts = PyThreadState_Get();
-  PyThreadState_SetAsyncExc(static_cast<unsigned long>(ts->thread_id), nullptr);
+  // (Only when one is pending: clearing takes the interpreter's thread list lock.)
+  if (ts->async_exc) PyThreadState_SetAsyncExc(static_cast<unsigned long>(ts->thread_id), nullptr);
   if (Sleeper* s = sleeper_for(ts, false)) {
     std::lock_guard<std::mutex> lock(s->mu);
     s->interrupted = false;

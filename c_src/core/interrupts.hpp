@@ -10,7 +10,10 @@
 namespace sb {
 
 // GIL held, once at start-up: installs the interruptible time.sleep.
-void install_interruptible_sleep();
+// `signal_thread`: the calling thread runs Python's signal handlers (the port
+// program's main thread): a sleep there also ends early for a signal whose
+// handler raises, as Python's own does.
+void install_interruptible_sleep(bool signal_thread);
 
 // GIL held, once at start-up: wraps the entry points of importlib._bootstrap
 // through which imports start, so that interrupt_thread knows a thread is

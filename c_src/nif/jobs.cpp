@@ -80,7 +80,6 @@ void run_job(Job* job) {
     return;
   }
   ERL_NIF_TERM reply;
-  bool send;
   job->target->tstate.store(this_thread_state());
   uint64_t t0 = monotonic_ns();
   {
@@ -105,22 +104,21 @@ void run_job(Job* job) {
     }
     job->target->finished = true;
     expected = kRunning;
-    send = job->state.compare_exchange_strong(expected, kSent);
-    if (!send) {
+    if (job->state.compare_exchange_strong(expected, kSent)) {
+      // Handed over before the GIL is let go: the caller goes on meanwhile.
+      job->binding->last_ns.store(monotonic_ns() - t0 + 1, std::memory_order_relaxed);
+      job->reply = reply;
+      int waiting = kWaiting;
+      if (!job->waiter.compare_exchange_strong(waiting, kLeft, std::memory_order_acq_rel)) {
+        ERL_NIF_TERM msg = enif_make_tuple2(job->env, job->ref, reply);
+        enif_send(nullptr, &job->caller, job->env, msg);
+      }
+    } else {
       // A cancel may have aimed an exception at this thread after the work ended.
       clear_interrupt();
       PyErr_Clear();
     }
     drain_released(256);
-  }
-  job->binding->last_ns.store(monotonic_ns() - t0 + 1, std::memory_order_relaxed);
-  if (send) {
-    job->reply = reply;
-    int waiting = kWaiting;
-    if (!job->waiter.compare_exchange_strong(waiting, kLeft, std::memory_order_acq_rel)) {
-      ERL_NIF_TERM msg = enif_make_tuple2(job->env, job->ref, reply);
-      enif_send(nullptr, &job->caller, job->env, msg);
-    }
   }
   enif_release_resource(job);
 }

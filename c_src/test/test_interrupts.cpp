@@ -121,7 +121,7 @@ class PyThread {
 
 // Installs the interruptible sleep and returns globals with time, operator, functools.
 PyRef sleep_env() {
-  install_interruptible_sleep();
+  install_interruptible_sleep(false);
   PyRef g = new_globals();
   py_exec("import functools, operator, threading\n", g.get());
   return g;

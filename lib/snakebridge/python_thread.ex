@@ -59,7 +59,9 @@ defmodule SnakeBridge.PythonThread do
   end
 
   @doc false
-  # What a helper process takes over (taken in the process it works for).
+  # What a helper process takes over (taken in the process it works for): the
+  # binding, the key, and the worker of each pool the process is with
+  # (SnakeBridge.Pool, affinity: :process).
   def identity do
     binding =
       case binding() do
@@ -67,14 +69,16 @@ defmodule SnakeBridge.PythonThread do
         _not_started -> nil
       end
 
-    {binding, key()}
+    workers = for {{SnakeBridge.Pool, _name}, _worker} = entry <- Process.get(), do: entry
+    {binding, key(), workers}
   end
 
   @doc false
   # In the helper process, before its first call.
-  def adopt({binding, key}) do
+  def adopt({binding, key, workers}) do
     if binding, do: Process.put(@binding, binding)
     Process.put(@key, key)
+    Enum.each(workers, fn {k, v} -> Process.put(k, v) end)
     :ok
   end
 end

@@ -1177,9 +1177,7 @@ defmodule SnakeBridge.Parity.Corpus do
       c(
         "iter: sqlite cursor rows",
         fn o ->
-          # check_same_thread: False until one Elixir process is one Python
-          # thread on both backends (the thread-affinity work has its own tests).
-          conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [check_same_thread: false], o)
+          conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [], o)
 
           cur =
             SnakeBridge.method!(

@@ -330,10 +330,8 @@ defmodule SnakeBridge.StdlibTest do
     describe "sqlite3 (in-memory) (#{TestBackends.name(backend)})" do
       @backend backend
 
-      # check_same_thread: false because successive calls from one Elixir process
-      # may run on different OS threads (see the thread-check tests below).
       test "connect, create, insert with parameters, executemany, fetchall, commit, close" do
-        conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [check_same_thread: false], backend: @backend)
+        conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [], backend: @backend)
         assert %Object{type: "sqlite3.Connection"} = conn
         cur = SnakeBridge.method!(conn, "cursor")
         assert %Object{type: "sqlite3.Cursor"} = cur
@@ -395,27 +393,20 @@ defmodule SnakeBridge.StdlibTest do
                 }} = SnakeBridge.method(conn, "execute", ["SELECT 1"])
       end
 
-      # Documented (docs/backends.md): one Elixir process's calls may run on
-      # different OS threads, so objects that insist on their creating thread
-      # (sqlite3's check_same_thread=True) refuse later calls with a clear Python
-      # error; check_same_thread: false (safe: a process makes one call at a time)
-      # lifts it.
-      test "the default thread check fails clearly, and check_same_thread: false works for many calls" do
+      # One Elixir process is one Python thread (docs/backends.md): sqlite3's
+      # default thread check holds across the process's calls, and another
+      # process is another thread, refused as in Python.
+      test "the default thread check: this process's many calls pass, another process is refused" do
         conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [], backend: @backend)
-        results = for i <- 1..30, do: SnakeBridge.method(conn, "execute", ["SELECT ?", [i]])
-
-        for {:error, e} <- results do
-          assert %SnakeBridge.PythonError{type: "ProgrammingError"} = e
-          assert e.message =~ "same thread"
-        end
-
-        conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [check_same_thread: false], backend: @backend)
 
         for i <- 1..30 do
           cursor = SnakeBridge.method!(conn, "execute", ["SELECT ?", [i]])
           assert SnakeBridge.method!(cursor, "fetchall") == [{i}]
         end
 
+        other = Task.async(fn -> SnakeBridge.method(conn, "execute", ["SELECT 1"]) end) |> Task.await()
+        assert {:error, %SnakeBridge.PythonError{type: "ProgrammingError", message: message}} = other
+        assert message =~ "same thread"
         SnakeBridge.method!(conn, "close")
       end
     end

@@ -153,9 +153,9 @@ defmodule SnakeBridge.StreamingTest do
       end
 
       test "a sqlite3 cursor iterated as a stream" do
-        # On the pool the connection and its cursors live in one worker, whose
-        # requests may run on different threads: hence check_same_thread.
-        conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [check_same_thread: false], backend: @backend)
+        # sqlite3's default thread check: this process's calls, the stream's
+        # batches included, run on one Python thread.
+        conn = SnakeBridge.call!("sqlite3", "connect", [":memory:"], [], backend: @backend)
         SnakeBridge.method!(conn, "execute", ["create table t (x integer, name text)"])
         rows = for i <- 1..500, do: [i, "row #{i}"]
         SnakeBridge.method!(conn, "executemany", ["insert into t values (?, ?)", rows])
