@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "errors.hpp"
+#include "in_process_limits.hpp"
 #include "interrupts.hpp"
 #include "operations.hpp"
 #include "stdio.hpp"
@@ -77,7 +78,8 @@ void prepare(const InterpreterConfig& cfg) {
     // Imported now, so that reporting an error never has to import it.
     PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
     if (!traceback) PyErr_Clear();
-    install_interruptible_sleep(cfg.install_signal_handlers);
+    install_interruptible_sleep(cfg.owns_process);
+    if (!cfg.owns_process) install_in_process_limits();
     install_import_guard();
     if (cfg.emit_output) install_stdio(cfg.emit_output);
   } catch (const PythonException& e) {
@@ -111,7 +113,7 @@ void start(const InterpreterConfig& cfg) {
     ~Clear() { PyConfig_Clear(c); }
   } clear{&config};
   // In the BEAM, the BEAM owns signals; a port program is Python's own process.
-  config.install_signal_handlers = cfg.install_signal_handlers ? 1 : 0;
+  config.install_signal_handlers = cfg.owns_process ? 1 : 0;
   config.parse_argv = 0;
   config.use_environment = 0;  // a stray PYTHONHOME must not break start-up
   config.buffered_stdio = 0;

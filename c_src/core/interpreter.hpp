@@ -18,9 +18,12 @@ struct InterpreterConfig {
   // Where sys.stdout/sys.stderr go: emit(stream, text), stream 1 or 2 (stdio.hpp).
   // Each front end has its own (messages to Elixir processes, output frames).
   PyCFunction emit_output = nullptr;
-  // Python's own signal handlers, as in a script (SIGINT raising
-  // KeyboardInterrupt): for the port program, whose main thread runs Python.
-  bool install_signal_handlers = false;
+  // Python owns the OS process (the port program, whose main thread runs
+  // Python): its signal handlers are installed as in a script (SIGINT raising
+  // KeyboardInterrupt). Otherwise (in the BEAM, which owns the process) what
+  // would act on the whole process is refused with a clear error
+  // (in_process_limits.hpp).
+  bool owns_process = false;
 };
 
 // Starts CPython once (later calls are no-ops), the same way for both front

@@ -107,7 +107,7 @@ int main() {
   try {
     sb::InterpreterConfig cfg = config_from_env();
     cfg.emit_output = sb::port::port_output_function(&server);
-    cfg.install_signal_handlers = true;
+    cfg.owns_process = true;
     sb::initialize_interpreter(cfg);
   } catch (const std::exception& e) {
     fprintf(stderr, "snakebridge_port: %s\n", e.what());

@@ -213,10 +213,51 @@ defmodule SnakeBridge.ThreadAffinityTest do
     GenServer.stop(pool)
   end
 
-  test "in-process: what the BEAM owns gives a clear error (signal handlers)" do
-    assert {:error, %PythonError{type: "ValueError", message: message}} =
-             SnakeBridge.exec("import signal\nsignal.signal(signal.SIGUSR1, lambda s, f: None)", %{})
+  describe "in-process: what the BEAM owns" do
+    test "signal handlers, alarms, timers, signals to itself, _exit and fork give clear errors; the VM lives on" do
+      refusals = [
+        {"import signal\nsignal.signal(signal.SIGUSR1, lambda s, f: None)", "ValueError"},
+        {"import signal\nsignal.alarm(1)", "RuntimeError"},
+        {"import signal\nsignal.setitimer(signal.ITIMER_REAL, 0.01)", "RuntimeError"},
+        {"import signal\nsignal.raise_signal(signal.SIGTERM)", "RuntimeError"},
+        {"import os, signal\nos.kill(os.getpid(), signal.SIGTERM)", "RuntimeError"},
+        {"import os, signal\nos.killpg(os.getpgrp(), signal.SIGTERM)", "RuntimeError"},
+        {"import os\nos._exit(3)", "RuntimeError"},
+        {"import os\nos.abort()", "RuntimeError"},
+        {"import os\nos.fork()", "RuntimeError"}
+      ]
 
-    assert message =~ "main thread"
+      for {code, type} <- refusals do
+        assert {:error, %PythonError{type: ^type, message: message}} = SnakeBridge.exec(code, %{})
+        assert message =~ "in-process", code
+        assert message =~ "port worker", code
+      end
+
+      # What does not act on the BEAM still works: signal 0 (does it exist?),
+      # signals to other processes, reading handlers.
+      assert SnakeBridge.eval!("__import__('os').kill(__import__('os').getpid(), 0)", %{}) == nil
+      assert is_integer(SnakeBridge.eval!("int(__import__('signal').getsignal(__import__('signal').SIGINT) is not None)", %{}))
+      {:ok, _} = SnakeBridge.call("subprocess", "run", [["true"]])
+      assert Process.alive?(self())
+    end
+
+    test "multiprocessing works: its processes start with spawn (fork would copy the BEAM)" do
+      SnakeBridge.exec!(
+        "import sys, types\n" <>
+          "def squares(n):\n" <>
+          "    import multiprocessing as mp\n" <>
+          "    with mp.Pool(2) as pool:\n" <>
+          "        return pool.map(abs, range(-n, 0)), mp.get_start_method()\n" <>
+          "sys.modules.setdefault('sb_mp', types.ModuleType('sb_mp')).squares = squares\n",
+        %{}
+      )
+
+      assert SnakeBridge.call!("sb_mp", "squares", [5], [], timeout: 60_000) == {[5, 4, 3, 2, 1], "spawn"}
+
+      assert {:error, %PythonError{type: "RuntimeError", message: message}} =
+               SnakeBridge.exec("import multiprocessing as mp\nmp.get_context('fork').Process(target=print).start()", %{})
+
+      assert message =~ "os.fork"
+    end
   end
 end
