@@ -27,10 +27,15 @@ constexpr uint64_t kQuickNs = 20'000;
 
 // ---------------------------------------------------------------- bindings
 
+struct Job;
+
 struct Binding {
   PythonThread* thread;
   // How long the process's last request ran on its thread (0: none yet).
   std::atomic<uint64_t> last_ns{0};
+  // A job whose reply was waited for, kept for the process's next request
+  // (allocating a job and its environment is a good part of a quick call).
+  std::atomic<Job*> spare{nullptr};
 };
 
 ErlNifResourceType* g_binding_type = nullptr;
@@ -38,6 +43,7 @@ ErlNifResourceType* g_binding_type = nullptr;
 void binding_dtor(ErlNifEnv*, void* p) {
   auto* b = static_cast<Binding*>(p);
   if (b->thread) PythonThreads::instance().unbind(b->thread);
+  if (Job* spare = b->spare.exchange(nullptr)) enif_release_resource(spare);
   b->~Binding();
 }
 
@@ -182,9 +188,18 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   if (!interpreter_ready()) return enif_make_tuple2(env, atoms.error, atoms.not_started);
   PythonThread* thread = binding->thread;
 
-  auto* job = static_cast<Job*>(enif_alloc_resource(g_job_type, sizeof(Job)));
-  new (job) Job();
-  job->env = enif_alloc_env();
+  Job* job = binding->spare.exchange(nullptr, std::memory_order_acq_rel);
+  if (job == nullptr) {
+    job = static_cast<Job*>(enif_alloc_resource(g_job_type, sizeof(Job)));
+    new (job) Job();
+    job->env = enif_alloc_env();
+    job->target = std::make_shared<InterruptTarget>();
+  } else {
+    // Its last request was waited for here: nobody else refers to it.
+    job->wrote = false;
+    job->target->tstate.store(nullptr);
+    job->target->finished = false;
+  }
   job->request = enif_make_copy(job->env, request);
   job->ref = enif_make_ref(job->env);
   enif_self(env, &job->caller);
@@ -192,7 +207,6 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   enif_keep_resource(binding);
   job->binding = binding;
   job->state = kQueued;
-  job->target = std::make_shared<InterruptTarget>();
 
   // Wait here when the reply should come within a few microseconds: the
   // process's last request was quick (its time includes waiting for the GIL),
@@ -217,7 +231,12 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
       enif_get_tuple(env, reply, &arity, &items);
       reply = enif_make_tuple3(env, items[0], items[1], enif_make_copy(env, job->ref));
     }
-    enif_release_resource(job);
+    // Kept for the next request (the thread may not have dropped its own
+    // reference yet; it touches nothing else once it has handed the reply).
+    enif_clear_env(job->env);
+    enif_release_resource(job->binding);
+    job->binding = nullptr;
+    if (Job* old = binding->spare.exchange(job, std::memory_order_acq_rel)) enif_release_resource(old);
     int percent = static_cast<int>((monotonic_ns() - t0) / 10'000);  // of a 1 ms timeslice
     if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
     return reply;

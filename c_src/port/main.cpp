@@ -2,7 +2,7 @@
 //
 // Protocol (docs/protocol.md): requests are read from fd 3 and replies written
 // to fd 4, each a 4-byte big-endian length followed by one MessagePack value:
-//   request  [id, op, args...]            e.g. [7, "call", "math", "sqrt", [2.0], {}, "auto"]
+//   request  [id, op, thread, args...]    e.g. [7, "call", 1, "math", "sqrt", [2.0], {}, "auto"]
 //   reply    [id, "ok", value] | [id, "error", {"kind": ..., ...}]
 //   output   [0, "output", "stdout" | "stderr", text, request_id | nil]
 // fd 1 is pointed at fd 2 at start-up, so stray C-level prints cannot corrupt the

@@ -34,11 +34,14 @@ defmodule SnakeBridge.Config do
       standard library, after `python_paths`; other `PYTHON*` variables (a stray
       `PYTHONHOME` in particular) are ignored.
     * `config :snakebridge, max_python_threads: 128` (integer from 1 to
-      4294967295, default 128) — the most threads that run Python calls
-      concurrently off the schedulers (see `docs/backends.md`).
+      4294967295, default 128) — the most OS threads that run Python in-process.
+      Each calling Elixir process's calls run on a thread of its own (an Elixir
+      process is a Python thread); past this many processes, processes share
+      threads (see `docs/backends.md`, "Threading model").
     * `config :snakebridge, fast_path: true` (boolean, default `true`) — let
-      calls that proved quick run on the calling scheduler (about 1 µs instead
-      of a thread hand-off).
+      the calling scheduler wait a few microseconds for the reply of a call it
+      expects to be quick (the process's last call was), instead of waiting in
+      `receive`.
     * `config :snakebridge, thread_spin_us: 50` (integer from 0 to 4294967295,
       default 50) — how long a thread that just finished a call polls for the
       next one before it sleeps (0: sleep at once; a sleeping thread takes

@@ -39,8 +39,10 @@ defmodule SnakeBridge.Pool do
       the time), so the objects and the state it creates meet in one
       interpreter; `:none`: every call goes to the least-loaded worker.
     * `:threads` (positive integer, default 128) — threads that may run Python
-      in a worker; `threads: 1` runs everything on one thread (sqlite3
-      connections and other thread-bound objects).
+      in a worker: each calling process's requests run on a thread of its own
+      there, in order, while there are fewer processes; past that, processes
+      share threads. `threads: 1` runs everything on the worker's main thread,
+      as a script (signal handlers, alarms, `KeyboardInterrupt`).
     * `:distributed` (boolean, default `false`) — `true`: share workers with
       pools of the same name on connected nodes.
     * `:spin_us` (non-negative integer, default 100) — microseconds a worker
