@@ -20,6 +20,7 @@ defmodule SnakeBridge.Schema do
         signature: "(obj, *, skipkeys=False, ...)" | nil,
         has_signature: true,            # false: a C function without one; still callable
         parameters: [parameter], return_annotation: "str" | nil,
+        overloads: [%{signature: "(start, stop[, step])", parameters: [parameter]}],
         generator: false, coroutine: false,
         defined_in: "numpy.generic" | nil   # methods: the class that defines it
       }
@@ -39,11 +40,25 @@ defmodule SnakeBridge.Schema do
   `exception` (true for exception classes). A constant: `name`, `type`, `value`,
   `repr`.
 
+  Where `inspect` gives no signature, the signatures a docstring documents are
+  read: on several lines (numpy's `array(object, dtype=None, *, ...,\n like=None)`),
+  with a prefix (`a.reshape(shape, order='C')`), with optional parts in brackets,
+  and one per line for overloads (`range(stop)`, `range(start, stop[, step])`);
+  a ufunc's from `nin`/`nout` when its docstring does not match them. `signature`
+  and `parameters` are then the first form, and `overloads` lists every form
+  when there are several (it is `[]` otherwise).
+
   `version` is the package version (`__version__` or the distribution's
   metadata), `"python-3.11.2"` for the standard library and builtins, or nil.
   """
 
   @type t :: map()
+
+  # The shape of the maps below: cached schemas of another format are described again.
+  @format 2
+
+  @doc false
+  def format, do: @format
 
   @callable_kinds ~w(function builtin ufunc callable class method classmethod staticmethod)
   @param_kinds ~w(positional_only positional_or_keyword var_positional keyword_only var_keyword)
@@ -77,6 +92,11 @@ defmodule SnakeBridge.Schema do
       has_signature: f["has_signature"] == true,
       parameters: Enum.map(f["parameters"] || [], &parameter/1),
       return_annotation: f["return_annotation"],
+      overloads:
+        Enum.map(
+          f["overloads"] || [],
+          &%{signature: &1["signature"], parameters: Enum.map(&1["parameters"], fn p -> parameter(p) end)}
+        ),
       generator: f["generator"] == true,
       coroutine: f["coroutine"] == true,
       defined_in: f["defined_in"]

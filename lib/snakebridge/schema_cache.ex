@@ -8,12 +8,13 @@ defmodule SnakeBridge.SchemaCache do
   entry records the interpreter and a fingerprint of the module's file (path,
   size, modification time): installing another version of the library changes
   the file, which makes the entry stale, and the module that uses it recompile
-  (`__mix_recompile__?/0`). A SnakeBridge whose introspection helper changed
-  uses entries of its own.
+  (`__mix_recompile__?/0`). A SnakeBridge whose introspection helper or schema
+  format changed uses entries of its own.
   """
 
-  # Entries also depend on the introspection helper that made them: a new
-  # SnakeBridge that describes modules differently starts a fresh cache.
+  # Entries also depend on the introspection helper that made them and on the
+  # shape of SnakeBridge.Schema: a SnakeBridge that describes modules
+  # differently starts a fresh cache.
   @helper Path.expand("../../priv/python/snakebridge_introspect.py", __DIR__)
   @external_resource @helper
   @helper_hash :crypto.hash(:sha256, File.read!(@helper))
@@ -25,7 +26,10 @@ defmodule SnakeBridge.SchemaCache do
   @doc "The cache file for a module described with `opts` (`:depth`, `:private`)."
   @spec path(String.t(), keyword()) :: Path.t()
   def path(module, opts) do
-    key = {SnakeBridge.Config.python(), Keyword.get(opts, :depth, 1), Keyword.get(opts, :private, false), @helper_hash}
+    key =
+      {SnakeBridge.Config.python(), Keyword.get(opts, :depth, 1), Keyword.get(opts, :private, false), @helper_hash,
+       SnakeBridge.Schema.format()}
+
     hash = :crypto.hash(:sha256, :erlang.term_to_binary(key)) |> Base.url_encode64(padding: false) |> binary_part(0, 12)
     Path.join(dir(), "#{module}-#{hash}.etf")
   end

@@ -5,8 +5,8 @@ Rules: never execute more than importing the module did. Members are read from
 attributes of objects whose class is written in Python are read statically
 (``inspect.getattr_static``), and a callable instance's signature comes from
 its class's ``__call__``. Signatures come from metadata (``inspect.signature``,
-``__text_signature__``) or from a docstring's first line parsed with ``ast``
-(never evaluated). A member that fails is skipped, or listed without a
+``__text_signature__``) or from the forms a docstring documents on its first
+lines, parsed with ``ast`` (never evaluated). A member that fails is skipped, or listed without a
 signature, and reported in ``errors``; only a failure to import the module
 itself stops the description.
 """
@@ -106,6 +106,8 @@ def _annotation(annotation):
 
 def _doc(obj):
     doc = _attr(obj, "__doc__") if not isinstance(obj, type) else obj.__dict__.get("__doc__")
+    if not isinstance(doc, str) and isinstance(obj, type) and not obj.__flags__ & _HEAPTYPE:
+        doc = type.__dict__["__doc__"].__get__(obj)  # a C type's tp_doc ('type', 'ExceptionGroup')
     return inspect.cleandoc(doc) if isinstance(doc, str) else None
 
 
@@ -131,96 +133,268 @@ def _version(module):
     return None
 
 
-def _doc_signature_line(name, doc):
-    """'(x1, x2, /, out=None, *, where=True)' from a first line such as numpy's
-    'add(x1, x2, /, out=None, *, where=True[, signature, extobj])'. Bracketed
-    parts are optional arguments: 'log(x, [base=math.e])' and
-    'datetime(year, month, day[, hour[, minute]])' keep them, marked optional."""
-    if not doc:
-        return None
-    first = doc.strip().splitlines()[0].strip()
-    if not first.startswith(name + "("):
-        return None
-    # Up to the matching parenthesis: 'date(year, month, day) --> date object'.
-    depth = 0
-    for i, ch in enumerate(first[len(name):], start=len(name)):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 0:
-            return first[len(name): i + 1]
-    return None
+# -- signatures written in docstrings -------------------------------------------
+#
+# C callables often have no __text_signature__ but document their calls on the
+# docstring's first lines, in several forms that all have to be read:
+#
+#   array(object, dtype=None, *, copy=True, order='K', subok=False, ndmin=0,
+#         like=None)                                      (over several lines)
+#   range(stop) -> range object
+#   range(start, stop[, step]) -> range object           (overloads, one a line)
+#   datetime(year, month, day[, hour[, minute]])          (optional in brackets)
+#   arange([start,] stop[, step,], dtype=None)            (a leading optional)
+#   a.reshape(shape, order='C'), np.void(...), async anext(...)   (prefixes)
+#   itemgetter(item, ...), zip_longest(iter1 [,iter2 [...]])      (more of them)
+#   filter(function or None, iterable), concatenate((a1, a2, ...), axis=0)
+#
+# Every form becomes one or more plain parameter lists; nothing is evaluated
+# (defaults go through ast.literal_eval, or stay text).
+
+_MAX_SIGNATURE_LINES = 12
+_OPTIONAL = ("repr", "(optional)")  # bracketed: optional, default not expressible
 
 
-_OPTIONAL = "__snakebridge_optional__"
+def _doc_signatures(name, doc):
+    """The signature texts ('(x, y=1)') documented at the start of doc: the first
+    line must be one; the other lines of the first paragraph that are also
+    signatures of name are overloads. A signature may span lines."""
+    if not doc or not isinstance(name, str):
+        return []
+    start = re.compile(r"(?:async\s+)?(?:[A-Za-z_]\w*\.)*" + re.escape(name) + r"\s*\(")
+    lines = doc.strip().splitlines()
+    found, i = [], 0
+    while i < len(lines) and lines[i].strip():
+        m = start.match(lines[i].strip())
+        text, end = _balanced(lines, i, m.end() - 1) if m else (None, i)
+        if text is not None:
+            found.append(text)
+        elif i == 0:
+            return []
+        i = end + 1
+    return found
 
 
-def _unbracket(text):
-    """'(x, [base=math.e])' -> '(x, base=math.e)'. Parameters that start inside
-    brackets are optional; those without a default get the _OPTIONAL marker."""
-    items, item, depth, parens, start_depth = [], "", 0, 0, None
+def _balanced(lines, first, column):
+    """The parenthesised text starting at lines[first].strip()[column], joined
+    over lines until its parenthesis closes; (None, first) if it never does."""
+    text, depth, quote = "", 0, None
+    for j in range(first, min(len(lines), first + _MAX_SIGNATURE_LINES)):
+        line = lines[j].strip()[column if j == first else 0:]
+        for k, ch in enumerate(line):
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+                if depth == 0:
+                    return re.sub(r"\s+", " ", text + line[: k + 1]), j
+        text += line + " "
+    return None, first
+
+
+def _items(inner):
+    """Top-level items of a parameter list with the depth of optional brackets
+    each starts in: 'x[, y[, z]]' -> [('x', 0), ('y', 1), ('z', 2)]. Brackets
+    inside a default ('holidays=[]') are the value's; None if unbalanced."""
+    items, item, depth, nest, quote, start = [], "", 0, [], None, None
 
     def flush():
-        nonlocal item, start_depth
+        nonlocal item, start
         if item.strip():
-            items.append((item.strip(), (start_depth or 0) > 0))
-        item, start_depth = "", None
+            items.append((item.strip(), start))
+        item, start = "", None
 
-    for ch in text.strip()[1:-1]:
-        if parens == 0 and ch in "[],":
+    for ch in inner:
+        if quote or nest or ch in "'\"({" or (ch == "[" and item.rstrip().endswith("=")):
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch in "([{":
+                nest.append(ch)
+            elif ch in ")]}":
+                nest.pop()
+            start = depth if start is None else start
+            item += ch
+        elif ch == "[":
             flush()
-            depth += {"[": 1, "]": -1, ",": 0}[ch]
-            continue
-        parens += {"(": 1, ")": -1}.get(ch, 0)
-        if start_depth is None and not ch.isspace():
-            start_depth = depth
-        item += ch
+            depth += 1
+        elif ch == "]":
+            flush()
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == ",":
+            flush()
+        elif ch in ")}":
+            return None
+        else:
+            if start is None and not ch.isspace():
+                start = depth
+            item += ch
     flush()
-    out = []
-    for text_item, optional in items:
-        if optional and "=" not in text_item and text_item not in ("/", "*") and not text_item.startswith("*"):
-            text_item += "=" + _OPTIONAL
-        out.append(text_item)
-    return "(" + ", ".join(out) + ")"
+    return items if depth == 0 and not nest and not quote else None
 
 
-def _signature_from_doc(name, doc, positional_only=False):
-    """Parses 'name(a, b=1, /, *, c=None)' on a docstring's first line (numpy ufuncs)."""
-    if not doc:
-        return None
-    first = _doc_signature_line(name, doc)
-    if first is None:
-        return None
-    explicit_kinds = "/" in first or "*" in first
+def _one_param(text):
+    """(name, annotation, default) of 'x', 'x: int', 'x=1', or None."""
     try:
-        tree = ast.parse("def f" + _unbracket(first) + ": pass")
+        fn = ast.parse("def f(%s): pass" % text).body[0]
     except SyntaxError:
         return None
-    args = tree.body[0].args
-    params = []
+    args = fn.args
+    if len(args.args) != 1 or args.vararg or args.kwarg or args.kwonlyargs:
+        return None
+    arg = args.args[0]
+    default = _default_of(args.defaults[0]) if args.defaults else None
+    return arg.arg, (ast.unparse(arg.annotation) if arg.annotation else None), default
 
-    def default_of(node):
-        if isinstance(node, ast.Name) and node.id == _OPTIONAL:
-            return ("repr", "(optional)")
-        try:
-            value = ast.literal_eval(node)
-            return ("value", value) if _is_simple(value) else ("repr", ast.unparse(node))
-        except Exception:
-            return ("repr", ast.unparse(node))
 
-    positional = args.posonlyargs + args.args
-    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    for i, (arg, default) in enumerate(zip(positional, defaults)):
-        # C functions documented without '/' or '*' take their arguments by position.
-        by_position = i < len(args.posonlyargs) or (positional_only and not explicit_kinds)
-        kind = "positional_only" if by_position else "positional_or_keyword"
-        params.append(_param(arg.arg, kind, default_of(default) if default is not None else None, None))
-    if args.vararg:
-        params.append(_param(args.vararg.arg, "var_positional", None, None))
-    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-        params.append(_param(arg.arg, "keyword_only", default_of(default) if default is not None else None, None))
-    if args.kwarg:
-        params.append(_param(args.kwarg.arg, "var_keyword", None, None))
-    return params
+def _default_of(node):
+    try:
+        value = ast.literal_eval(node)
+        return ("value", value) if _is_simple(value) else ("repr", ast.unparse(node))
+    except Exception:
+        return ("repr", ast.unparse(node))
+
+
+def _parse_signature(text, c_positional):
+    """Parameter lists ([[param]]) for one documented signature: one, or two for
+    a leading optional ('[start,] stop'). c_positional: a C function documented
+    without '/' or '*' takes its arguments by position. [] if it cannot be read."""
+    items = _items(text.strip()[1:-1])
+    if items is None:
+        return []
+    explicit = any(t == "/" or t.startswith("*") for t, _ in items)
+    params, slash, star = [], False, False
+    for t, depth in items:
+        if t == "/":
+            if slash:
+                return []
+            slash = True
+            for p in params:
+                p["kind"] = "positional_only"
+        elif t in ("...", "\u2026"):  # more of the same
+            if params and params[-1]["kind"] in ("var_positional", "var_keyword"):
+                continue
+            after_keyword = params and params[-1]["default"] not in (None, _OPTIONAL)
+            if after_keyword or star:  # 'op1=func1, op2=func2, ...'
+                params.append(_param("kwargs", "var_keyword", None, None))
+            else:  # 'item, ...' -> *items
+                base = re.sub(r"\d+$", "", params[-1]["name"]) + "s" if params else "args"
+                base = "args" if any(p["name"] == base for p in params) else base
+                params.append(_param(base, "var_positional", None, None))
+                star = True
+        elif t == "*":
+            star = True
+        elif t.startswith("**") and t[2:].isidentifier():
+            params.append(_param(t[2:], "var_keyword", None, None))
+        elif t.startswith("*") and t[1:].isidentifier():
+            params.append(_param(t[1:], "var_positional", None, None))
+            star = True
+        else:
+            parsed = _one_param(t)
+            if parsed is None:
+                word = re.match(r"([A-Za-z_]\w*)\s+\w", t)  # 'function or None'
+                if t.startswith("(") and t.endswith(")"):
+                    parsed = ("seq", None, None)  # a tuple of items: '(a1, a2, ...)'
+                elif word:
+                    parsed = (word.group(1), None, None)
+                else:
+                    return []
+            name, annotation, default = parsed
+            if default is None and depth > 0:
+                default = _OPTIONAL
+            if star:
+                kind = "keyword_only"
+            elif (c_positional and not explicit) or (default == _OPTIONAL and not explicit):
+                kind = "positional_only"
+            else:
+                kind = "positional_or_keyword"
+            params.append(_param(name, kind, default, annotation))
+    # A positional-only parameter makes those before it positional-only too.
+    last_po = max((i for i, p in enumerate(params) if p["kind"] == "positional_only"), default=0)
+    for p in params[:last_po]:
+        if p["kind"] == "positional_or_keyword":
+            p["kind"] = "positional_only"
+    names = [p["name"] for p in params]
+    if len(set(names)) != len(names) or len([p for p in params if p["kind"] == "var_positional"]) > 1:
+        return []
+    return _leading_optional(params)
+
+
+_POSITIONAL = ("positional_only", "positional_or_keyword")
+
+
+def _leading_optional(params, depth=0):
+    """'[start,] stop[, step]': a bracketed optional before a required positional
+    parameter is two forms, (stop, *, step) and (start, stop[, step]). In the
+    short form the later optional positionals can only be named: passed by
+    position they would shift ('arange(10, float)' is arange(start=10, stop=float))."""
+    positional = [i for i, p in enumerate(params) if p["kind"] in _POSITIONAL]
+    required = [i for i in positional if _required(params[i])]
+    leading = [i for i in positional if not _required(params[i]) and required and i < required[-1]]
+    if not leading:
+        return [params]
+    if depth > 2 or any(params[i]["default"] != _OPTIONAL for i in leading):
+        return []  # 'f(a=1, b)': not a signature
+    last_required = required[-1]
+    short = []
+    for i, p in enumerate(params):
+        if i in leading:
+            continue
+        if i > last_required and p["kind"] in _POSITIONAL:
+            p = dict(p, kind="keyword_only")
+        short.append(p)
+    full = [dict(p, default=None) if i in leading else p for i, p in enumerate(params)]
+    return _leading_optional(short, depth + 1) + _leading_optional(full, depth + 1)
+
+
+def _required(p):
+    return p["default"] is None
+
+
+def _ufunc_parameters(fn):
+    """A ufunc's parameters from nin/nout (numpy documents the same list)."""
+    nin, nout = _attr(fn, "nin"), _attr(fn, "nout")
+    if not (isinstance(nin, int) and isinstance(nout, int)) or nin < 1:
+        return None
+    names = ["x"] if nin == 1 else ["x%d" % (i + 1) for i in range(nin)]
+    params = [_param(n, "positional_only", None, None) for n in names]
+    params.append(_param("out", "positional_or_keyword", ("value", None if nout == 1 else (None,) * nout), None))
+    for name, default in (("where", True), ("casting", "same_kind"), ("order", "K"), ("dtype", None), ("subok", True)):
+        params.append(_param(name, "keyword_only", ("value", default), None))
+    params.append(_param("kwargs", "var_keyword", None, None))
+    text = "(%s, /, out=%s, *, where=True, casting='same_kind', order='K', dtype=None, subok=True, **kwargs)" % (
+        ", ".join(names), "None" if nout == 1 else repr((None,) * nout))
+    return text, params
+
+
+def _signatures_from_doc(fn, name, doc, kind):
+    """[(text, params)] for every form documented on doc's first lines (a
+    ufunc's from nin/nout when its doc says otherwise); [] if none."""
+    c_positional = kind == "builtin"
+    found = []
+    for text in _doc_signatures(name, doc):
+        for params in _parse_signature(text, c_positional):
+            if params and params[0]["name"] in ("self", "cls") and params[0]["kind"] in _POSITIONAL:
+                params = params[1:]
+            if all(params != other for _, other in found):
+                found.append((text.replace("[, ", " [, ").replace(" [ ,", " [,"), params))
+    if kind == "ufunc":
+        nin = _attr(fn, "nin")
+
+        def inputs(params):
+            return sum(1 for p in params if p["kind"] in _POSITIONAL and _required(p))
+
+        if not found or any(inputs(ps) != nin for _, ps in found):
+            made = _ufunc_parameters(fn)
+            found = [made] if made else found
+    return found
 
 
 def _param(name, kind, default, annotation):
@@ -329,7 +503,9 @@ class _Describer:
 
     # -- callables ----------------------------------------------------------
 
-    def function(self, fn, name, qual, kind=None):
+    def function(self, fn, name, qual, kind=None, drop_self=False):
+        """drop_self: a method's signature from inspect starts with the object
+        (self, or cls); a documented one ('a.reshape(shape)') does not."""
         doc = _doc(fn)
         out = {
             "name": name,
@@ -339,6 +515,7 @@ class _Describer:
             "signature": None,
             "has_signature": False,
             "parameters": [],
+            "overloads": [],
             "return_annotation": None,
             "generator": inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn),
             "coroutine": inspect.iscoroutinefunction(fn),
@@ -363,15 +540,18 @@ class _Describer:
             out["signature"] = _without_addresses(str(sig))
             out["parameters"] = [self.parameter(p) for p in sig.parameters.values()]
             out["return_annotation"] = _annotation(sig.return_annotation)
+            if drop_self:
+                self.drop_self(out)
         else:
             # Aliases (numpy.mod is remainder) document themselves under their real name.
             real = _attr(fn, "__name__", name)
             real = real if isinstance(real, str) else name
-            params = _signature_from_doc(real, doc, positional_only=out["kind"] == "builtin")
-            if params is not None:
+            forms = _signatures_from_doc(fn, real, doc, out["kind"])
+            if forms:
                 out["has_signature"] = True
-                out["signature"] = _doc_signature_line(real, doc).replace("[, ", " [, ")
-                out["parameters"] = params
+                out["signature"], out["parameters"] = forms[0]
+                if len(forms) > 1:
+                    out["overloads"] = [{"signature": t, "parameters": ps} for t, ps in forms]
         return out
 
     def parameter(self, p):
@@ -431,8 +611,7 @@ class _Describer:
                     if isinstance(value, staticmethod):
                         out["static_methods"].append(self.function(value.__func__, attr, where, "staticmethod"))
                     elif isinstance(value, classmethod):
-                        fn = self.function(value.__func__, attr, where, "classmethod")
-                        self.drop_self(fn)  # cls
+                        fn = self.function(value.__func__, attr, where, "classmethod", drop_self=True)
                         out["class_methods"].append(fn)
                     elif isinstance(value, (property, types.GetSetDescriptorType, types.MemberDescriptorType)):
                         # A property knows its setter. C descriptors do not say: __slots__
@@ -446,8 +625,7 @@ class _Describer:
                     elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
                                             types.WrapperDescriptorType, types.ClassMethodDescriptorType)):
                         kind = "classmethod" if isinstance(value, types.ClassMethodDescriptorType) else "method"
-                        fn = self.function(value, attr, where, kind)
-                        self.drop_self(fn)  # self, or cls of a builtin class method
+                        fn = self.function(value, attr, where, kind, drop_self=True)  # self, or cls
                         (out["class_methods"] if kind == "classmethod" else out["methods"]).append(fn)
                     elif _is_simple(value) and not attr.startswith("_"):
                         out["constants"].append({"name": attr, "type": type(value).__name__,

@@ -452,14 +452,64 @@ defmodule SnakeBridge.Generation.DescribeTest do
       assert "ndarray" in names(numpy.classes)
     end
 
-    test "a C function without a signature is listed and still callable (numpy.array)", %{
-      numpy: numpy
-    } do
+    test "numpy.array's signature is read over the two lines of its docstring", %{numpy: numpy} do
       array = fun(numpy, "array")
-      assert %{kind: :builtin, has_signature: false, signature: nil, parameters: []} = array
-      assert array.doc =~ "array(object"
+      assert %{kind: :builtin, has_signature: true, overloads: []} = array
+      assert array.doc =~ "array(object, dtype=None, *, copy=True, order='K', subok=False, ndmin=0,\n"
+
+      assert array.signature == "(object, dtype=None, *, copy=True, order='K', subok=False, ndmin=0, like=None)"
+
+      assert Enum.map(array.parameters, &{&1.name, &1.kind, &1.default}) == [
+               {"object", :positional_or_keyword, :none},
+               {"dtype", :positional_or_keyword, {:value, nil}},
+               {"copy", :keyword_only, {:value, true}},
+               {"order", :keyword_only, {:value, "K"}},
+               {"subok", :keyword_only, {:value, false}},
+               {"ndmin", :keyword_only, {:value, 0}},
+               {"like", :keyword_only, {:value, nil}}
+             ]
+
       assert {:ok, ref} = SnakeBridge.call("numpy", "array", [[1, 2]])
       assert SnakeBridge.to_elixir!(ref) == [1, 2]
+    end
+
+    test "documented forms: a leading optional (arange), a tuple of arrays (concatenate), a list default", %{
+      numpy: numpy
+    } do
+      # arange([start,] stop[, step,], dtype=None, *, like=None): in the short
+      # form only stop is positional (more would shift: arange(10, float) is start=10)
+      assert [short, full] = fun(numpy, "arange").overloads
+
+      assert Enum.map(short.parameters, &{&1.name, &1.kind}) ==
+               [
+                 {"stop", :positional_or_keyword},
+                 {"step", :keyword_only},
+                 {"dtype", :keyword_only},
+                 {"like", :keyword_only}
+               ]
+
+      assert Enum.map(full.parameters, &{&1.name, &1.default}) ==
+               [
+                 {"start", :none},
+                 {"stop", :none},
+                 {"step", {:repr, "(optional)"}},
+                 {"dtype", {:value, nil}},
+                 {"like", {:value, nil}}
+               ]
+
+      assert [%{name: "seq", default: :none}, %{name: "axis", default: {:value, 0}} | _] =
+               fun(numpy, "concatenate").parameters
+
+      assert %{name: "holidays", default: {:value, []}} =
+               Enum.find(fun(numpy, "busday_count").parameters, &(&1.name == "holidays"))
+    end
+
+    test "methods documented with a prefix (a.reshape) keep their first parameter", %{numpy: numpy} do
+      ndarray = class(numpy, "ndarray")
+      reshape = Enum.find(ndarray.methods, &(&1.name == "reshape"))
+      assert reshape.signature == "(shape, order='C')"
+      assert [%{name: "shape", default: :none}, %{name: "order", default: {:value, "C"}}] = reshape.parameters
+      assert ndarray.init.signature == "(shape, dtype=float, buffer=None, offset=0, strides=None, order=None)"
     end
 
     test "ufuncs: kind :ufunc, parameters parsed from the docstring (numpy.add)", %{numpy: numpy} do
@@ -481,17 +531,71 @@ defmodule SnakeBridge.Generation.DescribeTest do
       assert SnakeBridge.call!("numpy", "add", [1, 2]) == 3
     end
 
-    test "builtins without a signature are listed, marked and callable; docstring signatures are used" do
+    test "builtins: docstring signatures, overloads one a line, and callables still without one" do
       builtins = SnakeBridge.describe_library!("builtins", depth: 0)
-      # anext has neither a text signature nor one on its docstring's first line
-      assert %{has_signature: false, parameters: []} = fun(builtins, "anext")
-      assert SnakeBridge.call!("builtins", "callable", [SnakeBridge.getattr!("builtins", "anext")])
-      # max has none from inspect, but 'max(iterable, *[, default=obj, key=func])' on its docstring
+      # max has none from inspect, but two forms on its docstring's first lines
+      max = fun(builtins, "max")
+
       assert %{has_signature: true, parameters: [%{name: "iterable"}, %{name: "default", kind: :keyword_only} | _]} =
-               fun(builtins, "max")
+               max
+
+      assert Enum.map(max.overloads, & &1.signature) ==
+               ["(iterable, * [, default=obj, key=func])", "(arg1, arg2, *args, * [, key=func])"]
+
+      assert [
+               %{name: "arg1"},
+               %{name: "arg2"},
+               %{name: "args", kind: :var_positional},
+               %{name: "key", kind: :keyword_only}
+             ] = Enum.at(max.overloads, 1).parameters
 
       assert SnakeBridge.call!("builtins", "max", [[3, 1, 2]]) == 3
+
+      # range(stop) / range(start, stop[, step]); the docstring of a C type whose
+      # class dict has none (type) is its tp_doc
+      range = class(builtins, "range").init
+
+      assert Enum.map(range.overloads, &Enum.map(&1.parameters, fn p -> p.name end)) == [
+               ["stop"],
+               ["start", "stop", "step"]
+             ]
+
+      assert length(class(builtins, "type").init.overloads) == 2
+
+      # 'async anext(aiterator[, default])' and 'filter(function or None, iterable)'
+      assert ["aiterator", "default"] = Enum.map(fun(builtins, "anext").parameters, & &1.name)
+      assert ["function", "iterable"] = Enum.map(class(builtins, "filter").init.parameters, & &1.name)
+
+      # 'D.pop(k[,d]) -> v': a method documented with a prefix
+      pop = Enum.find(class(builtins, "dict").methods, &(&1.name == "pop"))
+      assert [%{name: "k", default: :none}, %{name: "d", default: {:repr, "(optional)"}}] = pop.parameters
+
+      # an exception class documents no call
+      assert %{has_signature: false, parameters: []} = class(builtins, "ValueError").init
       assert String.starts_with?(builtins.version, "python-3.11.")
+
+      # functools.cmp_to_key: neither a text signature nor a documented one
+      functools = SnakeBridge.describe_library!("functools", depth: 0)
+      assert %{kind: :builtin, has_signature: false, parameters: []} = fun(functools, "cmp_to_key")
+      assert SnakeBridge.call!("builtins", "callable", [SnakeBridge.getattr!("functools", "cmp_to_key")])
+    end
+
+    test "itertools and operator: overloads, [...] and ... as more arguments of the same kind" do
+      it = SnakeBridge.describe_library!("itertools", depth: 0)
+      islice = class(it, "islice").init
+      assert Enum.map(islice.overloads, & &1.signature) == ["(iterable, stop)", "(iterable, start, stop [, step])"]
+
+      zip_longest = class(it, "zip_longest").init
+
+      assert Enum.map(zip_longest.parameters, &{&1.name, &1.kind}) == [
+               {"iter1", :positional_only},
+               {"iter2", :positional_only},
+               {"iters", :var_positional},
+               {"fillvalue", :keyword_only}
+             ]
+
+      op = SnakeBridge.describe_library!("operator", depth: 0)
+      assert [%{name: "item"}, %{name: "items", kind: :var_positional}] = class(op, "itemgetter").init.parameters
     end
   end
 

@@ -526,7 +526,8 @@ defmodule SnakeBridge.Generation.GeneratorTest do
     assert length(modules) > 50
     assert G.Numpy.add!(1, 2) == 3
     assert G.Numpy.add!(1, 2, dtype: "float64") == 3.0
-    assert G.Numpy.array!([[1, 2]]) |> SnakeBridge.to_elixir!() == [1, 2]
+    assert G.Numpy.array!([[1, 2]]) |> SnakeBridge.to_elixir!() == [[1, 2]]
+    assert G.Numpy.array!([1, 2]) |> SnakeBridge.to_elixir!() == [1, 2]
     assert G.Numpy.pi() == :math.pi()
   end
 end
