@@ -17,6 +17,11 @@ defmodule SnakeBridge.Generated do
     * positional-only optional parameters named in the keyword list are moved
       to their position, earlier gaps filled with their Python defaults;
     * `*args` is given by its Python name in the keyword list: `join("a", p: ["b", "c"])`;
+    * a callable whose docstring documents several forms (`range(stop)`,
+      `range(start, stop[, step])`) takes as many arguments as the longest; the
+      number given picks the form;
+    * a callable without any signature takes its positional arguments as
+      `args: [...]` in the keyword list;
     * typed argument mapping: a binary for a `bytes` parameter becomes `bytes`,
       an integer for a `float` one a float, a list for a `tuple` one a tuple.
   """
@@ -28,31 +33,87 @@ defmodule SnakeBridge.Generated do
 
   @doc false
   # spec: %{required: [{name, :pos | :kw}], optional: [{name, :pos_only | :pos, default}],
-  #         var_positional: name | nil, coerce: %{name => :bytes | :float | :tuple}}
+  #         var_positional: name | nil, coerce: %{name => :bytes | :float | :tuple}},
+  # or %{signature: text, overloads: [spec]}: documented forms, told apart by
+  # how many positional arguments are given.
   def call(target, function, spec, required, optional, kwargs, opts, defaults) do
     {optional, kwargs, opts} = shift_tails(optional, kwargs, opts)
 
     with :ok <- check_keywords(spec, function, kwargs, opts),
-         {:ok, args, kw} <- build(spec, required, optional, kwargs) do
+         {:ok, form, required, optional} <- form(spec, required, optional),
+         {:ok, args, kw} <- build(form, required, optional, kwargs) do
       SnakeBridge.call(target, function, args, kw, Keyword.merge(defaults, opts))
     end
   end
 
+  defp form(%{overloads: forms} = spec, required, optional) do
+    values = required ++ optional
+    n = length(values)
+
+    fits? = fn form ->
+      r = length(form.required)
+      r <= n and n <= r + length(Map.get(form, :optional, []))
+    end
+
+    case Enum.find(forms, fits?) do
+      nil ->
+        {:error,
+         %ArgumentError{
+           message:
+             "#{spec.signature}: no documented form takes #{n} positional argument#{if n == 1, do: "", else: "s"}"
+         }}
+
+      form ->
+        {required, optional} = Enum.split(values, length(form.required))
+        {:ok, form, required, optional}
+    end
+  end
+
+  defp form(spec, required, optional), do: {:ok, spec, required, optional}
+
   @doc false
-  # A callable without a known signature: positional list, keyword arguments, options.
-  def call_untyped(target, function, args, kwargs, opts, defaults) when is_list(args) do
-    with :ok <- check_keywords(%{}, function, kwargs, opts) do
+  # A callable without a known signature: its positional arguments come by name,
+  # `args: [...]`, as `*args` does; a list where the keyword list goes is refused
+  # (it would otherwise be taken for the argument list: `array([[1, 2]])`).
+  def call_untyped(target, function, kwargs, opts, defaults) do
+    with :ok <- check_untyped(function, kwargs),
+         :ok <- check_keywords(%{}, function, kwargs, opts),
+         {:ok, args, kwargs} <- untyped_args(function, kwargs) do
       SnakeBridge.call(target, function, args, kwargs, Keyword.merge(defaults, opts))
     end
   end
 
-  def call_untyped(_target, function, args, _kwargs, _opts, _defaults) do
-    {:error,
-     %ArgumentError{
-       message:
-         "Python gives no signature for #{function}: pass its positional arguments as a list, " <>
-           "e.g. [#{inspect(args)}], got: #{inspect(args)}"
-     }}
+  defp check_untyped(function, [_ | _] = list) do
+    if Keyword.keyword?(list), do: :ok, else: {:error, untyped_error(function, list)}
+  end
+
+  defp check_untyped(_function, _kwargs), do: :ok
+
+  defp untyped_args(function, kwargs) do
+    {args, kwargs} =
+      if is_map(kwargs) do
+        {Map.get(kwargs, :args, Map.get(kwargs, "args", [])), Map.drop(kwargs, [:args, "args"])}
+      else
+        {Keyword.get(kwargs, :args, []), Keyword.delete(kwargs, :args)}
+      end
+
+    if is_list(args), do: {:ok, args, kwargs}, else: {:error, untyped_error(function, args)}
+  end
+
+  defp untyped_error(function, got) do
+    text = inspect(got, limit: 10, printable_limit: 60)
+
+    hint =
+      if is_list(got),
+        do:
+          "#{function}(args: #{text}) passes these as the arguments, #{function}(args: [#{text}]) this list as the one argument",
+        else: "#{function}(args: [#{text}])"
+
+    %ArgumentError{
+      message:
+        "Python gives no signature for #{function}: its positional arguments go in the keyword list " <>
+          "as args: [...]: #{hint}; got: #{text}"
+    }
   end
 
   # What a user passed where keyword arguments and options go must be a

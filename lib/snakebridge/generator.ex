@@ -253,6 +253,7 @@ defmodule SnakeBridge.Generator do
             has_signature: false,
             signature: nil,
             parameters: [],
+            overloads: [],
             return_annotation: nil,
             kind: :class
           },
@@ -307,7 +308,9 @@ defmodule SnakeBridge.Generator do
       doc_lines(
         "Python class `#{class.qualname}`#{if class.exception, do: " (an exception class)", else: ""}, " <>
           "from module `#{schema.name}`. Build instances with `new/N`; methods take the object first." <>
-          aliases_note(class) <> inherited_note(delegated, local) <> if(class.doc, do: "\n\n" <> class.doc, else: "")
+          aliases_note(class) <>
+          inherited_note(delegated, local) <>
+          if(class.doc, do: "\n\n" <> class.doc, else: "")
       ),
       "  \"\"\"\n\n",
       attributes(schema, defaults),
@@ -394,9 +397,16 @@ defmodule SnakeBridge.Generator do
       if role == :constructor, do: "[{:return, :ref} | @snakebridge_defaults]", else: "@snakebridge_defaults"
 
     if f.has_signature do
-      p = plan(f, MapSet.new(self_arg))
-      required_vars = Enum.map(p.required, & &1.var)
-      optional_vars = Enum.map(p.optional, & &1.var)
+      taken = MapSet.new(self_arg)
+
+      {head, spec_info, plans} =
+        case Map.get(f, :overloads, []) do
+          [_, _ | _] = forms -> overloaded_head(forms, python_name, taken)
+          _ -> single_head(f, python_name, taken)
+        end
+
+      required_vars = Enum.map(head.required, & &1.var)
+      optional_vars = Enum.map(head.optional, & &1.var)
 
       args_full =
         self_arg ++
@@ -404,22 +414,10 @@ defmodule SnakeBridge.Generator do
           Enum.map(optional_vars, &"#{&1} \\\\ SnakeBridge.Generated.unset()") ++ ["kwargs \\\\ []", "opts \\\\ []"]
 
       args_plain = self_arg ++ required_vars ++ optional_vars ++ ["kwargs", "opts"]
-      types = self_type ++ Enum.map(p.required ++ p.optional, & &1.type) ++ ["keyword() | map()", "keyword()"]
-
-      spec_info = %{
-        signature: "#{python_name}#{f.signature}",
-        required: Enum.map(p.required, &{&1.python, &1.how}),
-        optional: Enum.map(p.optional, &{&1.python, &1.how, &1.default}),
-        var_positional: p.var_positional,
-        coerce: p.coerce
-      }
-
-      spec_info = if p.optional == [], do: Map.delete(spec_info, :optional), else: spec_info
-      spec_info = if p.var_positional == nil, do: Map.delete(spec_info, :var_positional), else: spec_info
-      spec_info = if p.coerce == %{}, do: Map.delete(spec_info, :coerce), else: spec_info
+      types = self_type ++ Enum.map(head.required ++ head.optional, & &1.type) ++ ["keyword() | map()", "keyword()"]
 
       [
-        doc(f, name, python_name, p, method?, role),
+        doc(f, name, python_name, plans, method?, role),
         "  @spec #{name}(#{Enum.join(types, ", ")}) :: {:ok, #{ret}} | {:error, Exception.t()}\n",
         "  def #{name}(#{Enum.join(args_full, ", ")}) do\n",
         "    SnakeBridge.Generated.call(#{target_expr}, #{inspect(call_name)}, #{inspect(spec_info, limit: :infinity, printable_limit: :infinity)}, ",
@@ -428,19 +426,67 @@ defmodule SnakeBridge.Generator do
         bang(name, args_full, args_plain, types, ret)
       ]
     else
-      args_full = self_arg ++ ["args \\\\ []", "kwargs \\\\ []", "opts \\\\ []"]
-      args_plain = self_arg ++ ["args", "kwargs", "opts"]
-      types = self_type ++ ["list()", "keyword() | map()", "keyword()"]
+      # No signature: positional arguments by name, `args: [...]`, as for `*args`;
+      # never a leading list that a list argument could be mistaken for.
+      args_full = self_arg ++ ["kwargs \\\\ []", "opts \\\\ []"]
+      args_plain = self_arg ++ ["kwargs", "opts"]
+      types = self_type ++ ["keyword() | map()", "keyword()"]
 
       [
         doc(f, name, python_name, nil, method?, role),
         "  @spec #{name}(#{Enum.join(types, ", ")}) :: {:ok, #{ret}} | {:error, Exception.t()}\n",
         "  def #{name}(#{Enum.join(args_full, ", ")}) do\n",
-        "    SnakeBridge.Generated.call_untyped(#{target_expr}, #{inspect(call_name)}, args, kwargs, opts, #{defaults_expr})\n",
+        "    SnakeBridge.Generated.call_untyped(#{target_expr}, #{inspect(call_name)}, kwargs, opts, #{defaults_expr})\n",
         "  end\n\n",
         bang(name, args_full, args_plain, types, ret)
       ]
     end
+  end
+
+  defp single_head(f, python_name, taken) do
+    p = plan(f.parameters, taken)
+    {%{required: p.required, optional: p.optional}, form_spec(p, "#{python_name}#{f.signature}"), [{f.signature, p}]}
+  end
+
+  # Several documented forms (range(stop), range(start, stop[, step])) share one
+  # head: as many leading arguments as the shortest form requires, then optional
+  # ones up to the longest; the number given picks the form when called.
+  defp overloaded_head(forms, python_name, taken) do
+    plans = Enum.map(forms, &{&1.signature, plan(&1.parameters, taken)})
+    slots = Enum.map(plans, fn {_, p} -> p.required ++ p.optional end)
+    n_required = plans |> Enum.map(fn {_, p} -> length(p.required) end) |> Enum.min()
+    n_slots = slots |> Enum.map(&length/1) |> Enum.max()
+
+    {vars, _} =
+      Enum.map_reduce(0..(n_slots - 1)//1, taken, fn i, taken ->
+        names = slots |> Enum.map(&Enum.at(&1, i)) |> Enum.reject(&is_nil/1) |> Enum.map(& &1.python) |> Enum.uniq()
+        base = if length(names) <= 2, do: Enum.join(names, "_or_"), else: "arg#{i + 1}"
+        var = Naming.variable_name(base, taken)
+        {%{var: var, type: "term()"}, MapSet.put(taken, var)}
+      end)
+
+    {required, optional} = Enum.split(vars, n_required)
+    signatures = plans |> Enum.map(fn {sig, _} -> "#{python_name}#{sig}" end) |> Enum.uniq()
+
+    spec = %{
+      signature: Enum.join(signatures, " | "),
+      overloads: Enum.map(plans, fn {sig, p} -> form_spec(p, "#{python_name}#{sig}") end)
+    }
+
+    {%{required: required, optional: optional}, spec, plans}
+  end
+
+  # What SnakeBridge.Generated.call/8 needs of one form.
+  defp form_spec(p, signature) do
+    [
+      signature: signature,
+      required: Enum.map(p.required, &{&1.python, &1.how}),
+      optional: Enum.map(p.optional, &{&1.python, &1.how, &1.default}),
+      var_positional: p.var_positional,
+      coerce: p.coerce
+    ]
+    |> Enum.reject(fn {k, v} -> k in [:optional, :var_positional, :coerce] and v in [[], nil, %{}] end)
+    |> Map.new()
   end
 
   defp bang(name, args_full, args_plain, types, ret) do
@@ -454,9 +500,9 @@ defmodule SnakeBridge.Generator do
   end
 
   # How each Python parameter is passed.
-  defp plan(f, taken) do
+  defp plan(parameters, taken) do
     {entries, _} =
-      Enum.map_reduce(f.parameters, taken, fn param, taken ->
+      Enum.map_reduce(parameters, taken, fn param, taken ->
         var = Naming.variable_name(param.name, taken)
         {Map.put(param, :var, var), MapSet.put(taken, var)}
       end)
@@ -498,8 +544,12 @@ defmodule SnakeBridge.Generator do
     }
   end
 
-  defp doc(f, name, python_name, plan, method?, role) do
-    signature = "#{python_name}#{f.signature || "(...)"}"
+  defp doc(f, name, python_name, plans, method?, role) do
+    signatures =
+      case plans do
+        nil -> ["#{python_name}(...)"]
+        plans -> plans |> Enum.map(fn {sig, _} -> "#{python_name}#{sig}" end) |> Enum.uniq()
+      end
 
     renamed =
       if name != python_name and role != :constructor and not String.contains?(python_name, "."),
@@ -507,31 +557,48 @@ defmodule SnakeBridge.Generator do
         else: ""
 
     how =
-      cond do
-        plan == nil ->
-          "Python gives no signature for this callable: pass positional arguments as a list, keyword arguments as a keyword list."
+      case plans do
+        nil ->
+          "Python gives no signature for this callable: its positional arguments go in the keyword list as " <>
+            "`args: [...]`, with any keyword arguments (`args: [x, y], key: 1`). A list given alone is refused, " <>
+            "never taken as the argument list."
 
-        true ->
-          optional = Enum.map(plan.optional, &"`#{&1.python}`") ++ Enum.map(plan.keywords, &"`#{&1.name}`")
+        [{_, plan}] ->
+          how(plan.optional, plan.keywords, plan.var_positional)
 
-          star =
-            if plan.var_positional,
-              do: " `*#{plan.var_positional}` goes in the keyword list as `#{plan.var_positional}: [...]`.",
-              else: ""
+        plans ->
+          ps = Enum.map(plans, &elem(&1, 1))
 
-          if optional == [] do
-            "Optional Python keyword arguments go in `kwargs`." <> star
-          else
-            "Optional arguments (in `kwargs`): " <> Enum.join(optional, ", ") <> "." <> star
-          end
+          "The documented forms are told apart by the number of positional arguments. " <>
+            how(
+              ps |> Enum.flat_map(& &1.optional) |> Enum.uniq_by(& &1.python),
+              ps |> Enum.flat_map(& &1.keywords) |> Enum.uniq_by(& &1.name),
+              Enum.find_value(ps, & &1.var_positional)
+            )
       end
 
     target = if method?, do: "The object comes first. ", else: ""
 
     body =
-      (f.doc || "(No Python docstring.)") <> "\n\n## Python\n\n    " <> signature <> renamed <> "\n\n" <> target <> how
+      (f.doc || "(No Python docstring.)") <>
+        "\n\n## Python\n\n" <> Enum.map_join(signatures, "\n", &("    " <> &1)) <> renamed <> "\n\n" <> target <> how
 
     ["  @doc \"\"\"\n", doc_lines(body), "  \"\"\"\n"]
+  end
+
+  defp how(optional, keywords, var_positional) do
+    optional = Enum.map(optional, &"`#{&1.python}`") ++ Enum.map(keywords, &"`#{&1.name}`")
+
+    star =
+      if var_positional,
+        do: " `*#{var_positional}` goes in the keyword list as `#{var_positional}: [...]`.",
+        else: ""
+
+    if optional == [] do
+      "Optional Python keyword arguments go in `kwargs`." <> star
+    else
+      "Optional arguments (in `kwargs`): " <> Enum.join(optional, ", ") <> "." <> star
+    end
   end
 
   # ------------------------------------------------------------------ text

@@ -313,8 +313,9 @@ defmodule SnakeBridge.Generation.GeneratorTest do
       date = G.Datetime.Date.new!(2024, 1, 2)
       assert SnakeBridge.to_elixir!(date) == ~D[2024-01-02]
       assert G.Datetime.Date.isoformat!(date) == "2024-01-02"
-      # date.fromisoformat gives no signature: the untyped form takes a list
-      assert G.Datetime.Date.fromisoformat!(["2024-02-03"]) == ~D[2024-02-03]
+      # date.fromisoformat gives no signature: positional arguments go as args: [...]
+      assert G.Datetime.Date.fromisoformat!(args: ["2024-02-03"]) == ~D[2024-02-03]
+      assert {:error, %ArgumentError{}} = G.Datetime.Date.fromisoformat(["2024-02-03"])
       assert G.Datetime.maxyear() == 9999
       # datetime.datetime's signature comes from its docstring, optional parts in brackets
       assert SnakeBridge.to_elixir!(G.Datetime.Datetime.new!(2024, 1, 2, 3, 4, 5)) ==
@@ -528,6 +529,7 @@ defmodule SnakeBridge.Generation.GeneratorTest do
     assert G.Numpy.add!(1, 2, dtype: "float64") == 3.0
     assert G.Numpy.array!([[1, 2]]) |> SnakeBridge.to_elixir!() == [[1, 2]]
     assert G.Numpy.array!([1, 2]) |> SnakeBridge.to_elixir!() == [1, 2]
+
     assert G.Numpy.pi() == :math.pi()
   end
 end
