@@ -420,7 +420,8 @@ defmodule SnakeBridge.Generation.GeneratorTest do
 
       {[signature], dumps_doc} = fun_doc(docs, :dumps, 3)
       assert signature == "dumps(obj, kwargs \\\\ [], opts \\\\ [])"
-      assert dumps_doc =~ "Serialize ``obj``"
+      # reStructuredText ``literals`` become Markdown code spans
+      assert dumps_doc =~ "Serialize `obj` to a JSON formatted `str`."
       assert dumps_doc =~ "## Python"
       assert dumps_doc =~ "dumps(obj, *, skipkeys=False, ensure_ascii=True"
       assert dumps_doc =~ "`indent`"
@@ -530,6 +531,19 @@ defmodule SnakeBridge.Generation.GeneratorTest do
     assert G.Numpy.array!([[1, 2]]) |> SnakeBridge.to_elixir!() == [[1, 2]]
     assert G.Numpy.array!([1, 2]) |> SnakeBridge.to_elixir!() == [1, 2]
 
+    # numpy's docstring in Markdown: sections as headings, parameters as a list, doctests as code
+    {:docs_v1, _, :elixir, _, _, _, docs} = Code.fetch_docs(Path.join(ebin, "#{G.Numpy}.beam"))
+    {_, array_doc} = fun_doc(docs, :array, 4)
+
+    assert array_doc =~
+             "```\narray(object, dtype=None, *, copy=True, order='K', subok=False, ndmin=0,\n      like=None)\n```"
+
+    assert array_doc =~ "\n## Parameters\n\n* `object` (array_like) - An array, any object exposing"
+    assert array_doc =~ "\n* `dtype` (data-type, optional) - The desired data-type"
+    assert array_doc =~ "\n## See Also\n\n* `empty_like` - Return an empty array"
+    assert array_doc =~ "\n## Examples\n\n```python\n>>> np.array([1, 2, 3])\narray([1, 2, 3])\n```"
+    refute array_doc =~ "----------"
+    refute array_doc =~ ".. versionadded::"
     assert G.Numpy.pi() == :math.pi()
   end
 end
