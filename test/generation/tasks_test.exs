@@ -74,6 +74,9 @@ defmodule SnakeBridge.Generation.TasksTest do
       assert out =~ "print(*args, sep=' ', end='\\n', file=None, flush=False)"
       # documented on its docstring only
       assert out =~ "anext(aiterator [, default])"
+      # every documented form
+      assert out =~ "max(iterable, * [, default=obj, key=func]) | max(arg1, arg2, *args, * [, key=func])"
+      assert out =~ "range(stop) | range(start, stop [, step]) — "
       refute out =~ "not imported"
       assert run_task("snakebridge.discover", ["functools"]) =~ "cmp_to_key(...)  [no signature]"
     end

@@ -61,10 +61,10 @@ defmodule Mix.Tasks.Snakebridge.Discover do
 
     lines =
       ["#{pad}#{schema.name}#{version} — #{first_line(schema.doc)}"] ++
-        section(pad, "functions", schema.functions, &"#{&1.name}#{&1.signature || "(...)  [no signature]"}") ++
+        section(pad, "functions", schema.functions, &signatures(&1.name, &1, "(...)  [no signature]")) ++
         section(pad, "classes", schema.classes, fn c ->
           n = length(c.methods) + length(c.class_methods) + length(c.static_methods)
-          "#{c.name}#{(c.init && c.init.signature) || "(...)"} — #{n} methods, #{length(c.properties)} properties"
+          "#{signatures(c.name, c.init, "(...)")} — #{n} methods, #{length(c.properties)} properties"
         end) ++
         section(pad, "constants", schema.constants, &"#{&1.name} = #{&1.repr}") ++
         if(schema.unimported_submodules == [],
@@ -76,6 +76,13 @@ defmodule Mix.Tasks.Snakebridge.Discover do
 
     Enum.join(lines, "\n")
   end
+
+  # Every documented form: range(stop) | range(start, stop [, step]).
+  defp signatures(name, %{overloads: [_, _ | _] = forms}, _none),
+    do: forms |> Enum.map(&"#{name}#{&1.signature}") |> Enum.uniq() |> Enum.join(" | ")
+
+  defp signatures(name, %{signature: signature}, _none) when is_binary(signature), do: name <> signature
+  defp signatures(name, _callable, none), do: name <> none
 
   defp section(_pad, _title, [], _fun), do: []
 
