@@ -42,7 +42,40 @@ defmodule SnakeBridge.Generated do
     with :ok <- check_keywords(spec, function, kwargs, opts),
          {:ok, form, required, optional} <- form(spec, required, optional),
          {:ok, args, kw} <- build(form, required, optional, kwargs) do
-      SnakeBridge.call(target, function, args, kw, Keyword.merge(defaults, opts))
+      dispatch(target, function, args, kw, Keyword.merge(defaults, opts))
+    end
+  end
+
+  # A method wrapper's target is {:method, self, module, "Class.method"}: the
+  # method of the object given, or, for an Elixir value, the class's method
+  # called with it (Dict.get(%{"a" => 1}, "a") is dict.get({'a': 1}, 'a')).
+  defp dispatch({:method, %SnakeBridge.Object{} = object, _module, _qualified}, function, args, kw, opts),
+    do: SnakeBridge.call(object, function, args, kw, opts)
+
+  defp dispatch({:method, value, module, qualified}, _function, args, kw, opts),
+    do: SnakeBridge.call(module, qualified, [value | args], kw, opts)
+
+  defp dispatch(module, function, args, kw, opts), do: SnakeBridge.call(module, function, args, kw, opts)
+
+  @doc false
+  # A property's getter and setter: on the object given, or on an Elixir value
+  # converted to Python (getattr(value, name)).
+  def getattr(self, name, opts, defaults) do
+    with :ok <- check_keywords(%{}, name, [], opts) do
+      case self do
+        %SnakeBridge.Object{} -> SnakeBridge.getattr(self, name, Keyword.merge(defaults, opts))
+        value -> SnakeBridge.call("builtins", "getattr", [value, name], [], Keyword.merge(defaults, opts))
+      end
+    end
+  end
+
+  @doc false
+  def setattr(self, name, value, opts, defaults) do
+    with :ok <- check_keywords(%{}, name, [], opts) do
+      case self do
+        %SnakeBridge.Object{} -> SnakeBridge.setattr(self, name, value, Keyword.merge(defaults, opts))
+        other -> SnakeBridge.call("builtins", "setattr", [other, name, value], [], Keyword.merge(defaults, opts))
+      end
     end
   end
 
@@ -79,7 +112,7 @@ defmodule SnakeBridge.Generated do
     with :ok <- check_untyped(function, kwargs),
          :ok <- check_keywords(%{}, function, kwargs, opts),
          {:ok, args, kwargs} <- untyped_args(function, kwargs) do
-      SnakeBridge.call(target, function, args, kwargs, Keyword.merge(defaults, opts))
+      dispatch(target, function, args, kwargs, Keyword.merge(defaults, opts))
     end
   end
 
@@ -122,9 +155,18 @@ defmodule SnakeBridge.Generated do
   # never an exception from inside a generated module.
   defp check_keywords(spec, function, kwargs, opts) do
     cond do
-      not SnakeBridge.Runtime.kwargs?(kwargs) -> {:error, keyword_error(spec, function, "keyword arguments", kwargs)}
-      not (is_list(opts) and Keyword.keyword?(opts)) -> {:error, keyword_error(spec, function, "options", opts)}
-      true -> :ok
+      not SnakeBridge.Runtime.kwargs?(kwargs) ->
+        {:error, keyword_error(spec, function, "keyword arguments", kwargs)}
+
+      not (is_list(opts) and Keyword.keyword?(opts)) ->
+        {:error, keyword_error(spec, function, "options", opts)}
+
+      problem = SnakeBridge.Runtime.options_problem(opts) ->
+        python = Map.get(spec, :signature) || "#{function}(...)"
+        {:error, %ArgumentError{message: "#{python}: #{problem} (Python keyword arguments go before the options)"}}
+
+      true ->
+        :ok
     end
   end
 

@@ -276,7 +276,7 @@ defmodule SnakeBridge.Generator do
     {methods, taken} =
       Enum.map_reduce(Enum.map(class.methods, inherited), taken, fn m, taken ->
         name = Naming.function_name(m.name, taken, ["new"])
-        {callable(m, name, {:method, m.name}, :value), taken |> MapSet.put(name) |> MapSet.put(name <> "!")}
+        {callable(m, name, {:method, m.name, class_path}, :value), taken |> MapSet.put(name) |> MapSet.put(name <> "!")}
       end)
 
     {statics, taken} =
@@ -351,7 +351,7 @@ defmodule SnakeBridge.Generator do
       doc_lines(doc),
       "  \"\"\"\n",
       "  @spec #{getter}(SnakeBridge.Object.t(), keyword()) :: {:ok, term()} | {:error, Exception.t()}\n",
-      "  def #{getter}(self, opts \\\\ []), do: SnakeBridge.getattr(self, #{inspect(p.name)}, Keyword.merge(@snakebridge_defaults, opts))\n\n",
+      "  def #{getter}(self, opts \\\\ []), do: SnakeBridge.Generated.getattr(self, #{inspect(p.name)}, opts, @snakebridge_defaults)\n\n",
       "  @doc \"Like `#{getter}/2` but returns the value or raises.\"\n",
       "  @spec #{getter}!(SnakeBridge.Object.t(), keyword()) :: term()\n",
       "  def #{getter}!(self, opts \\\\ []), do: SnakeBridge.Generated.unwrap(#{getter}(self, opts))\n"
@@ -362,7 +362,7 @@ defmodule SnakeBridge.Generator do
         [
           "\n  @doc \"Sets the Python attribute `#{p.name}`.\"\n",
           "  @spec #{setter}(SnakeBridge.Object.t(), term(), keyword()) :: {:ok, nil} | {:error, Exception.t()}\n",
-          "  def #{setter}(self, value, opts \\\\ []), do: SnakeBridge.setattr(self, #{inspect(p.name)}, value, Keyword.merge(@snakebridge_defaults, opts))\n\n",
+          "  def #{setter}(self, value, opts \\\\ []), do: SnakeBridge.Generated.setattr(self, #{inspect(p.name)}, value, opts, @snakebridge_defaults)\n\n",
           "  @doc \"Like `#{setter}/3` but returns nil or raises.\"\n",
           "  @spec #{setter}!(SnakeBridge.Object.t(), term(), keyword()) :: nil\n",
           "  def #{setter}!(self, value, opts \\\\ []), do: SnakeBridge.Generated.unwrap(#{setter}(self, value, opts))\n"
@@ -383,12 +383,19 @@ defmodule SnakeBridge.Generator do
 
   # ------------------------------------------------------------------ callables
 
-  # target: {:module, dotted_name} called on @python_module, or {:method, name}
-  # called on the object passed first. role: :value or :constructor.
+  # target: {:module, dotted_name} called on @python_module, or {:method, name,
+  # class} called on the object passed first. role: :value or :constructor.
   defp callable(f, name, target, role) do
-    method? = match?({:method, _}, target)
+    method? = match?({:method, _, _}, target)
     python_name = elem(target, 1)
-    {target_expr, call_name} = if method?, do: {"self", python_name}, else: {"@python_module", python_name}
+    # A method is called on the object given, or, given an Elixir value (a map,
+    # a string), looked up on its class and called with the value.
+    {target_expr, call_name} =
+      case target do
+        {:method, _, class} -> {"{:method, self, @python_module, #{inspect(class <> "." <> python_name)}}", python_name}
+        _ -> {"@python_module", python_name}
+      end
+
     ret = if role == :constructor, do: "SnakeBridge.Object.t()", else: Types.spec(f.return_annotation, :return)
     self_arg = if method?, do: ["self"], else: []
     self_type = if method?, do: ["SnakeBridge.Object.t()"], else: []

@@ -173,22 +173,44 @@ defmodule SnakeBridge.Runtime do
   defp remaining(:infinity), do: :infinity
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
 
-  defp options([]), do: {:auto, @default_timeout, :nif}
+  defp options(opts) do
+    case parse_options(opts) do
+      {:ok, parsed} -> parsed
+      {:error, message} -> raise ArgumentError, message
+    end
+  end
 
-  defp options(opts) when is_list(opts) do
-    Enum.reduce(opts, {:auto, @default_timeout, :nif}, fn
-      {:return, mode}, {_, t, b} when mode in [:auto, :ref, :value] -> {mode, t, b}
-      {:timeout, :infinity}, {m, _, b} -> {m, :infinity, b}
-      {:timeout, t}, {m, _, b} when is_integer(t) and t >= 0 -> {m, t, b}
-      {:backend, :nif}, {m, t, _} -> {m, t, :nif}
-      {:backend, {:pool, name}}, {m, t, _} -> {m, t, {:pool, name}}
-      {:backend, {:worker, pid}}, {m, t, _} when is_pid(pid) -> {m, t, {:worker, pid}}
-      {:binaries, b}, acc when b in [:bytes, :text] -> acc
-      {:encoded, _}, acc -> acc
-      {:cancel_tag, _}, acc -> acc
-      other, _ -> raise ArgumentError, "invalid SnakeBridge option: #{inspect(other)}"
+  @doc false
+  # What is wrong with a list of SnakeBridge options, or nil. Generated wrappers
+  # return it as an error (user input), where the runtime API raises.
+  def options_problem(opts) do
+    case parse_options(opts) do
+      {:ok, _} -> nil
+      {:error, message} -> message
+    end
+  end
+
+  defp parse_options([]), do: {:ok, {:auto, @default_timeout, :nif}}
+
+  defp parse_options(opts) when is_list(opts) do
+    Enum.reduce_while(opts, {:ok, {:auto, @default_timeout, :nif}}, fn option, {:ok, acc} ->
+      case option(option, acc) do
+        :error -> {:halt, {:error, "invalid SnakeBridge option: #{inspect(option)}"}}
+        acc -> {:cont, {:ok, acc}}
+      end
     end)
   end
+
+  defp option({:return, mode}, {_, t, b}) when mode in [:auto, :ref, :value], do: {mode, t, b}
+  defp option({:timeout, :infinity}, {m, _, b}), do: {m, :infinity, b}
+  defp option({:timeout, t}, {m, _, b}) when is_integer(t) and t >= 0, do: {m, t, b}
+  defp option({:backend, :nif}, {m, t, _}), do: {m, t, :nif}
+  defp option({:backend, {:pool, name}}, {m, t, _}), do: {m, t, {:pool, name}}
+  defp option({:backend, {:worker, pid}}, {m, t, _}) when is_pid(pid), do: {m, t, {:worker, pid}}
+  defp option({:binaries, b}, acc) when b in [:bytes, :text], do: acc
+  defp option({:encoded, _}, acc), do: acc
+  defp option({:cancel_tag, _}, acc), do: acc
+  defp option(_other, _acc), do: :error
 
   @doc false
   # An {:error, reason} term of a backend, as an exception struct.

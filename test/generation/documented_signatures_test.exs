@@ -218,6 +218,48 @@ defmodule SnakeBridge.Generation.DocumentedSignaturesTest do
     end
   end
 
+  describe "methods and properties given an Elixir value instead of an object" do
+    test "are looked up on the class and called with the value" do
+      # str.upper("abc"), not a module named "abc"
+      assert Builtins.Str.upper!("abc") == py("str.upper('abc')")
+      assert Builtins.Dict.get!(%{"a" => 1}, "a") == 1
+      assert Builtins.Int.real!(5) == 5
+      assert {:error, %SnakeBridge.PythonError{type: "TypeError"}} = Np.Ndarray.reshape([1, 2, 3, 4], {2, 2})
+      assert {:error, %ArgumentError{message: message}} = Builtins.Int.real(5, [:nope])
+      assert message =~ "options must be a keyword list"
+    end
+  end
+
+  describe "non-bang wrappers never raise for user input" do
+    test "any arguments give {:ok, _} or {:error, _}" do
+      junk = [1, -1, [1, 2], [[1], [2]], %{1 => 2}, {:a}, "x", [a: 1], [args: 5], nil, 2.5]
+      :rand.seed(:exsss, {13, 1, 6})
+
+      for module <- [
+            Np,
+            Np.Ndarray,
+            Builtins,
+            Builtins.Range,
+            Builtins.Dict,
+            Builtins.Type,
+            Itertools.Islice,
+            Math,
+            Collections.Deque
+          ],
+          {name, arity} <- module.__info__(:functions),
+          not String.ends_with?(Atom.to_string(name), "!"),
+          arity > 0,
+          not String.starts_with?(Atom.to_string(name), "__"),
+          _ <- 1..4 do
+        args = for _ <- 1..arity, do: Enum.random(junk)
+        result = apply(module, name, args)
+
+        assert match?({:ok, _}, result) or match?({:error, %{__exception__: true}}, result),
+               "#{inspect(module)}.#{name}#{inspect(List.to_tuple(args))} gave #{inspect(result)}"
+      end
+    end
+  end
+
   describe "callables without any signature" do
     test "take positional arguments as args: [...]; a list given alone is refused, never spread" do
       q = Collections.Deque.new!()
