@@ -480,6 +480,13 @@ defmodule SnakeBridge.Generator do
       overloads: Enum.map(plans, fn {sig, p} -> form_spec(p, "#{python_name}#{sig}") end)
     }
 
+    # For error messages: how *args is given (`max(3, 7, args: [9])`).
+    spec =
+      case Enum.find_value(plans, fn {_, p} -> p.var_positional end) do
+        nil -> spec
+        name -> Map.put(spec, :var_positional, name)
+      end
+
     {%{required: required, optional: optional}, spec, plans}
   end
 

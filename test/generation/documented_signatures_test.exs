@@ -191,6 +191,11 @@ defmodule SnakeBridge.Generation.DocumentedSignaturesTest do
       assert {:error, %ArgumentError{message: message}} = Builtins.Type.new("X", {})
       assert message =~ "type(object) | type(name, bases, dict, **kwds)"
       assert message =~ "no documented form takes 2 positional arguments"
+
+      # a third value where the keyword list goes: the error says how *args is given
+      assert {:error, %ArgumentError{message: message}} = Builtins.max(3, 7, [9])
+      assert message =~ "max(iterable, * [, default=obj, key=func]) | max(arg1, arg2, *args, * [, key=func])"
+      assert message =~ "*args is given by name, as `args: [...]`"
     end
   end
 
