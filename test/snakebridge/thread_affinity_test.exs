@@ -167,7 +167,7 @@ defmodule SnakeBridge.ThreadAffinityTest do
   end
 
   test "generated wrappers run on the calling process's thread (sqlite3 without check_same_thread)" do
-    conn = SnakeBridge.ThreadAffinityTest.Sqlite3.connect!([":memory:"])
+    conn = SnakeBridge.ThreadAffinityTest.Sqlite3.connect!(args: [":memory:"])
     SnakeBridge.method!(conn, "execute", ["create table t (x)"])
     for i <- 1..20, do: SnakeBridge.method!(conn, "execute", ["insert into t values (?)", [i]])
     cursor = SnakeBridge.method!(conn, "execute", ["select sum(x) from t"])
