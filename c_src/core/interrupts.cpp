@@ -120,12 +120,74 @@ bool importing(PyThreadState* tstate, Sleeper* s) {
   return false;
 }
 
+// ---------------------------------------------------------------- withdrawing
+//
+// CPython 3.11 keeps one "asynchronous exception pending" flag per interpreter
+// (interp->ceval.pending.async_exc); while it is up, so is every thread's
+// eval_breaker. PyThreadState_SetAsyncExc raises it whenever it finds the
+// thread, also when it *clears* one (exc == NULL), and only a thread taking its
+// exception at a bytecode boundary lowers it again. A flag left up is not a mere
+// slow-down: 3.11's tracing dispatch re-runs the RESUME of a traced function
+// until handling the eval breaker leaves the breaker down, so the first call
+// made by a thread under sys.settrace, sys.setprofile or threading.settrace
+// spins there for ever (plain python3.11 does the same after
+// ctypes.pythonapi.PyThreadState_SetAsyncExc(id, None); 3.10 and 3.12 do not).
+// Clearing with PyThreadState_SetAsyncExc(id, NULL) before every request left
+// the flag up for the life of the VM. So an exception is withdrawn by hand, and
+// the flag lowered the one way CPython has: a thread taking an exception.
+
+// A private exception type and a code object that, run with an exception
+// pending, takes it (the RESUME at its start checks the eval breaker).
+PyObject* g_flag_marker = nullptr;
+PyObject* g_flag_code = nullptr;
+PyObject* g_flag_globals = nullptr;
+
+bool prepare_flag_lowering() {
+  if (g_flag_code) return true;
+  g_flag_marker = PyErr_NewException("snakebridge._AsyncExcFlag", PyExc_BaseException, nullptr);
+  g_flag_globals = PyDict_New();
+  g_flag_code = Py_CompileString("None", "<snakebridge: lower the asynchronous-exception flag>", Py_eval_input);
+  if (!g_flag_marker || !g_flag_globals || !g_flag_code ||
+      PyDict_SetItemString(g_flag_globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
+    Py_CLEAR(g_flag_code);
+    return false;
+  }
+  return true;
+}
+
+// GIL held. Lowers the interpreter's asynchronous-exception flag, unless a
+// thread still has an exception pending (that thread lowers it when it takes it).
+void lower_async_exc_flag() {
+  PyThreadState* self = PyThreadState_Get();
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(self)); t;
+       t = PyThreadState_Next(t)) {
+    if (t->async_exc) return;
+  }
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);  // the caller may be reporting an error
+  if (prepare_flag_lowering()) {
+    PyThreadState_SetAsyncExc(static_cast<unsigned long>(self->thread_id), g_flag_marker);
+    PyObject* result = PyEval_EvalCode(g_flag_code, g_flag_globals, g_flag_globals);
+    Py_XDECREF(result);
+    // Not taken after all (the code ran to its end): at least do not leave it behind.
+    Py_CLEAR(self->async_exc);
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+}
+
+// GIL held. Withdraws the asynchronous exception pending on the thread, if any,
+// leaving the interpreter-wide flag down when no thread has one pending.
+void withdraw_async_exc(PyThreadState* tstate) {
+  if (!tstate->async_exc) return;  // nothing to withdraw: the flag is not touched
+  Py_CLEAR(tstate->async_exc);
+  lower_async_exc_flag();
+}
+
 // GIL held. Drops a Cancelled pending on the thread (and only ours: an
 // asynchronous exception the user's code aimed at the thread is left alone).
 void drop_pending_cancel(PyThreadState* tstate) {
-  if (tstate->async_exc && tstate->async_exc == cancelled_exception()) {
-    PyThreadState_SetAsyncExc(static_cast<unsigned long>(tstate->thread_id), nullptr);
-  }
+  if (tstate->async_exc && tstate->async_exc == cancelled_exception()) withdraw_async_exc(tstate);
 }
 
 PyObject* guarded_import(PyObject* original, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -184,8 +246,7 @@ PyObject* interruptible_sleep(PyObject*, PyObject* arg) {
   }
   if (interrupted) {
     // The asynchronous exception set alongside would fire again later: clear it.
-    PyThreadState* ts = PyThreadState_Get();
-    PyThreadState_SetAsyncExc(static_cast<unsigned long>(ts->thread_id), nullptr);
+    withdraw_async_exc(PyThreadState_Get());
     PyErr_SetString(cancelled_exception(), "interrupted by SnakeBridge (timeout or cancel)");
     return nullptr;
   }
@@ -258,8 +319,7 @@ void end_interruptible() {
 
 void clear_interrupt() {
   PyThreadState* ts = PyThreadState_Get();
-  // (Only when one is pending: clearing takes the interpreter's thread list lock.)
-  if (ts->async_exc) PyThreadState_SetAsyncExc(static_cast<unsigned long>(ts->thread_id), nullptr);
+  withdraw_async_exc(ts);
   if (Sleeper* s = sleeper_for(ts, false)) {
     std::lock_guard<std::mutex> lock(s->mu);
     s->interrupted = false;
