@@ -35,7 +35,9 @@ defmodule SnakeBridge.StdlibSuitesTest do
   @suites ["test_threading", "test_threading_local", "test_sys_settrace"]
 
   @runner """
-  import contextlib, io, json, sys, time, traceback, unittest
+  # threading is imported here, on plain python's main thread: imported first
+  # on another thread, it would take that thread for the main one.
+  import contextlib, io, json, sys, threading, time, traceback, unittest
 
 
   def run(name):
@@ -60,7 +62,8 @@ defmodule SnakeBridge.StdlibSuitesTest do
       if where == "main":
           results = run_all(names)
       else:
-          # On a thread Python did not start, as a SnakeBridge thread is to Python.
+          # On a thread Python did not start, as a SnakeBridge thread is to Python
+          # (threading.current_thread() is a _DummyThread there).
           import _thread
           box = []
           _thread.start_new_thread(lambda: box.append(run_all(names)), ())
@@ -144,10 +147,12 @@ defmodule SnakeBridge.StdlibSuitesTest do
       assert {foreign[name]["run"], foreign[name]["skipped"]} == {plain[name]["run"], plain[name]["skipped"]}
 
       assert plain[name]["failed"] -- embedded["failed"] == [],
-             "#{name}: failing in plain python but passing in process"
+             "#{name}: failing in plain python but passing in process: " <>
+               inspect(plain[name]["failed"] -- embedded["failed"])
 
       assert embedded["failed"] -- (plain[name]["failed"] ++ foreign[name]["failed"]) == [],
-             "#{name}: failing in process only (not even on a thread plain python did not start)"
+             "#{name}: failing in process only (not even on a thread plain python did not start): " <>
+               inspect(embedded["failed"] -- (plain[name]["failed"] ++ foreign[name]["failed"]))
     end
   end
 
