@@ -78,6 +78,12 @@ void prepare(const InterpreterConfig& cfg) {
     // Imported now, so that reporting an error never has to import it.
     PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
     if (!traceback) PyErr_Clear();
+    // threading takes the thread that first imports it for Python's main
+    // thread: the one starting the interpreter (the port program's main
+    // thread; in the BEAM one that runs no calls), never whichever thread
+    // happens to import it first.
+    PyRef threading = PyRef::steal(PyImport_ImportModule("threading"));
+    if (!threading) PyErr_Clear();
     install_interruptible_sleep(cfg.owns_process);
     if (!cfg.owns_process) install_in_process_limits();
     install_import_guard();

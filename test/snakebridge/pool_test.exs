@@ -105,38 +105,53 @@ defmodule SnakeBridge.PoolTest do
     assert SnakeBridge.call!("math", "sqrt", [4.0], [], opts()) == 2.0
   end
 
-  defp handles_held do
-    %{table: table} = :persistent_term.get({SnakeBridge.Pool, @pool})
+  # Objects of a class of this test's own, counted in Python: other tests use
+  # the same pool concurrently, so the worker's total handle count would not do.
+  @tracked """
+  import sys, types
+  if 'sb_tracked' not in sys.modules:
+      m = types.ModuleType('sb_tracked')
+      class Tracked:
+          live = 0
+          def __init__(self, i):
+              Tracked.live += 1
+          def __del__(self):
+              Tracked.live -= 1
+      m.Tracked = Tracked
+      sys.modules['sb_tracked'] = m
+  """
 
-    for {_, pid} <- :ets.tab2list(table) do
-      send(pid, :flush_releases)
-      {:ok, stats} = SnakeBridge.Runtime.run({:stats}, backend: {:worker, pid}, timeout: 5_000)
-      stats["handles"]
-    end
-    |> Enum.sum()
+  defp live_tracked(worker) do
+    send(worker, :flush_releases)
+    {:ok, n} = SnakeBridge.Runtime.run({:eval, "__import__('sb_tracked').Tracked.live", %{}}, backend: {:worker, worker})
+    n
   end
 
-  # Objects from earlier tests may still be on their way to release: collect
-  # everywhere and wait until the count is stable.
-  defp settled_handles(last \\ nil) do
-    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
-    Process.sleep(50)
-    now = handles_held()
-    if now == last, do: now, else: settled_handles(now)
+  defp eventually(fun, tries \\ 100) do
+    cond do
+      fun.() -> true
+      tries == 0 -> false
+      true ->
+        for pid <- Process.list(), do: :erlang.garbage_collect(pid)
+        Process.sleep(50)
+        eventually(fun, tries - 1)
+    end
   end
 
   test "handles are released when Elixir garbage-collects the objects" do
-    before = settled_handles()
-
     task =
       Task.async(fn ->
-        _objects = for i <- 1..200, do: SnakeBridge.new!("fractions", "Fraction", [i, 3], [], opts())
-        handles_held() - before
+        SnakeBridge.exec!(@tracked, %{}, opts())
+        objects = for i <- 1..200, do: SnakeBridge.new!("sb_tracked", "Tracked", [i], [], opts())
+        # (A process keeps its worker: every object is in the first one's.)
+        %SnakeBridge.Object{owner: {:port, worker}} = hd(objects)
+        {worker, live_tracked(worker)}
       end)
 
-    assert Task.await(task) >= 200
-    # the task's heap, and with it the objects, is gone: the workers drop them
-    assert settled_handles() <= before
+    {worker, live} = Task.await(task)
+    assert live == 200
+    # the task's heap, and with it the objects, is gone: the worker drops them
+    assert eventually(fn -> live_tracked(worker) == 0 end)
   end
 
   test "a worker is recycled after :max_calls, transparently" do

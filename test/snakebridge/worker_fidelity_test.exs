@@ -5,16 +5,13 @@ defmodule SnakeBridge.WorkerFidelityTest do
   # own test modules give the counts plain python gives.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureIO, only: [with_io: 1]
-
   alias SnakeBridge.PythonError
 
   @moduletag timeout: 300_000
 
   setup do
     name = :"fidelity_#{System.unique_integer([:positive])}"
-    {:ok, pool} = SnakeBridge.Pool.start_link(name: name, size: 1, threads: 1)
-    on_exit(fn -> if Process.alive?(pool), do: GenServer.stop(pool) end)
+    start_supervised!({SnakeBridge.Pool, name: name, size: 1, threads: 1})
     %{o: [backend: {:pool, name}], name: name}
   end
 
@@ -68,11 +65,14 @@ defmodule SnakeBridge.WorkerFidelityTest do
 
   # unittest's counts for `names`: run, failures, errors, skipped, expected
   # failures, unexpected successes.
+  # (What the tests print, from their own threads too, is kept, the same way
+  # in both runs.)
   @runner """
-  import unittest, io
+  import unittest, io, contextlib
   def run(names):
       suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-      r = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(suite)
+      with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+          r = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(suite)
       return [r.testsRun, len(r.failures), len(r.errors), len(r.skipped), len(r.expectedFailures),
               len(r.unexpectedSuccesses)]
   """
@@ -93,9 +93,7 @@ defmodule SnakeBridge.WorkerFidelityTest do
     for names <- @suites do
       {out, 0} = System.cmd(python, ["-c", @runner <> "import json, sys\nprint(json.dumps(run(sys.argv[1:])))" | names])
       plain = out |> String.split("\n", trim: true) |> List.last() |> then(&SnakeBridge.call!("json", "loads", [&1]))
-      # (What the tests print is captured, as plain python's output is.)
-      {{:ok, worker}, _printed} =
-        with_io(fn -> SnakeBridge.call("sb_runner", "run", [names], [], o ++ [timeout: 240_000]) end)
+      worker = SnakeBridge.call!("sb_runner", "run", [names], [], o ++ [timeout: 240_000])
       assert worker == plain, "#{inspect(names)}: worker #{inspect(worker)}, plain python #{inspect(plain)}"
       assert hd(plain) > 0
     end
