@@ -91,9 +91,9 @@ defmodule SnakeBridgeBench do
   end
 
   defp bench("pool_handoff", ctx) do
-    # Each exec gets a fresh namespace, but the call site (its source text) is the
-    # same, so force the pool by keeping a pool thread busy: the fast path only
-    # runs while no pool thread is in Python.
+    # A quick call while another process's call sleeps on another thread
+    # (before issue 10: off the fast path, which ran only while no pool thread
+    # was in Python).
     busy = Task.async(fn -> SnakeBridge.call("time", "sleep", [60], [], timeout: 120_000) end)
     Process.sleep(50)
     f = fn -> SnakeBridge.call("math", "sqrt", [2.0]) end
@@ -101,7 +101,7 @@ defmodule SnakeBridgeBench do
     report(
       "pool hand-off (math.sqrt while another call sleeps)",
       sample(f, n(ctx, 5_000)),
-      "runs on the pool, reply by message"
+      "another thread is inside a call"
     )
 
     Task.shutdown(busy, :brutal_kill)

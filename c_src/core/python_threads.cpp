@@ -144,10 +144,10 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
   PythonThreads& all = PythonThreads::instance();
   if (spin_ns > 0 && queued_.load(std::memory_order_acquire) == 0) {
     if (all.spinners_.fetch_add(1, std::memory_order_acq_rel) < kMaxSpinners) {
-      uint64_t until = monotonic_ns() + spin_ns;
-      unsigned spins = 0;
-      while (queued_.load(std::memory_order_acquire) == 0 && ((++spins & 63) != 0 || monotonic_ns() < until)) {
-        cpu_relax();
+      // Yielding the core after a few microseconds: a caller (a BEAM
+      // scheduler, the port's I/O thread) may need it to send the next task.
+      Poll poll(monotonic_ns() + spin_ns);
+      while (queued_.load(std::memory_order_acquire) == 0 && !poll.expired()) {
       }
     }
     all.spinners_.fetch_sub(1, std::memory_order_acq_rel);

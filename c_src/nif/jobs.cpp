@@ -132,11 +132,12 @@ void run_job(Job* job) {
 // Waits on this scheduler for the thread to leave the reply; false when it
 // takes too long (the reply then comes by message).
 bool wait_for_reply(Job* job) {
-  uint64_t until = monotonic_ns() + kWaitNs;
-  unsigned spins = 0;
+  // Polling the core for a few microseconds (a quick call on an awake thread
+  // takes about one), then yielding it: on a busy machine the thread we wait
+  // for may need this very core.
+  Poll poll(monotonic_ns() + kWaitNs);
   while (job->waiter.load(std::memory_order_acquire) == kWaiting) {
-    cpu_relax();
-    if ((++spins & 63) == 0 && monotonic_ns() > until) {
+    if (poll.expired()) {
       int waiting = kWaiting;
       if (job->waiter.compare_exchange_strong(waiting, kByMessage, std::memory_order_acq_rel)) return false;
     }

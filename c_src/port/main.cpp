@@ -13,6 +13,7 @@
 // PYTHONPATH (honoured).
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -160,10 +161,14 @@ int main() {
     read_more();
     uint64_t last_activity = sb::monotonic_ns();
     for (;;) {
+      uint64_t idle = 0;
       if (io.poll() > 0) {
         last_activity = sb::monotonic_ns();
-      } else if (sb::monotonic_ns() - last_activity < spin_ns) {
-        sb::cpu_relax();
+      } else if ((idle = sb::monotonic_ns() - last_activity) < spin_ns) {
+        // Past the first microseconds, the core goes to whoever else is ready
+        // (on a busy machine, maybe the Python thread that is to reply).
+        if (idle < 3'000) sb::cpu_relax();
+        else sched_yield();
       } else {
         io.run_one();
         last_activity = sb::monotonic_ns();
