@@ -4,6 +4,8 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -183,6 +185,34 @@ void clear_thread_locals() {
   Py_CLEAR(ts->dict);
   Py_CLEAR(ts->context);
   ++ts->context_ver;
+}
+
+namespace {
+constexpr int kGilWaiters = 2;
+std::mutex g_turn_mu;
+std::condition_variable g_turn_cv;
+int g_turns = 0;  // threads holding a turn
+}  // namespace
+
+GilTurn::GilTurn(const std::function<bool()>& abandoned) {
+  std::unique_lock<std::mutex> lock(g_turn_mu);
+  while (g_turns >= kGilWaiters) {
+    if (abandoned()) return;
+    g_turn_cv.wait_for(lock, std::chrono::milliseconds(10));
+  }
+  if (abandoned()) return;
+  ++g_turns;
+  held_ = true;
+}
+
+void GilTurn::done() {
+  if (!held_) return;
+  held_ = false;
+  {
+    std::lock_guard<std::mutex> lock(g_turn_mu);
+    --g_turns;
+  }
+  g_turn_cv.notify_one();
 }
 
 PyThreadState* this_thread_state() {

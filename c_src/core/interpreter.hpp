@@ -4,6 +4,7 @@
 #include "pyref.hpp"
 
 #include <atomic>
+#include <functional>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -63,6 +64,29 @@ class GilRelease {
  private:
   PyThreadState* saved_;
   int depth_;
+};
+
+// A request's turn to wait for the GIL. A thread waiting in CPython's own
+// GIL wait wakes every switch interval (5 ms; 0.5 ms while interrupts are
+// pending) to ask the holder to let go: with C code holding the GIL past its
+// timeout and a hundred threads waiting, those wake-ups burned both cores. So
+// at most a couple of threads wait there at once, for the start of a request;
+// the others wait here without waking until one of those has the GIL (or
+// until `abandoned()` says the request is no longer wanted: then ok() is false
+// and the GIL is not taken). Python code that releases the GIL and takes it
+// back (sleeps, I/O) does not pass through here.
+class GilTurn {
+ public:
+  explicit GilTurn(const std::function<bool()>& abandoned);
+  ~GilTurn() { done(); }
+  GilTurn(const GilTurn&) = delete;
+  GilTurn& operator=(const GilTurn&) = delete;
+  bool ok() const { return held_; }
+  // The GIL is ours (or no longer wanted): the next may wait for it.
+  void done();
+
+ private:
+  bool held_ = false;
 };
 
 // This thread's persistent thread state (created on first use); used to aim an

@@ -13,7 +13,8 @@ struct InterruptTarget {
   // Known before the running thread takes the GIL, so that an interrupt arriving
   // while it waits for the GIL is not lost.
   std::atomic<PyThreadState*> tstate{nullptr};
-  bool finished = false;  // guarded by the GIL: the call's Python work is over
+  std::atomic<bool> finished{false};  // the call's Python work is over (set with the GIL held, or before it began)
+  std::atomic<bool> interrupted{false};  // interrupt_until_finished was called for it
 };
 
 // Interrupts `target` (a snakebridge.Cancelled exception in its thread, see
@@ -25,5 +26,11 @@ struct InterruptTarget {
 // that threads competing for the GIL notice sooner. Safe from any thread; never
 // takes the GIL on the caller's thread.
 void interrupt_until_finished(std::shared_ptr<InterruptTarget> target);
+
+// Calls still running more than a second after their interrupt began: C code
+// holding the GIL (or never returning to Python), which nothing can
+// interrupt in-process. Reported by the NIF's stats (and logged by the
+// application, docs/backends.md).
+size_t wedged_calls();
 
 }  // namespace sb

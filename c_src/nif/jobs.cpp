@@ -89,7 +89,15 @@ void run_job(Job* job) {
   job->target->tstate.store(this_thread_state());
   uint64_t t0 = monotonic_ns();
   {
+    GilTurn turn([job] { return job->state.load() == kCancelled; });
+    if (!turn.ok()) {
+      // Cancelled while waiting for its turn: nothing started, no reply wanted.
+      job->target->finished = true;
+      enif_release_resource(job);
+      return;
+    }
     Gil gil;
+    turn.done();
     clear_interrupt();
     if (job->state.load() == kCancelled) {
       // Cancelled while this thread waited for the GIL: the interrupt it aimed

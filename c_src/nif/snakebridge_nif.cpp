@@ -5,6 +5,7 @@
 #include <erl_nif.h>
 
 #include "../core/interpreter.hpp"
+#include "../core/interrupter.hpp"
 #include "../core/python_threads.hpp"
 #include "atoms.hpp"
 #include "boundary.hpp"
@@ -52,16 +53,16 @@ Term init(ErlNifEnv* env, InitOptions o) {
   return atoms.ok;
 }
 
-// stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads}
+// stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads, wedged_calls}
 Term stats(ErlNifEnv* env) {
   PythonThreads& threads = PythonThreads::instance();
-  ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads, atoms.bound_processes, atoms.busy_threads,
-                         atoms.max_threads};
+  ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads,     atoms.bound_processes,
+                         atoms.busy_threads,     atoms.max_threads, atoms.wedged_calls};
   ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, threads.count()),
-                           enif_make_uint64(env, threads.callers()), enif_make_int(env, threads.busy()),
-                           enif_make_uint64(env, threads.max())};
+                           enif_make_uint64(env, threads.callers()),  enif_make_int(env, threads.busy()),
+                           enif_make_uint64(env, threads.max()),      enif_make_uint64(env, wedged_calls())};
   ERL_NIF_TERM map;
-  enif_make_map_from_arrays(env, keys, values, 5, &map);
+  enif_make_map_from_arrays(env, keys, values, 6, &map);
   return map;
 }
 

@@ -292,8 +292,18 @@ void Server::forget(uint64_t key) {
 void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running) {
   running->tstate.store(this_thread_state());
   msgpack::sbuffer reply;
-  {
+  GilTurn turn([&] { return running->interrupted.load(); });
+  if (!turn.ok()) {
+    // Cancelled while waiting for its turn: it never ran (the client drops
+    // the reply of a request it cancelled).
+    running->finished = true;
+    Packer pk(reply);
+    reply_header(pk, id, "error");
+    MsgpackSink sink(pk);
+    sink.atom("cancelled");
+  } else {
     Gil gil;
+    turn.done();
     clear_interrupt();
     t_request = id;
     Packer pk(reply);

@@ -12,7 +12,13 @@ defmodule SnakeBridge.Application do
     pools = Enum.map(Keyword.get(env, :pools, []), &{SnakeBridge.Pool, &1})
 
     children =
-      [SnakeBridge.Output, SnakeBridge.Workers, %{id: :pg, start: {:pg, :start_link, [SnakeBridge.PG]}}] ++ pools
+      [
+        SnakeBridge.Output,
+        SnakeBridge.Workers,
+        SnakeBridge.WedgeWatch,
+        %{id: :pg, start: {:pg, :start_link, [SnakeBridge.PG]}}
+      ] ++
+        pools
 
     {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one, name: SnakeBridge.Supervisor)
 

@@ -123,14 +123,21 @@ defmodule SnakeBridge.PoolTest do
 
   defp live_tracked(worker) do
     send(worker, :flush_releases)
-    {:ok, n} = SnakeBridge.Runtime.run({:eval, "__import__('sb_tracked').Tracked.live", %{}}, backend: {:worker, worker})
+
+    {:ok, n} =
+      SnakeBridge.Runtime.run({:eval, "__import__('sb_tracked').Tracked.live", %{}}, backend: {:worker, worker})
+
     n
   end
 
   defp eventually(fun, tries \\ 100) do
     cond do
-      fun.() -> true
-      tries == 0 -> false
+      fun.() ->
+        true
+
+      tries == 0 ->
+        false
+
       true ->
         for pid <- Process.list(), do: :erlang.garbage_collect(pid)
         Process.sleep(50)

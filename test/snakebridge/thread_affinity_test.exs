@@ -142,6 +142,7 @@ defmodule SnakeBridge.ThreadAffinityTest do
           refute hd(mine) in others
           assert others |> Enum.uniq() |> length() == 8
         end
+
         # async_call and async_stream run where the caller's calls run.
         assert {:ok, hd(mine)} == SnakeBridge.await(SnakeBridge.async_call("threading", "get_ident", [], [], o), 5_000)
       end
@@ -236,7 +237,11 @@ defmodule SnakeBridge.ThreadAffinityTest do
       # What does not act on the BEAM still works: signal 0 (does it exist?),
       # signals to other processes, reading handlers.
       assert SnakeBridge.eval!("__import__('os').kill(__import__('os').getpid(), 0)", %{}) == nil
-      assert is_integer(SnakeBridge.eval!("int(__import__('signal').getsignal(__import__('signal').SIGINT) is not None)", %{}))
+
+      assert is_integer(
+               SnakeBridge.eval!("int(__import__('signal').getsignal(__import__('signal').SIGINT) is not None)", %{})
+             )
+
       {:ok, _} = SnakeBridge.call("subprocess", "run", [["true"]])
       assert Process.alive?(self())
     end
@@ -255,7 +260,10 @@ defmodule SnakeBridge.ThreadAffinityTest do
       assert SnakeBridge.call!("sb_mp", "squares", [5], [], timeout: 60_000) == {[5, 4, 3, 2, 1], "spawn"}
 
       assert {:error, %PythonError{type: "RuntimeError", message: message}} =
-               SnakeBridge.exec("import multiprocessing as mp\nmp.get_context('fork').Process(target=print).start()", %{})
+               SnakeBridge.exec(
+                 "import multiprocessing as mp\nmp.get_context('fork').Process(target=print).start()",
+                 %{}
+               )
 
       assert message =~ "os.fork"
     end

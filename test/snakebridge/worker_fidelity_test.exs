@@ -16,11 +16,19 @@ defmodule SnakeBridge.WorkerFidelityTest do
   end
 
   test "Python runs on the main thread; handlers, timers and SIGINT behave as in a script", %{o: o, name: name} do
-    assert SnakeBridge.eval!("__import__('threading').current_thread() is __import__('threading').main_thread()", %{}, o)
+    assert SnakeBridge.eval!(
+             "__import__('threading').current_thread() is __import__('threading').main_thread()",
+             %{},
+             o
+           )
 
     # Another process, the same and only thread.
     assert Task.async(fn ->
-             SnakeBridge.eval!("__import__('threading').current_thread() is __import__('threading').main_thread()", %{}, o)
+             SnakeBridge.eval!(
+               "__import__('threading').current_thread() is __import__('threading').main_thread()",
+               %{},
+               o
+             )
            end)
            |> Task.await()
 
@@ -35,7 +43,15 @@ defmodule SnakeBridge.WorkerFidelityTest do
     )
 
     sigalrm = SnakeBridge.eval!("int(__import__('signal').SIGALRM)", %{}, o)
-    SnakeBridge.call!("signal", "setitimer", [SnakeBridge.getattr!(SnakeBridge.call!("builtins", "__import__", ["signal"], [], o), "ITIMER_REAL", o), 0.05], [], o)
+
+    SnakeBridge.call!(
+      "signal",
+      "setitimer",
+      [SnakeBridge.getattr!(SnakeBridge.call!("builtins", "__import__", ["signal"], [], o), "ITIMER_REAL", o), 0.05],
+      [],
+      o
+    )
+
     SnakeBridge.call!("time", "sleep", [0.3], [], o)
     assert SnakeBridge.eval!("list(__import__('sb_sig').hits)", %{}, o) == [sigalrm]
 
@@ -88,7 +104,13 @@ defmodule SnakeBridge.WorkerFidelityTest do
 
   test "CPython's test_signal and test_threading give plain python's counts", %{o: o} do
     python = SnakeBridge.Config.python()
-    SnakeBridge.exec!(@runner <> "import sys, types\nsys.modules['sb_runner'] = types.ModuleType('sb_runner')\nsys.modules['sb_runner'].run = run\n", %{}, o)
+
+    SnakeBridge.exec!(
+      @runner <>
+        "import sys, types\nsys.modules['sb_runner'] = types.ModuleType('sb_runner')\nsys.modules['sb_runner'].run = run\n",
+      %{},
+      o
+    )
 
     for names <- @suites do
       {out, 0} = System.cmd(python, ["-c", @runner <> "import json, sys\nprint(json.dumps(run(sys.argv[1:])))" | names])
