@@ -16,9 +16,9 @@ defmodule SnakeBridge.Config do
       `site-packages` importable. It must be the same Python version the NIF was
       built against (see `mix compile` output / `docs/getting_started.md`).
     * `config :snakebridge, venv: ".venv"` (string or `nil`, default `nil`) — the
-      project's virtual environment, relative to the project root (the current
-      directory when Mix runs). `mix snakebridge.setup` creates it and installs
-      the requirements; `mix snakebridge.clean --venv` removes it.
+      project's virtual environment. `mix snakebridge.setup` creates it and
+      installs the requirements; `mix snakebridge.clean --venv` removes it;
+      `SnakeBridge.Release.include_venv/1` copies it into a release.
     * `config :snakebridge, python_requirements: ["numpy==1.24.2", "./py/mylib"]`
       (list of strings, default `[]`) — pip requirement strings (names with
       version specifiers, local directories, wheel files) that
@@ -27,8 +27,10 @@ defmodule SnakeBridge.Config do
       `false`) — create the venv with `--system-site-packages`, so that packages
       installed in the base interpreter (Debian's `python3-numpy`, say) stay
       importable.
-    * `config :snakebridge, python_paths: [dir]` (list of strings, default `[]`) —
-      directories put first on `sys.path`.
+    * `config :snakebridge, python_paths: [dir]` (list, default `[]`) —
+      directories put first on `sys.path`, each a string or `{app, path}`:
+      `{:my_app, "priv/python"}` is `Application.app_dir(:my_app, "priv/python")`,
+      the same directory under Mix and in a release.
     * `PYTHONPATH` (environment, read when the interpreter starts; for a pool,
       its `env:`) is honoured: its directories go on `sys.path` ahead of the
       standard library, after `python_paths`; other `PYTHON*` variables (a stray
@@ -49,9 +51,54 @@ defmodule SnakeBridge.Config do
     * `config :snakebridge, pools: [[name: MyApp.Python, size: 4]]` (list of
       keyword lists, default `[]`) — port-worker pools started with the
       application, each with the options of `SnakeBridge.Pool`.
+
+  Relative paths (`python:`, `venv:`, `python_paths:`, and a pool's `python:`,
+  `python_paths:` and `cd:`) are taken from the application's root, `root/0`:
+  the project's directory when Mix runs, the release's root in a release
+  (`docs/deploying.md`). `SNAKEBRIDGE_PYTHON` is taken from the current
+  directory, as a shell would.
   """
 
   @default_python "/usr/bin/python3"
+
+  @doc """
+  The directory relative paths in `config :snakebridge` are taken from: the
+  current directory while Mix runs a project (`mix compile`, `mix test`,
+  `mix run`: the project's root), else `RELEASE_ROOT` — the release's root,
+  which its `bin/` scripts set — else the current directory.
+  """
+  @spec root() :: Path.t()
+  def root do
+    case System.get_env("RELEASE_ROOT") do
+      release when release not in [nil, ""] -> if(mix_project?(), do: File.cwd!(), else: release)
+      _ -> File.cwd!()
+    end
+  end
+
+  @doc "Whether SnakeBridge runs from a release rather than under Mix (see `root/0`)."
+  @spec release?() :: boolean()
+  def release?, do: System.get_env("RELEASE_ROOT") not in [nil, ""] and not mix_project?()
+
+  defp mix_project? do
+    List.keymember?(Application.started_applications(), :mix, 0) and Mix.Project.get() != nil
+  end
+
+  @doc """
+  A configured path made absolute: a string relative to `root/0`, or
+  `{app, path}` inside the application `app`'s directory
+  (`Application.app_dir/2`).
+  """
+  @spec expand(Path.t() | {atom(), Path.t()}) :: Path.t()
+  def expand({app, path}) when is_atom(app) do
+    Application.app_dir(app, to_string(path))
+  rescue
+    ArgumentError ->
+      raise ArgumentError,
+            "#{inspect({app, path})}: no application #{inspect(app)} is in the code path " <>
+              "(a {app, path} directory is inside that application's directory)"
+  end
+
+  def expand(path), do: Path.expand(to_string(path), root())
 
   @doc "The interpreter executable in use."
   @spec python() :: String.t()
@@ -65,8 +112,8 @@ defmodule SnakeBridge.Config do
   @spec python_source() :: {String.t(), :env | :config | :venv | :default}
   def python_source do
     cond do
-      (env = System.get_env("SNAKEBRIDGE_PYTHON")) not in [nil, ""] -> {env, :env}
-      (configured = Application.get_env(:snakebridge, :python)) != nil -> {to_string(configured), :config}
+      (env = System.get_env("SNAKEBRIDGE_PYTHON")) not in [nil, ""] -> {Path.expand(env), :env}
+      (configured = Application.get_env(:snakebridge, :python)) != nil -> {expand(configured), :config}
       (venv = venv()) != nil -> {Path.join(venv, "bin/python"), :venv}
       true -> {@default_python, :default}
     end
@@ -74,14 +121,14 @@ defmodule SnakeBridge.Config do
 
   @doc """
   The configured virtual environment (`config :snakebridge, venv:`) as an absolute
-  path (a relative one is taken from the current directory), or `nil`.
+  path (a relative one is taken from `root/0`), or `nil`.
   """
   @spec venv() :: Path.t() | nil
   def venv do
     case Application.get_env(:snakebridge, :venv) do
       nil -> nil
       "" -> nil
-      dir -> Path.expand(to_string(dir))
+      dir -> expand(dir)
     end
   end
 
@@ -108,7 +155,7 @@ defmodule SnakeBridge.Config do
     venv: {:or, [:string, {:in, [nil, ""]}]},
     python_requirements: :strings,
     venv_system_site_packages: :boolean,
-    python_paths: :strings,
+    python_paths: :paths,
     max_python_threads: 1..4_294_967_295,
     fast_path: :boolean,
     thread_spin_us: 0..4_294_967_295
@@ -159,7 +206,7 @@ defmodule SnakeBridge.Config do
       python: python(),
       # SnakeBridge's own Python helpers (introspection) go last.
       paths:
-        Enum.map(Application.get_env(:snakebridge, :python_paths, []), &to_string/1) ++
+        Enum.map(Application.get_env(:snakebridge, :python_paths, []), &expand/1) ++
           [Path.join(to_string(:code.priv_dir(:snakebridge)), "python")],
       pythonpath: System.get_env("PYTHONPATH") || "",
       max_threads: Application.get_env(:snakebridge, :max_python_threads, 128),

@@ -23,12 +23,17 @@ defmodule SnakeBridge.Pool do
     * `:python` (string or `nil`, default `nil`: the application's interpreter,
       `SnakeBridge.Config.python/0`) — the workers' interpreter, or a venv's
       `bin/python`.
-    * `:python_paths` (list of strings without `":"`, default `[]`) — directories
-      put first on the workers' `sys.path`.
+    * `:python_paths` (list, default `[]`) — directories put first on the
+      workers' `sys.path`: strings without `":"`, or `{app, path}` for a
+      directory inside an application (`{:my_app, "priv/python"}`).
     * `:env` (list of `{name, value}` string pairs, default `[]`) — environment
       variables set for the workers.
     * `:cd` (string or `nil`, default `nil`: the BEAM's current directory) —
       the workers' working directory.
+
+  Relative paths in `:python`, `:python_paths` and `:cd` are taken from the
+  application's root, the project's directory under Mix and the release's root
+  in a release (`SnakeBridge.Config.root/0`).
     * `:max_calls` (positive integer or `:infinity`, default `:infinity`) —
       recycle a worker after that many calls.
     * `:max_memory_mb` (positive integer or `:infinity`, default `:infinity`) —
@@ -144,6 +149,8 @@ defmodule SnakeBridge.Pool do
 
   @impl true
   def init(opts) do
+    opts = absolute_paths(opts)
+
     # A pool's own interpreter must be the build the port program links, as
     # the application's must be for the NIF (SnakeBridge.Config.check_interpreter/1).
     with python when is_binary(python) <- Keyword.get(opts, :python),
@@ -177,6 +184,16 @@ defmodule SnakeBridge.Pool do
 
     # Crashes are expected (that is what the pool is for): restart generously.
     Supervisor.init(children, strategy: :one_for_one, max_restarts: 1_000, max_seconds: 10)
+  end
+
+  # Workers get absolute paths: a release may be started from any directory.
+  defp absolute_paths(opts) do
+    expand = &SnakeBridge.Config.expand/1
+
+    opts
+    |> Keyword.replace_lazy(:python, &(&1 && expand.(&1)))
+    |> Keyword.replace_lazy(:cd, &(&1 && expand.(&1)))
+    |> Keyword.replace_lazy(:python_paths, &Enum.map(&1, expand))
   end
 
   @doc """
