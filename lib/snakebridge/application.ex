@@ -24,7 +24,8 @@ defmodule SnakeBridge.Application do
 
     config = SnakeBridge.Config.interpreter()
 
-    with :ok <- check_executable(config.python),
+    with :ok <- check_nif(),
+         :ok <- check_executable(config.python),
          :ok <- SnakeBridge.Config.check_interpreter(config.python),
          :ok <- SnakeBridge.Native.init(config) do
       {:ok, sup}
@@ -33,17 +34,51 @@ defmodule SnakeBridge.Application do
     end
   end
 
+  # The NIF's @on_load logs why it failed (most often, on a deployment target,
+  # the libpython it links is not installed).
+  defp check_nif do
+    case Code.ensure_loaded(SnakeBridge.Native) do
+      {:module, _} ->
+        :ok
+
+      {:error, reason} ->
+        {:error,
+         "the NIF #{Path.join(to_string(:code.priv_dir(:snakebridge)), "snakebridge_nif.so")} did not load " <>
+           "(#{inspect(reason)}; the reason is logged above): a missing libpython3.x.so means this machine lacks " <>
+           "the libpython SnakeBridge was built against (Debian: libpython3.11), see docs/deploying.md"}
+    end
+  end
+
   defp check_executable(python) do
     if File.exists?(python) do
       :ok
     else
-      hint =
-        case SnakeBridge.Config.python_source() do
-          {_, :venv} -> "the configured venv is missing: run `mix snakebridge.setup`"
-          _ -> "set SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path`"
-        end
-
-      {:error, "Python interpreter #{python} does not exist (#{hint})"}
+      {_, source} = SnakeBridge.Config.python_source()
+      {:error, "Python interpreter #{python} does not exist (#{missing_hint(source, SnakeBridge.Config.release?())})"}
     end
   end
+
+  # Under Mix the venv is made with a mix task; in a release there is no Mix,
+  # and a relative path is taken from the release's root.
+  defp missing_hint(:venv, false), do: "the configured venv is missing: run `mix snakebridge.setup`"
+
+  defp missing_hint(:venv, true) do
+    "the venv of `config :snakebridge, venv: #{inspect(Application.get_env(:snakebridge, :venv))}` is missing; " <>
+      "in a release a relative venv is taken from the release's root #{SnakeBridge.Config.root()}: " <>
+      "copy it into the release with `steps: [:assemble, &SnakeBridge.Release.include_venv/1]`, create it " <>
+      "there, or give an absolute `venv:` or `python:` in config/runtime.exs or SNAKEBRIDGE_PYTHON " <>
+      "(docs/deploying.md)"
+  end
+
+  defp missing_hint(:env, _), do: "SNAKEBRIDGE_PYTHON names no file"
+
+  defp missing_hint(_, false), do: "set SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path`"
+
+  defp missing_hint(:config, true),
+    do: "set SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path` in config/runtime.exs (docs/deploying.md)"
+
+  defp missing_hint(:default, true),
+    do:
+      "install the Python SnakeBridge was built against (Debian: python3 and libpython3.11), or set " <>
+        "SNAKEBRIDGE_PYTHON or `config :snakebridge, python: path` in config/runtime.exs (docs/deploying.md)"
 end
