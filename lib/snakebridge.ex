@@ -114,9 +114,10 @@ defmodule SnakeBridge do
           def __mix_recompile__?, do: not SnakeBridge.SchemaCache.fresh?(unquote(cache_file))
 
           @doc false
-          # For mix snakebridge.validate.
+          # For mix snakebridge.validate and SnakeBridge.Release.check/0.
           def __snakebridge__(:python_module), do: unquote(python)
           def __snakebridge__(:schema_cache), do: unquote(cache_file)
+          def __snakebridge__(:backend), do: unquote(Keyword.get(opts, :backend, :nif))
 
           unquote(generated)
         end

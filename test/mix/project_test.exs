@@ -7,10 +7,7 @@ defmodule SnakeBridge.ProjectTest do
   @moduletag timeout: 300_000
   @moduletag :tmp_dir
 
-  defp mix(dir, args) do
-    env = [{"MIX_ENV", "dev"}, {"SNAKEBRIDGE_PYTHON", SnakeBridge.Config.python()}]
-    System.cmd("mix", args, cd: dir, env: env, stderr_to_stdout: true)
-  end
+  defp mix(dir, args), do: SnakeBridge.Test.Helpers.mix(dir, args)
 
   test "gen, use SnakeBridge, compile and call in a fresh project", %{tmp_dir: dir} do
     root = Path.expand("../..", __DIR__)

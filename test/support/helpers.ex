@@ -54,6 +54,17 @@ defmodule SnakeBridge.Test.Helpers do
     end
   end
 
+  @doc """
+  Runs `mix args` in the project at `dir` as a user does (a separate OS
+  process), stdout and stderr together: `{output, exit_status}`. The
+  environment has `MIX_ENV=dev` and `SNAKEBRIDGE_PYTHON` set to this test run's
+  interpreter; `env` adds to it or overrides it (`{"NAME", nil}` unsets).
+  """
+  def mix(dir, args, env \\ []) do
+    base = %{"MIX_ENV" => "dev", "SNAKEBRIDGE_PYTHON" => SnakeBridge.Config.python()}
+    System.cmd("mix", args, cd: dir, env: Map.to_list(Map.merge(base, Map.new(env))), stderr_to_stdout: true)
+  end
+
   @doc "Writes `{relative_path, text}` files under `dir`, creating directories."
   def write_files(dir, files) do
     for {path, text} <- files do
