@@ -20,17 +20,19 @@ defmodule SnakeBridge.Application do
       ] ++
         pools
 
-    {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one, name: SnakeBridge.Supervisor)
-
     config = SnakeBridge.Config.interpreter()
 
+    # Checked before any pool starts: the port program links the same
+    # libpython and, by default, runs the same interpreter.
     with :ok <- check_nif(),
          :ok <- check_executable(config.python),
          :ok <- SnakeBridge.Config.check_interpreter(config.python),
+         {:ok, sup} <- Supervisor.start_link(children, strategy: :one_for_one, name: SnakeBridge.Supervisor),
          :ok <- SnakeBridge.Native.init(config) do
       {:ok, sup}
     else
-      {:error, message} -> {:error, {:python_failed_to_start, message}}
+      {:error, message} when is_binary(message) -> {:error, {:python_failed_to_start, message}}
+      {:error, reason} -> {:error, reason}
     end
   end
 
