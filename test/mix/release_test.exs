@@ -1,9 +1,10 @@
 defmodule SnakeBridge.ReleaseTest do
-  # `mix release` of an application that uses SnakeBridge (docs/deploying.md):
-  # a fresh Mix project with generated modules, its own Python module in its
-  # priv/, a venv copied into the release and a pool, released, moved away from
-  # where it was built (the project is then deleted) and run from another
-  # directory, as `bin/app eval` and as `bin/app start`.
+  # `mix release` of an application that uses SnakeBridge, built from the
+  # files docs/deploying.md shows (generated modules, its own Python module in
+  # priv/python, a venv copied into the release, a pool, config/runtime.exs),
+  # released, moved away from where it was built (the project is then
+  # deleted) and run from another directory, as `bin/my_app eval` and as
+  # `bin/my_app start`, with the page's commands.
   use ExUnit.Case, async: false
 
   import SnakeBridge.Test.Helpers, only: [mix: 3, write_files: 2]
@@ -12,42 +13,22 @@ defmodule SnakeBridge.ReleaseTest do
   @moduletag :tmp_dir
   @moduletag timeout: 300_000
 
-  @files %{
-    "mix.exs" => """
-    defmodule RelApp.MixProject do
-      use Mix.Project
+  @doc_file Path.expand("../../docs/deploying.md", __DIR__)
+  @external_resource @doc_file
+  @doc_text File.read!(@doc_file)
 
-      def project do
-        [
-          app: :rel_app,
-          version: "0.1.0",
-          elixir: "~> 1.14",
-          deps: [{:snakebridge, path: SNAKEBRIDGE_ROOT}],
-          releases: [rel_app: [steps: [:assemble, &SnakeBridge.Release.include_venv/1]]]
-        ]
-      end
+  # The page's files: code blocks whose first line is `# <path>`; a later
+  # block for the same path replaces an earlier one.
+  @doc_files ~r/```(?:elixir|python)\n(# ([\w\/.]+)\n.*?)```/s
+             |> Regex.scan(@doc_text, capture: :all_but_first)
+             |> Map.new(fn [text, path] -> {path, text} end)
 
-      def application, do: [extra_applications: [:logger], mod: {RelApp.Application, []}]
-    end
-    """,
-    "config/config.exs" => """
-    import Config
+  # The page's `bin/my_app eval '...'` commands.
+  @doc_evals Regex.scan(~r/^(?:\$ )?bin\/my_app eval '([^']+)'$/m, @doc_text, capture: :all_but_first) |> List.flatten()
 
-    config :snakebridge,
-      venv: ".venv",
-      venv_system_site_packages: true,
-      python_paths: [{:rel_app, "priv/python"}],
-      pools: [[name: RelApp.Python, size: 1, python_paths: [{:rel_app, "priv/python"}]]]
-    """,
-    # The venv can be chosen where the release runs.
-    "config/runtime.exs" => """
-    import Config
-
-    if venv = System.get_env("RELAPP_VENV") do
-      config :snakebridge, venv: venv
-    end
-    """,
-    "priv/python/relapp_where.py" => """
+  # What the test adds to see where things run from.
+  @probe_files %{
+    "priv/python/my_where.py" => """
     import os, sys
 
     def where():
@@ -56,35 +37,31 @@ defmodule SnakeBridge.ReleaseTest do
                 "path": sys.path, "exe": os.readlink("/proc/self/exe"),
                 "introspection": "snakebridge_introspect" in sys.modules}
     """,
-    "lib/rel_app/json.ex" => """
-    defmodule RelApp.Json do
-      use SnakeBridge, python: "json", only: ["dumps", "loads"]
+    "lib/my_app/where.ex" => """
+    defmodule MyApp.Where do
+      use SnakeBridge, python: "my_where"
     end
     """,
-    "lib/rel_app/where.ex" => """
-    defmodule RelApp.Where do
-      use SnakeBridge, python: "relapp_where"
+    "lib/my_app/pool_where.ex" => """
+    defmodule MyApp.PoolWhere do
+      use SnakeBridge, python: "my_where", backend: {:pool, MyApp.Python}
     end
     """,
     # A Debian package (python3-packaging), seen through the venv's system site-packages.
-    "lib/rel_app/version.ex" => """
-    defmodule RelApp.Version do
+    "lib/my_app/version.ex" => """
+    defmodule MyApp.Version do
       use SnakeBridge, python: "packaging.version", only: ["parse"]
     end
     """,
-    "lib/rel_app/pool_where.ex" => """
-    defmodule RelApp.PoolWhere do
-      use SnakeBridge, python: "relapp_where", backend: {:pool, RelApp.Python}
-    end
-    """,
-    "lib/rel_app.ex" => """
-    defmodule RelApp do
+    "lib/my_app/report.ex" => """
+    defmodule MyApp.Report do
       def report do
         result = %{
-          dumps: RelApp.Json.dumps!(%{"a" => [1, 2]}),
-          loads: RelApp.Json.loads!("[1, 2.5, null]"),
-          in_process: RelApp.Where.where!(),
-          pool: RelApp.PoolWhere.where!(),
+          dumps: MyApp.Json.dumps!(%{"a" => [1, 2]}),
+          loads: MyApp.Json.loads!("[1, 2.5, null]"),
+          greeting: MyApp.Helpers.greet!("release"),
+          in_process: MyApp.Where.where!(),
+          pool: MyApp.PoolWhere.where!(),
           priv_dir: to_string(:code.priv_dir(:snakebridge)),
           cwd: File.cwd!()
         }
@@ -93,28 +70,35 @@ defmodule SnakeBridge.ReleaseTest do
       end
     end
     """,
-    "lib/rel_app/application.ex" => """
-    defmodule RelApp.Application do
+    "lib/my_app/application.ex" => """
+    defmodule MyApp.Application do
       use Application
 
       def start(_type, _args) do
-        # `bin/rel_app start` with RELAPP_REPORT=1: report, then stop.
-        if System.get_env("RELAPP_REPORT") == "1", do: spawn(fn -> RelApp.report(); System.stop(0) end)
-        Supervisor.start_link([], strategy: :one_for_one, name: RelApp.Supervisor)
+        # `bin/my_app start` with MY_APP_REPORT=1: report, then stop.
+        if System.get_env("MY_APP_REPORT") == "1", do: spawn(fn -> MyApp.Report.report(); System.stop(0) end)
+        Supervisor.start_link([], strategy: :one_for_one, name: MyApp.Supervisor)
       end
     end
     """
   }
 
-  test "a release runs generated modules in-process and in a pool, moved away from its build, with its venv",
+  test "docs/deploying.md shows a whole project and the commands to check a release" do
+    for path <- ~w(mix.exs config/config.exs config/runtime.exs lib/my_app/json.ex lib/my_app/helpers.ex
+                   priv/python/my_helpers.py),
+        do: assert(Map.has_key?(@doc_files, path), "docs/deploying.md shows no #{path}")
+
+    assert @doc_files["mix.exs"] =~ ~s|{:snakebridge, path: "../snakebridge"}|
+    assert "SnakeBridge.Release.check()" in @doc_evals
+    assert Enum.any?(@doc_evals, &(&1 =~ "MyApp.Json.dumps!"))
+  end
+
+  test "the release of docs/deploying.md runs in-process and in a pool, moved away from its build, with its venv",
        %{tmp_dir: tmp} do
     root = Path.expand("../..", __DIR__)
-    project = Path.join(tmp, "build/rel_app")
-
-    write_files(
-      project,
-      Enum.map(@files, fn {path, text} -> {path, String.replace(text, "SNAKEBRIDGE_ROOT", inspect(root))} end)
-    )
+    project = Path.join(tmp, "build/my_app")
+    doc_files = Map.update!(@doc_files, "mix.exs", &String.replace(&1, ~s|"../snakebridge"|, inspect(root)))
+    write_files(project, Map.merge(doc_files, @probe_files))
 
     # The project's venv (no pip: nothing to install; Debian's packages stay visible).
     python = SnakeBridge.Config.python()
@@ -125,25 +109,28 @@ defmodule SnakeBridge.ReleaseTest do
     assert out =~ "copied the venv .venv into the release"
 
     # Moved elsewhere; the project it was built from is gone.
-    release = Path.join(tmp, "deployed/opt/rel_app")
+    release = Path.join(tmp, "deployed/opt/my_app")
     File.mkdir_p!(Path.dirname(release))
-    File.rename!(Path.join(project, "_build/prod/rel/rel_app"), release)
+    File.rename!(Path.join(project, "_build/prod/rel/my_app"), release)
     File.rm_rf!(Path.join(tmp, "build"))
     cwd = Path.join(tmp, "deployed/elsewhere")
     File.mkdir_p!(cwd)
 
-    report = run!(release, cwd, ["eval", "{:ok, _} = Application.ensure_all_started(:rel_app); RelApp.report()"])
+    eval = ["eval", "{:ok, _} = Application.ensure_all_started(:my_app); MyApp.Report.report()"]
+    report = run!(release, cwd, eval)
 
     # The same answers as Python gives here.
     assert report.dumps == SnakeBridge.call!("json", "dumps", [%{"a" => [1, 2]}])
     assert report.loads == SnakeBridge.call!("json", "loads", ["[1, 2.5, null]"])
+    helpers = SnakeBridge.exec!(@doc_files["priv/python/my_helpers.py"])
+    assert report.greeting == SnakeBridge.eval!("greet('release')", helpers)
 
     venv = Path.join(release, ".venv")
 
     for {where, backend} <- [{report.in_process, "in-process"}, {report.pool, "pool"}] do
       assert where["prefix"] == venv, "#{backend}: #{inspect(where)}"
       assert where["executable"] == Path.join(venv, "bin/python"), backend
-      assert where["file"] == Path.join(release, "lib/rel_app-0.1.0/priv/python/relapp_where.py"), backend
+      assert where["file"] == Path.join(release, "lib/my_app-0.1.0/priv/python/my_where.py"), backend
       assert Path.join(release, "lib/snakebridge-0.1.0/priv/python") in where["path"], backend
       # Nothing from where it was built, nor SnakeBridge's sources.
       refute Enum.any?(where["path"], &String.starts_with?(&1, [Path.join(tmp, "build"), Path.join(root, "priv")])),
@@ -158,36 +145,56 @@ defmodule SnakeBridge.ReleaseTest do
     assert report.cwd == cwd
 
     # Booted as a service (embedded mode, the release's boot script).
-    assert run!(release, cwd, ["start"], [{"RELAPP_REPORT", "1"}]) == report
+    assert run!(release, cwd, ["start"], [{"MY_APP_REPORT", "1"}]) == report
 
-    # config/runtime.exs picks another venv where the release runs.
-    other = Path.join(tmp, "deployed/other_venv")
-    assert {_, 0} = System.cmd(python, ["-m", "venv", "--system-site-packages", "--without-pip", other])
-    eval = ["eval", "{:ok, _} = Application.ensure_all_started(:rel_app); RelApp.report()"]
-    assert run!(release, cwd, eval, [{"RELAPP_VENV", other}]).in_process["prefix"] == other
+    # The page's commands: check/0, and a call from eval.
+    for command <- @doc_evals do
+      {out, status} = release_cmd(release, cwd, ["eval", command], [])
+      assert status == 0, "bin/my_app eval '#{command}':\n#{out}"
+
+      if command =~ "MyApp.Json.dumps!" do
+        assert out =~ inspect(SnakeBridge.call!("json", "dumps", [%{"a" => 1}]))
+      end
+    end
 
     # check/0 on the target: SnakeBridge starts, the pool answers, the Python
-    # modules of the generated modules import (in the pool for RelApp.PoolWhere).
+    # modules of the generated modules import (in the pool for MyApp.PoolWhere).
     {out, 0} = release_cmd(release, cwd, ["eval", "SnakeBridge.Release.check()"], [])
     assert out =~ "ok   SnakeBridge starts with #{Path.join(release, ".venv/bin/python")}"
-    assert out =~ "ok   pool RelApp.Python answers"
-    assert out =~ ~s|ok   RelApp.Version (use SnakeBridge, python: "packaging.version")|
-    assert out =~ ~s|ok   RelApp.PoolWhere (use SnakeBridge, python: "relapp_where")|
+    assert out =~ "ok   pool MyApp.Python answers"
+    assert out =~ ~s|ok   MyApp.Helpers (use SnakeBridge, python: "my_helpers")|
+    assert out =~ ~s|ok   MyApp.Version (use SnakeBridge, python: "packaging.version")|
+    assert out =~ ~s|ok   MyApp.PoolWhere (use SnakeBridge, python: "my_where")|
     refute out =~ "FAIL"
+
+    # config/runtime.exs picks another venv where the release runs.
+    other = Path.join(tmp, "deployed/srv/venv")
+    assert {_, 0} = System.cmd(python, ["-m", "venv", "--system-site-packages", "--without-pip", other])
+    assert run!(release, cwd, eval, [{"MY_APP_VENV", other}]).in_process["prefix"] == other
 
     # A venv that cannot see Debian's packages: check/0 names what is missing.
     isolated = Path.join(tmp, "deployed/isolated_venv")
     assert {_, 0} = System.cmd(python, ["-m", "venv", "--without-pip", isolated])
-    {out, status} = release_cmd(release, cwd, ["eval", "SnakeBridge.Release.check()"], [{"RELAPP_VENV", isolated}])
+    {out, status} = release_cmd(release, cwd, ["eval", "SnakeBridge.Release.check()"], [{"MY_APP_VENV", isolated}])
     assert status != 0
-    assert out =~ ~s|FAIL RelApp.Version (use SnakeBridge, python: "packaging.version"): does not import|
+    assert out =~ ~s|FAIL MyApp.Version (use SnakeBridge, python: "packaging.version"): does not import|
     assert out =~ "No module named 'packaging'"
-    assert out =~ "ok   RelApp.Json"
+    assert out =~ "ok   MyApp.Json"
     assert out =~ "checks failed"
+
+    # A machine without the libpython the NIF links (here: one that cannot be loaded).
+    {soname, 0} = System.cmd(python, ["-c", "import sysconfig; print(sysconfig.get_config_var('INSTSONAME'))"])
+    File.mkdir_p!(Path.join(tmp, "deployed/badlib"))
+    File.write!(Path.join([tmp, "deployed/badlib", String.trim(soname)]), "")
+    env = [{"LD_LIBRARY_PATH", Path.join(tmp, "deployed/badlib")}]
+    {out, status} = release_cmd(release, cwd, ["eval", "SnakeBridge.Release.check()"], env)
+    assert status != 0
+    assert out =~ "FAIL SnakeBridge starts: the NIF #{report.priv_dir}/snakebridge_nif.so did not load"
+    assert out =~ String.trim(soname)
 
     # A missing venv is an error that suits a release: a relative one is taken
     # from the release's root, and there is no mix task to run.
-    {out, status} = release_cmd(release, cwd, eval, [{"RELAPP_VENV", "no_such_venv"}])
+    {out, status} = release_cmd(release, cwd, eval, [{"MY_APP_VENV", "no_such_venv"}])
     assert status != 0
     assert out =~ "Python interpreter #{Path.join(release, "no_such_venv/bin/python")} does not exist"
     assert out =~ "taken from the release's root #{release}"
@@ -242,11 +249,11 @@ defmodule SnakeBridge.ReleaseTest do
     end
   end
 
-  # Runs bin/rel_app (bounded by `timeout`: a hung release must not hang the
+  # Runs bin/my_app (bounded by `timeout`: a hung release must not hang the
   # suite) and decodes the report it printed.
   defp run!(release, cwd, args, env \\ []) do
     {out, status} = release_cmd(release, cwd, args, env)
-    assert status == 0, "bin/rel_app #{hd(args)} exited with #{status}:\n#{out}"
+    assert status == 0, "bin/my_app #{hd(args)} exited with #{status}:\n#{out}"
     assert [_, encoded] = Regex.run(~r/^RESULT (\S+)$/m, out), out
     :erlang.binary_to_term(Base.decode64!(encoded))
   end
@@ -254,6 +261,6 @@ defmodule SnakeBridge.ReleaseTest do
   defp release_cmd(release, cwd, args, env) do
     # As on a target: no interpreter chosen by the environment, no distribution.
     env = [{"SNAKEBRIDGE_PYTHON", nil}, {"RELEASE_DISTRIBUTION", "none"}, {"MIX_ENV", nil}] ++ env
-    System.cmd("timeout", ["60", Path.join(release, "bin/rel_app") | args], cd: cwd, env: env, stderr_to_stdout: true)
+    System.cmd("timeout", ["60", Path.join(release, "bin/my_app") | args], cd: cwd, env: env, stderr_to_stdout: true)
   end
 end
