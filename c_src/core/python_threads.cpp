@@ -1,6 +1,7 @@
 #include "python_threads.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -129,6 +130,7 @@ void PythonThreads::unbind(PythonThread* thread) {
 }
 
 void PythonThread::submit(std::function<void()> task) {
+  caller_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -144,9 +146,12 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
   PythonThreads& all = PythonThreads::instance();
   if (spin_ns > 0 && queued_.load(std::memory_order_acquire) == 0) {
     if (all.spinners_.fetch_add(1, std::memory_order_acq_rel) < kMaxSpinners) {
-      // Yielding the core after a few microseconds: a caller (a BEAM
-      // scheduler, the port's I/O thread) may need it to send the next task.
-      Poll poll(monotonic_ns() + spin_ns);
+      // Yielding the core after a few microseconds (at once if the last caller
+      // ran on this core): a caller (a BEAM scheduler, the port's I/O thread)
+      // may need it to send the next task.
+      int cpu = sched_getcpu();
+      cpu_.store(cpu, std::memory_order_relaxed);
+      Poll poll(monotonic_ns() + spin_ns, cpu == caller_cpu_.load(std::memory_order_relaxed) ? 0 : 3'000);
       while (queued_.load(std::memory_order_acquire) == 0 && !poll.expired()) {
       }
     }

@@ -40,6 +40,10 @@ class PythonThread {
   bool awake() const { return awake_.load(std::memory_order_acquire); }
   // Tasks submitted and not started.
   size_t queued() const { return queued_.load(std::memory_order_acquire); }
+  // The core this thread last polled on (-1: unknown). A caller waiting on
+  // the same core must give it away at once rather than poll it: the thread
+  // cannot run there meanwhile.
+  int cpu() const { return cpu_.load(std::memory_order_relaxed); }
 
  private:
   friend class PythonThreads;
@@ -51,6 +55,8 @@ class PythonThread {
   std::deque<std::function<void()>> tasks_;
   std::atomic<size_t> queued_{0};  // tasks_.size(), readable without the lock
   std::atomic<bool> awake_{true};
+  std::atomic<int> cpu_{-1};
+  std::atomic<int> caller_cpu_{-1};  // the core of the last submitter
   bool sleeping_ = false;  // under mu_: waiting on cv_
   // Under PythonThreads::mu_.
   size_t callers_ = 0;

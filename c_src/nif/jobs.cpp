@@ -1,5 +1,7 @@
 #include "jobs.hpp"
 
+#include <sched.h>
+
 #include <memory>
 
 #include "../core/interpreter.hpp"
@@ -142,8 +144,9 @@ void run_job(Job* job) {
 bool wait_for_reply(Job* job) {
   // Polling the core for a few microseconds (a quick call on an awake thread
   // takes about one), then yielding it: on a busy machine the thread we wait
-  // for may need this very core.
-  Poll poll(monotonic_ns() + kWaitNs);
+  // for may need this very core. If that thread last ran on this core, it
+  // needs it now: yield from the start.
+  Poll poll(monotonic_ns() + kWaitNs, job->binding->thread->cpu() == sched_getcpu() ? 0 : 3'000);
   while (job->waiter.load(std::memory_order_acquire) == kWaiting) {
     if (poll.expired()) {
       int waiting = kWaiting;
