@@ -29,6 +29,8 @@ std::string g_init_error;
 
 thread_local PyThreadState* t_state = nullptr;
 thread_local int t_depth = 0;  // nesting of Gil scopes on this thread
+thread_local bool t_keep = false;  // an outermost Gil scope keeps the GIL when it ends
+thread_local bool t_kept = false;  // ...and this thread holds it so, outside any scope
 
 std::mutex g_release_mu;
 std::vector<PyObject*> g_release_queue;
@@ -195,6 +197,10 @@ int g_turns = 0;  // threads holding a turn
 }  // namespace
 
 GilTurn::GilTurn(const std::function<bool()>& abandoned) {
+  if (t_kept) {
+    bypass_ = true;  // no wait: the GIL is this thread's already
+    return;
+  }
   std::unique_lock<std::mutex> lock(g_turn_mu);
   while (g_turns >= kGilWaiters) {
     if (abandoned()) return;
@@ -221,13 +227,27 @@ PyThreadState* this_thread_state() {
 }
 
 Gil::Gil() : acquired_(t_depth == 0) {
-  if (acquired_) PyEval_RestoreThread(this_thread_state());
+  if (acquired_) {
+    if (t_kept) t_kept = false;  // still ours from the last scope (keep_gil_between_scopes)
+    else PyEval_RestoreThread(this_thread_state());
+  }
   ++t_depth;
 }
 
 Gil::~Gil() {
   --t_depth;
-  if (acquired_) PyEval_SaveThread();
+  if (!acquired_) return;
+  if (t_keep) t_kept = true;
+  else PyEval_SaveThread();
+}
+
+void keep_gil_between_scopes(bool on) { t_keep = on; }
+bool gil_kept() { return t_kept; }
+
+void release_kept_gil() {
+  if (!t_kept) return;
+  t_kept = false;
+  PyEval_SaveThread();
 }
 
 GilRelease::GilRelease() : saved_(PyEval_SaveThread()), depth_(std::exchange(t_depth, 0)) {}

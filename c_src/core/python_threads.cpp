@@ -19,6 +19,8 @@ constexpr auto kIdleTick = std::chrono::milliseconds(50);
 // A couple of polling threads catch a caller's next request; more would only
 // burn cores (200 calls ending together must not mean 200 polling threads).
 constexpr int kMaxSpinners = 2;
+// How long a thread keeps the GIL after a task for its caller's next one.
+constexpr uint64_t kKeepGilNs = 10'000;
 }  // namespace
 
 PythonThreads& PythonThreads::instance() {
@@ -182,16 +184,42 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
   return true;
 }
 
+// The next task if it is queued within kKeepGilNs (polling, GIL held).
+bool PythonThread::next_soon(std::function<void()>* task) {
+  uint64_t until = monotonic_ns() + kKeepGilNs;
+  unsigned steps = 0;
+  while (queued_.load(std::memory_order_acquire) == 0) {
+    cpu_relax();
+    if ((++steps & 15) == 0 && monotonic_ns() > until) return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (tasks_.empty()) return false;
+  *task = std::move(tasks_.front());
+  tasks_.pop_front();
+  queued_.store(tasks_.size(), std::memory_order_release);
+  return true;
+}
+
 void PythonThread::serve() {
   PythonThreads& all = PythonThreads::instance();
   uint64_t spin = 0;  // no polling before the first task
   std::function<void()> task;
   while (next(&task, spin)) {
     all.busy_.fetch_add(1, std::memory_order_acq_rel);
-    task();
-    // Destroyed here, not when the next task replaces it: its captures may
-    // hold what the caller waits to see released.
-    task = nullptr;
+    // A task's GIL is kept when it ends, and the next one starts holding it if
+    // it comes within kKeepGilNs (a caller calling in a loop); otherwise it
+    // is let go. Well inside the switch interval (5 ms) after which CPython
+    // itself would ask a holder to let go for a waiting thread.
+    keep_gil_between_scopes(true);
+    while (true) {
+      task();
+      // Destroyed here, not when the next task replaces it: its captures may
+      // hold what the caller waits to see released.
+      task = nullptr;
+      if (!gil_kept() || !next_soon(&task)) break;
+    }
+    keep_gil_between_scopes(false);
+    release_kept_gil();
     all.busy_.fetch_sub(1, std::memory_order_acq_rel);
     spin = all.spin_ns_.load(std::memory_order_relaxed);
   }

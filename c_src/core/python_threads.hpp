@@ -49,6 +49,7 @@ class PythonThread {
   friend class PythonThreads;
   void serve();
   bool next(std::function<void()>* task, uint64_t spin_ns);
+  bool next_soon(std::function<void()>* task);
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -365,11 +365,13 @@ struct JobTracker {
 
 }  // namespace
 
+// (A task may find the GIL still held from the task before it on its thread,
+// kept for a few microseconds when tasks come back to back: keep_gil_between_scopes.)
 TEST_CASE("A PythonThread runs its caller's tasks in order on one OS thread, each taking the GIL itself",
           "[threads]") {
   constexpr int kTasks = 200;
   struct State : JobTracker {
-    std::atomic<int> had_gil_before{0}, had_gil_inside{0}, errors{0};
+    std::atomic<int> had_gil_inside{0}, errors{0};
     std::mutex ids_mu;
     std::set<std::thread::id> ids;
     std::vector<int> order;
@@ -386,7 +388,6 @@ TEST_CASE("A PythonThread runs its caller's tasks in order on one OS thread, eac
   PythonThread* thread = threads.bind();
   for (int i = 0; i < kTasks; ++i) {
     thread->submit([s, i] {
-      if (holds_gil()) ++s->had_gil_before;
       {
         Gil gil;
         if (holds_gil()) ++s->had_gil_inside;
@@ -408,7 +409,6 @@ TEST_CASE("A PythonThread runs its caller's tasks in order on one OS thread, eac
   }
   REQUIRE(s->wait_for(kTasks, 20s));
   threads.unbind(thread);
-  CHECK(s->had_gil_before.load() == 0);  // tasks are not handed the GIL
   CHECK(s->had_gil_inside.load() == kTasks);
   CHECK(s->errors.load() == 0);
   CHECK(s->ids.size() == 1);  // one OS thread
