@@ -7,8 +7,9 @@ defmodule SnakeBridge.Worker do
   # ({:pending, id, from, ref, thread_key}) and writes the frame into the port itself
   # (SnakeBridge.Backend.PortWorker); a caller on another node sends the encoded body
   # here ({:request, ...}) and the worker writes it. Either way the reply arrives
-  # here (a port answers its owner) and is forwarded undecoded to the caller,
-  # which decodes it. The worker also forwards Python's output to the caller
+  # here (a port answers its owner) and is forwarded undecoded to the caller's
+  # alias (`ref`: a caller that gave up deactivates it, and whatever comes for
+  # the request after that is dropped), which decodes it. The worker also forwards Python's output to the caller
   # that caused it, batches the release of handles the BEAM garbage-collected,
   # recycles the process after :max_calls calls or past :max_memory_mb, and,
   # if the OS process dies, gives every caller still waiting a WorkerCrashError
@@ -32,12 +33,19 @@ defmodule SnakeBridge.Worker do
   # what comes after (kind "stopping"), so a request that fails with
   # {:shutdown, :recycled} never ran.
   use GenServer
+  require Logger
 
   alias SnakeBridge.{Msgpack, WorkerCrashError, Workers}
 
   # After a cancel, how long a request may take to wind down before the process is killed.
   @grace_ms 1_000
   @memory_check_ms 1_000
+  # While requests are in flight, the program is pinged every @liveness_tick_ms
+  # (its I/O thread answers without the GIL, whatever Python is doing); one
+  # not answered within @liveness_ms means a frozen or stuck program, killed
+  # and replaced whatever its callers' timeouts (an :infinity caller included).
+  @liveness_tick_ms 1_000
+  @liveness_ms 5_000
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts)
 
@@ -67,6 +75,7 @@ defmodule SnakeBridge.Worker do
 
     max_memory = if mb = opts[:max_memory_mb], do: mb * 1024 * 1024
     if max_memory, do: Process.send_after(self(), :check_memory, @memory_check_ms)
+    Process.send_after(self(), :liveness, @liveness_tick_ms)
 
     {:ok,
      %{
@@ -86,6 +95,7 @@ defmodule SnakeBridge.Worker do
        max_memory: max_memory,
        draining: nil,
        killed: false,
+       ping: nil,
        table: opts[:table],
        index: opts[:index],
        group: opts[:group]
@@ -113,16 +123,16 @@ defmodule SnakeBridge.Worker do
       # The program is gone (its exit is on its way here), or its pipe is full:
       # the request never ran, so the caller may send it to another worker.
       _closed_or_busy ->
-        send(from, {ref, {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: self()}}})
+        send(ref, {ref, {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: self()}}})
         {:noreply, state}
     end
   end
 
   # The caller gave up (timeout, cancel): interrupt the request, drop its reply
   # when it comes, and acknowledge (nothing for `ref` follows the acknowledgement).
-  def handle_info({:cancel, ref, from}, state) do
+  def handle_info({:cancel, ref, _from}, state) do
     state = cancel(state, ref)
-    send(from, {ref, :cancelled})
+    send(ref, {ref, :cancelled})
     {:noreply, state}
   end
 
@@ -180,8 +190,8 @@ defmodule SnakeBridge.Worker do
 
   # A caller announced a request it then could not write (the pipe was full):
   # forget it, and acknowledge (nothing for `ref` follows the acknowledgement).
-  def handle_info({:abandon, id, from, ref}, state) do
-    send(from, {ref, :abandoned})
+  def handle_info({:abandon, id, _from, ref}, state) do
+    send(ref, {ref, :abandoned})
 
     case Map.pop(state.pending, id) do
       {{_from, ^ref, mon}, pending} ->
@@ -191,6 +201,36 @@ defmodule SnakeBridge.Worker do
          %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: Map.delete(state.callers, mon)}}
 
       _ ->
+        {:noreply, state}
+    end
+  end
+
+  def handle_info(:liveness, state) do
+    Process.send_after(self(), :liveness, @liveness_tick_ms)
+    now = System.monotonic_time(:millisecond)
+
+    case state.ping do
+      _ when state.killed ->
+        {:noreply, state}
+
+      {_id, sent} when now - sent > @liveness_ms ->
+        Logger.warning(
+          "SnakeBridge: port worker #{inspect(self())} (os pid #{state.os_pid}) did not answer a ping " <>
+            "in #{@liveness_ms} ms: killed and replaced"
+        )
+
+        {:noreply, hard_kill(state)}
+
+      {_id, _sent} ->
+        {:noreply, state}
+
+      nil when map_size(state.pending) > 0 ->
+        id = :atomics.add_get(state.ids, 1, 1)
+        # A full pipe counts as sent: a program that does not read is not answering.
+        port_command(state, Msgpack.encode!([id, "ping"]))
+        {:noreply, %{state | ping: {id, now}}}
+
+      nil ->
         {:noreply, state}
     end
   end
@@ -212,6 +252,9 @@ defmodule SnakeBridge.Worker do
       id when is_integer(id) and id > 0 and id == state.draining ->
         {:stop, {:shutdown, :recycled}, state}
 
+      id when is_integer(id) and id > 0 and is_tuple(state.ping) and elem(state.ping, 0) == id ->
+        {:noreply, %{state | ping: nil}}
+
       id when is_integer(id) and id > 0 ->
         case Map.pop(state.pending, id) do
           {nil, _} ->
@@ -220,7 +263,7 @@ defmodule SnakeBridge.Worker do
           {{from, ref, mon}, pending} ->
             if from do
               Process.demonitor(mon, [:flush])
-              send(from, {ref, {:frame, frame, self()}})
+              send(ref, {ref, {:frame, frame, self()}})
             end
 
             callers = if mon, do: Map.delete(state.callers, mon), else: state.callers
@@ -365,14 +408,14 @@ defmodule SnakeBridge.Worker do
 
   defp crash(state, reason) do
     for {_id, {from, ref, _mon}} <- state.pending, is_pid(from) do
-      send(from, {ref, {:error, %WorkerCrashError{reason: reason, worker: self()}}})
+      send(ref, {ref, {:error, %WorkerCrashError{reason: reason, worker: self()}}})
     end
   end
 
   # Output frames and protocol-level errors (id 0).
   defp notice({:ok, [0, "output", stream, text, req_id]}, state) do
     case state.pending[req_id] do
-      {from, ref, _mon} when is_pid(from) -> send(from, {:snakebridge_output, ref, output_stream(stream), text})
+      {from, ref, _mon} when is_pid(from) -> send(ref, {:snakebridge_output, ref, output_stream(stream), text})
       _ -> send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
     end
 

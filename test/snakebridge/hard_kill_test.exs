@@ -113,8 +113,9 @@ defmodule SnakeBridge.HardKillTest do
     :ok = :sys.suspend(worker)
     # The caller overruns its timeout and its cancel waits in the worker's mailbox...
     assert wait_until(3_000, fn -> cancels_queued(worker) == 1 end)
-    # More work for the port: a handle to release, a request from another node.
-    ref = make_ref()
+    # More work for the port: a handle to release, a request from another node
+    # (replies go to the caller's alias).
+    ref = :erlang.alias()
     send(worker, {:snakebridge_release, 1})
     send(worker, {:request, self(), ref, 1, [SnakeBridge.Msgpack.encode!("stats")], 0})
     # Then the program dies (as when a kill was already under way).

@@ -27,7 +27,10 @@ defmodule SnakeBridge.Backend.PortWorker do
 
     with {:ok, load_key, worker, pool} <- pick(owner, where) do
       {count, body} = encode(request, mode, worker)
-      ref = make_ref()
+      # Replies come to an alias: once the caller deactivates it (done/1, or a
+      # cancel whose acknowledgement does not come in time), whatever the worker
+      # sends for this request later is dropped, never left in the mailbox.
+      ref = :erlang.alias()
       mon = Process.monitor(worker)
 
       job = %Job{
@@ -68,35 +71,59 @@ defmodule SnakeBridge.Backend.PortWorker do
   # held the GIL past its cancel, before the worker read the cancel) is not the
   # caller's outcome: it overran its deadline first, so it stays :stopped (a
   # TimeoutError). The wait goes on until the acknowledgement or the worker's
-  # DOWN, whichever comes, so nothing for `ref` is left behind.
+  # DOWN, whichever comes, but at most @ack_grace_ms: a congested worker process
+  # or a frozen remote node does not hold the caller. Then the alias the
+  # replies come to is deactivated, so nothing for the request arrives later.
+  @ack_grace_ms 500
+
   @impl true
   def stop(%Job{ref: ref, monitor: mon, state: s} = job) do
     send(s.worker, {:cancel, ref, self()})
-    stopped(job, ref, mon, :stopped)
+    stopped(job, ref, mon, :stopped, System.monotonic_time(:millisecond) + @ack_grace_ms)
   end
 
-  defp stopped(job, ref, mon, result) do
+  defp stopped(job, ref, mon, result, until) do
     receive do
       {:snakebridge_output, ^ref, stream, text} ->
         Output.write_caller(stream, text)
-        stopped(job, ref, mon, result)
+        stopped(job, ref, mon, result, until)
 
       {^ref, :cancelled} ->
         result
 
       {^ref, {:error, %WorkerCrashError{}}} ->
-        stopped(job, ref, mon, result)
+        stopped(job, ref, mon, result, until)
 
       {^ref, message} ->
-        stopped(job, ref, mon, {:replied, reply(job, message)})
+        stopped(job, ref, mon, {:replied, reply(job, message)}, until)
 
       {:DOWN, ^mon, :process, _, _} ->
+        result
+    after
+      max(until - System.monotonic_time(:millisecond), 0) ->
+        :erlang.unalias(ref)
+        drop(ref)
         result
     end
   end
 
+  # What came for `ref` before its alias was deactivated.
+  defp drop(ref) do
+    receive do
+      {:snakebridge_output, ^ref, stream, text} ->
+        Output.write_caller(stream, text)
+        drop(ref)
+
+      {^ref, _} ->
+        drop(ref)
+    after
+      0 -> :ok
+    end
+  end
+
   @impl true
-  def done(%Job{monitor: mon, state: s}) do
+  def done(%Job{ref: ref, monitor: mon, state: s}) do
+    :erlang.unalias(ref)
     Process.demonitor(mon, [:flush])
     Pool.checkin(s.load_key, s.pool)
     :ok
