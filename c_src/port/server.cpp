@@ -290,6 +290,8 @@ void Server::forget(uint64_t key) {
 }
 
 void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running) {
+  int queued = Running::kQueued;
+  if (!running->phase.compare_exchange_strong(queued, Running::kStarted)) return;  // cancelled, answered
   running->tstate.store(this_thread_state());
   msgpack::sbuffer reply;
   GilTurn turn([&] { return running->interrupted.load(); });
@@ -334,6 +336,10 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
   // The reply goes out before the request leaves running_: a "drained" reply
   // sent by whichever request finishes last then always follows every reply.
   send(reply.data(), reply.size());
+  finished(id);
+}
+
+void Server::finished(uint64_t id) {
   uint64_t drained = 0;
   {
     std::lock_guard<std::mutex> lock(running_mu_);
@@ -358,6 +364,20 @@ void Server::cancel(uint64_t id) {
     auto it = running_.find(id);
     if (it == running_.end()) return;  // already answered
     running = it->second;
+  }
+  // Not started yet (queued behind its caller's other requests): answered now,
+  // and skipped by its thread; it costs nothing more, and never a kill.
+  int queued = Running::kQueued;
+  if (running->phase.compare_exchange_strong(queued, Running::kCancelled)) {
+    running->finished = true;
+    msgpack::sbuffer reply;
+    Packer pk(reply);
+    reply_header(pk, id, "error");
+    MsgpackSink sink(pk);
+    sink.atom("cancelled");
+    send(reply.data(), reply.size());
+    finished(id);
+    return;
   }
   interrupt_until_finished(std::move(running));
 }

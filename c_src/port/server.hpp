@@ -30,7 +30,13 @@ class Server {
   size_t in_flight();
 
  private:
-  using Running = InterruptTarget;
+  // A request read and not yet answered. `phase`: queued on its caller's
+  // thread, started there, or cancelled before it started (then answered at
+  // once by the cancel, and skipped by its thread).
+  struct Running : InterruptTarget {
+    enum Phase : int { kQueued, kStarted, kCancelled };
+    std::atomic<int> phase{kQueued};
+  };
 
   // A decoded request and the frame its strings and binaries point into.
   struct Incoming {
@@ -42,6 +48,8 @@ class Server {
   void run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running);
   void cancel(uint64_t id);
   void reply_drained(uint64_t id);
+  // The request leaves running_ (its reply sent); a pending drain may answer.
+  void finished(uint64_t id);
   // The thread of the caller a request frame names, bound on first sight.
   PythonThread* thread_for(uint64_t key);
   void forget(uint64_t key);
