@@ -44,15 +44,9 @@ defmodule SnakeBridge.Async do
   @doc false
   def call(request, opts) do
     {to, opts} = Keyword.pop(opts, :to, self())
-    ref = make_ref()
-    state = :atomics.new(1, signed: false)
 
-    identity = PythonThread.identity()
-
-    pid =
-      spawn(fn ->
-        PythonThread.adopt(identity)
-        watch(to, state, ref)
+    {ref, state, pid} =
+      start_helper(to, fn ref, state, _mref ->
         result = Runtime.run(request, [{:cancel_tag, ref} | opts])
         if result != {:error, :cancelled}, do: deliver(state, to, {:snakebridge, ref, result}, @finished)
       end)
@@ -65,15 +59,9 @@ defmodule SnakeBridge.Async do
     {to, opts} = Keyword.pop(opts, :to, self())
     {window, opts} = Keyword.pop(opts, :window, 2)
     {batch, opts} = Keyword.pop(opts, :batch_size, 1024)
-    ref = make_ref()
-    state = :atomics.new(1, signed: false)
 
-    identity = PythonThread.identity()
-
-    pid =
-      spawn(fn ->
-        PythonThread.adopt(identity)
-        mref = watch(to, state, ref)
+    {ref, state, pid} =
+      start_helper(to, fn ref, state, mref ->
         stream_loop(source, opts, batch, window, %{ref: ref, to: to, state: state, mref: mref})
       end)
 
@@ -135,6 +123,23 @@ defmodule SnakeBridge.Async do
       _ ->
         false
     end
+  end
+
+  # The process doing the work for the caller, on the caller's Python thread
+  # (SnakeBridge.PythonThread: its calls run where the caller's do), watching
+  # the receiving process: `work.(ref, state, watcher_monitor)`.
+  defp start_helper(to, work) do
+    ref = make_ref()
+    state = :atomics.new(1, signed: false)
+    identity = PythonThread.identity()
+
+    pid =
+      spawn(fn ->
+        PythonThread.adopt(identity)
+        work.(ref, state, watch(to, state, ref))
+      end)
+
+    {ref, state, pid}
   end
 
   defp watch(to, state, ref) do

@@ -25,7 +25,8 @@ defmodule SnakeBridge.CancelFloodTest do
     assert SnakeBridge.call!("os", "getpid", [], [], o) == os_pid
 
     assert wait_until(10_000, fn ->
-             length(Process.list()) <= baseline + 10 and Process.info(worker, :message_queue_len) == {:message_queue_len, 0}
+             length(Process.list()) <= baseline + 10 and
+               Process.info(worker, :message_queue_len) == {:message_queue_len, 0}
            end)
   end
 

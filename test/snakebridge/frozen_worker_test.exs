@@ -8,15 +8,7 @@ defmodule SnakeBridge.FrozenWorkerTest do
   @moduletag timeout: 60_000
 
   test "callers with large arguments to a frozen worker all return by their timeout; the worker is replaced" do
-    pool = SnakeBridge.FrozenWorkerTest.Pool
-    start_supervised!({SnakeBridge.Pool, name: pool, size: 1})
-    opts = [backend: {:pool, pool}]
-    assert SnakeBridge.call!("math", "sqrt", [4.0], [], opts) == 2.0
-
-    [{worker, _node}] = SnakeBridge.Pool.workers(pool)
-    {port, _ids} = SnakeBridge.Workers.lookup(worker)
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    {_, 0} = System.cmd("kill", ["-STOP", Integer.to_string(os_pid)])
+    {opts, worker, os_pid} = frozen(SnakeBridge.FrozenWorkerTest.Pool)
 
     try do
       big = :binary.copy("x", 512 * 1024)
@@ -59,14 +51,7 @@ defmodule SnakeBridge.FrozenWorkerTest do
   # go unanswered, and it is killed and replaced all the same; the callers get
   # WorkerCrashError (docs/backends.md, "Pools").
   test "a frozen worker with :infinity callers is killed and replaced after its liveness bound" do
-    pool = SnakeBridge.FrozenWorkerTest.Infinity
-    start_supervised!({SnakeBridge.Pool, name: pool, size: 1})
-    opts = [backend: {:pool, pool}]
-    assert SnakeBridge.call!("math", "sqrt", [4.0], [], opts) == 2.0
-    [{worker, _node}] = SnakeBridge.Pool.workers(pool)
-    {port, _ids} = SnakeBridge.Workers.lookup(worker)
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    {_, 0} = System.cmd("kill", ["-STOP", Integer.to_string(os_pid)])
+    {opts, _worker, os_pid} = frozen(SnakeBridge.FrozenWorkerTest.Infinity)
 
     try do
       started = System.monotonic_time(:millisecond)
@@ -120,6 +105,18 @@ defmodule SnakeBridge.FrozenWorkerTest do
     Process.sleep(1_500)
     {:messages, left} = Process.info(self(), :messages)
     refute Enum.any?(left, &match?({ref, _} when is_reference(ref), &1)), "left in the mailbox: #{inspect(left)}"
+  end
+
+  # A pool of one worker whose program is then stopped (SIGSTOP).
+  defp frozen(pool) do
+    start_supervised!({SnakeBridge.Pool, name: pool, size: 1})
+    opts = [backend: {:pool, pool}]
+    assert SnakeBridge.call!("math", "sqrt", [4.0], [], opts) == 2.0
+    [{worker, _node}] = SnakeBridge.Pool.workers(pool)
+    {port, _ids} = SnakeBridge.Workers.lookup(worker)
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    {_, 0} = System.cmd("kill", ["-STOP", Integer.to_string(os_pid)])
+    {opts, worker, os_pid}
   end
 
   defp wait_until(ms, fun) do
