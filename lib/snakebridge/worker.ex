@@ -213,7 +213,10 @@ defmodule SnakeBridge.Worker do
       _ when state.killed ->
         {:noreply, state}
 
-      {_id, sent} when now - sent > @liveness_ms ->
+      # No answer to the ping, or the port refusing even to take one (its
+      # queue to the program full all along: a healthy program drains it in
+      # milliseconds), for the whole bound.
+      {_id_or_busy, since} when now - since > @liveness_ms ->
         Logger.warning(
           "SnakeBridge: port worker #{inspect(self())} (os pid #{state.os_pid}) did not answer a ping " <>
             "in #{@liveness_ms} ms: killed and replaced"
@@ -221,17 +224,26 @@ defmodule SnakeBridge.Worker do
 
         {:noreply, hard_kill(state)}
 
-      {_id, _sent} ->
+      {id, _sent} when is_integer(id) ->
         {:noreply, state}
 
-      nil when map_size(state.pending) > 0 ->
-        id = :atomics.add_get(state.ids, 1, 1)
-        # A full pipe counts as sent: a program that does not read is not answering.
-        port_command(state, Msgpack.encode!([id, "ping"]))
-        {:noreply, %{state | ping: {id, now}}}
+      busy_or_nil when busy_or_nil == nil or elem(busy_or_nil, 0) == :busy ->
+        if busy_or_nil == nil and map_size(state.pending) == 0 do
+          {:noreply, state}
+        else
+          id = :atomics.add_get(state.ids, 1, 1)
 
-      nil ->
-        {:noreply, state}
+          ping =
+            case port_command(state, Msgpack.encode!([id, "ping"])) do
+              :ok -> {id, now}
+              # Busy (many requests being written): try again next tick, the
+              # clock still running from the first attempt.
+              :busy -> busy_or_nil || {:busy, now}
+              _closed -> nil
+            end
+
+          {:noreply, %{state | ping: ping}}
+        end
     end
   end
 
@@ -252,7 +264,7 @@ defmodule SnakeBridge.Worker do
       id when is_integer(id) and id > 0 and id == state.draining ->
         {:stop, {:shutdown, :recycled}, state}
 
-      id when is_integer(id) and id > 0 and is_tuple(state.ping) and elem(state.ping, 0) == id ->
+      id when is_integer(id) and id > 0 and is_tuple(state.ping) and elem(state.ping, 0) === id ->
         {:noreply, %{state | ping: nil}}
 
       id when is_integer(id) and id > 0 ->
