@@ -152,14 +152,7 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  def handle_info(:flush_forgotten, state) do
-    if state.forgotten != [] and port_command(state, Msgpack.encode!([0, "forget", state.forgotten])) == :busy do
-      Process.send_after(self(), :flush_forgotten, 10)
-      {:noreply, state}
-    else
-      {:noreply, %{state | forgotten: []}}
-    end
-  end
+  def handle_info(:flush_forgotten, state), do: {:noreply, flush(state, :forgotten, "forget", :flush_forgotten)}
 
   # A caller died: interrupt what it was waiting for.
   def handle_info({:DOWN, mon, :process, _pid, _reason}, state) when is_map_key(state.callers, mon) do
@@ -178,15 +171,7 @@ defmodule SnakeBridge.Worker do
     {:noreply, %{state | releases: [id | state.releases]}}
   end
 
-  def handle_info(:flush_releases, state) do
-    if state.releases != [] and port_command(state, Msgpack.encode!([0, "release", state.releases])) == :busy do
-      # The pipe is full: try again shortly, with whatever more has come.
-      Process.send_after(self(), :flush_releases, 10)
-      {:noreply, state}
-    else
-      {:noreply, %{state | releases: []}}
-    end
-  end
+  def handle_info(:flush_releases, state), do: {:noreply, flush(state, :releases, "release", :flush_releases)}
 
   # A caller announced a request it then could not write (the pipe was full):
   # forget it, and acknowledge (nothing for `ref` follows the acknowledgement).
@@ -348,6 +333,20 @@ defmodule SnakeBridge.Worker do
         callers: Map.put(state.callers, mon, ref),
         calls: state.calls + 1
     }
+  end
+
+  # One frame [0, op, items] for the items batched in state[field] (handles
+  # to release, thread keys to forget). The pipe full: try again shortly, with
+  # whatever more has come.
+  defp flush(state, field, op, again) do
+    items = Map.fetch!(state, field)
+
+    if items != [] and port_command(state, Msgpack.encode!([0, op, items])) == :busy do
+      Process.send_after(self(), again, 10)
+      state
+    else
+      Map.put(state, field, [])
+    end
   end
 
   # The processes whose requests used a thread key (a process and the helpers
