@@ -66,8 +66,8 @@ Sleeper* sleeper_for(PyThreadState* tstate, bool create) {
 // sys.modules without it, or a module lock of importlib._bootstrap left
 // half-updated (every later import of that module hangs). So an interrupt is
 // never delivered while the target thread imports: it is deferred, and since
-// every interrupt is repeated until the work is over (interrupter.cpp, the
-// fast path's watchdog), it lands at the first attempt after the import.
+// every interrupt is repeated until the work is over (interrupter.cpp), it
+// lands at the first attempt after the import.
 //
 // "Imports" is decided two ways:
 // - The import system's entry points (below) are wrapped: while a thread is in

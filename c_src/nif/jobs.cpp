@@ -111,7 +111,7 @@ void run_job(Job* job) {
     {
       // Output goes to the caller live, tagged with the reply's ref, while the
       // job is still wanted.
-      CallerScope scope(nullptr, &job->caller, job->ref, &job->state, kRunning);
+      CallerScope scope(&job->caller, job->ref, &job->state, kRunning);
       InterruptibleScope interruptible;
       WireRequest<ERL_NIF_TERM> wire;
       bool decoded = decode_request(job->env, job->request, job->mode, &wire);

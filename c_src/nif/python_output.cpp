@@ -9,7 +9,6 @@
 namespace sb::nif {
 namespace {
 
-thread_local ErlNifEnv* t_env = nullptr;
 thread_local const ErlNifPid* t_pid = nullptr;
 thread_local ERL_NIF_TERM t_tag = 0;
 thread_local const std::atomic<int>* t_state = nullptr;
@@ -36,14 +35,14 @@ PyObject* emit(PyObject*, PyObject* args) {
     // {:snakebridge_output, job_ref | nil, :stdout | :stderr, text} to the caller
     ERL_NIF_TERM tag = t_tag ? enif_make_copy(msg_env, t_tag) : atoms.nil;
     ERL_NIF_TERM msg = enif_make_tuple4(msg_env, atoms.snakebridge_output, tag, which, text_binary(msg_env, text, size));
-    enif_send(t_env, t_pid, msg_env, msg);
+    enif_send(nullptr, t_pid, msg_env, msg);
     t_wrote = true;
   } else {
     ErlNifPid server;
-    if (enif_whereis_pid(t_env, atoms.output_server, &server)) {
+    if (enif_whereis_pid(nullptr, atoms.output_server, &server)) {
       ERL_NIF_TERM msg = enif_make_tuple4(msg_env, atoms.snakebridge_output, which, atoms.nil,
                                           text_binary(msg_env, text, size));
-      enif_send(t_env, &server, msg_env, msg);
+      enif_send(nullptr, &server, msg_env, msg);
     }
   }
   enif_free_env(msg_env);
@@ -52,9 +51,7 @@ PyObject* emit(PyObject*, PyObject* args) {
 
 }  // namespace
 
-CallerScope::CallerScope(ErlNifEnv* env, const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atomic<int>* state,
-                         int running_state) {
-  t_env = env;
+CallerScope::CallerScope(const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atomic<int>* state, int running_state) {
   t_pid = pid;
   t_tag = tag;
   t_state = state;
@@ -65,7 +62,6 @@ CallerScope::CallerScope(ErlNifEnv* env, const ErlNifPid* pid, ERL_NIF_TERM tag,
 bool CallerScope::wrote() const { return t_wrote; }
 
 CallerScope::~CallerScope() {
-  t_env = nullptr;
   t_pid = nullptr;
   t_tag = 0;
   t_state = nullptr;

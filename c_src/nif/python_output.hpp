@@ -13,12 +13,11 @@
 namespace sb::nif {
 
 // Who is running Python on this thread, for attributing output, set around each
-// request. `env` is the caller's process env on a scheduler thread (fast path),
-// null on a pool thread. `tag_env`/`tag`: the job's reply ref (pool), or none
-// (fast path: output is then tagged nil). `state`: the job's state, output is
+// request (on the caller's Python thread, never a scheduler). `tag`: the job's
+// reply ref (0: output tagged nil). `state`: the job's state, output is
 // orphaned once it is no longer `running_state`.
 struct CallerScope {
-  CallerScope(ErlNifEnv* env, const ErlNifPid* pid, ERL_NIF_TERM tag = 0, const std::atomic<int>* state = nullptr,
+  CallerScope(const ErlNifPid* pid, ERL_NIF_TERM tag = 0, const std::atomic<int>* state = nullptr,
               int running_state = 0);
   ~CallerScope();
   // Whether Python wrote any output during this scope.

@@ -379,6 +379,15 @@ void Server::cancel(uint64_t id) {
     finished(id);
     return;
   }
+  // Running: the client starts its grace (and kills the program if the
+  // request has not answered by then).
+  msgpack::sbuffer notice;
+  Packer pk(notice);
+  pk.pack_array(3);
+  pk.pack_uint64(0);
+  pk.pack(std::string("interrupting"));
+  pk.pack_uint64(id);
+  send(notice.data(), notice.size());
   interrupt_until_finished(std::move(running));
 }
 

@@ -1,5 +1,5 @@
 // interpreter.hpp and worker_pool.hpp: GIL scopes, per-thread states, deferred
-// releases, the worker pool, and interrupting a running call.
+// releases, the Python threads (python_threads.hpp), and interrupting a running call.
 #include <atomic>
 #include <condition_variable>
 #include <memory>

@@ -141,16 +141,23 @@ class Port {
       auto f = recv(left.count() > 0 ? left : std::chrono::milliseconds(0));
       if (!f) return f;
       const msgpack::object& o = f->get();
-      if (o.type == msgpack::type::ARRAY && o.via.array.size >= 2 && o.via.array.ptr[1].type == msgpack::type::STR &&
-          std::string(o.via.array.ptr[1].via.str.ptr, o.via.array.ptr[1].via.str.size) == "output") {
-        outputs_.push_back(std::move(*f));
-        continue;
+      if (o.type == msgpack::type::ARRAY && o.via.array.size >= 2 && o.via.array.ptr[1].type == msgpack::type::STR) {
+        std::string kind(o.via.array.ptr[1].via.str.ptr, o.via.array.ptr[1].via.str.size);
+        if (kind == "output") {
+          outputs_.push_back(std::move(*f));
+          continue;
+        }
+        if (kind == "interrupting" && o.via.array.size == 3) {
+          interrupting_.push_back(o.via.array.ptr[2].via.u64);
+          continue;
+        }
       }
       return f;
     }
   }
 
   std::vector<msgpack::object_handle>& outputs() { return outputs_; }
+  const std::vector<uint64_t>& interrupting() const { return interrupting_; }
 
   void close_input() {
     if (to_ >= 0) close(to_);
@@ -182,6 +189,7 @@ class Port {
   int from_ = -1;
   FrameReader reader_;
   std::vector<msgpack::object_handle> outputs_;
+  std::vector<uint64_t> interrupting_;  // ids of ["interrupting", id] notices
   bool exited_ = false;
   int status_ = 0;
   bool eof_ = false;
@@ -619,6 +627,8 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   CHECK(reason_text(r.get(), 1) == "Cancelled");
   CHECK(reason_text(r.get(), 2) == "snakebridge.Cancelled");
   CHECK(elapsed < 500);
+  // It was running: the program said so, for the client's grace.
+  CHECK(port.interrupting() == std::vector<uint64_t>{40});
 
   // A busy loop (no sleep) is interrupted at a bytecode boundary.
   port.send("[41, 'exec', 1, 'while True:\\n    pass\\n', {}]");

@@ -241,8 +241,8 @@ defmodule SnakeBridge.Runtime do
     {:error, %ConversionError{python_type: type, repr: repr}}
   end
 
-  # Past the deadline: the Python work was interrupted (the fast path's
-  # watchdog, a pool thread, or a worker).
+  # Past the deadline: the Python work was interrupted (on the process's
+  # Python thread, or in a worker).
   defp failed(:timeout, request, opts) do
     {:error, %TimeoutError{timeout: Keyword.get(opts, :timeout, @default_timeout), operation: elem(request, 0)}}
   end

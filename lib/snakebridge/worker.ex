@@ -162,7 +162,16 @@ defmodule SnakeBridge.Worker do
 
   # Still running a grace period after its cancel: C code that does not return.
   def handle_info({:grace_over, id}, state) do
-    if Map.has_key?(state.pending, id), do: {:noreply, hard_kill(state)}, else: {:noreply, state}
+    if Map.has_key?(state.pending, id) and not state.killed do
+      Logger.warning(
+        "SnakeBridge: port worker #{inspect(self())} (os pid #{state.os_pid}): a request still running " <>
+          "#{@grace_ms} ms after its cancel (C code holding the GIL): killed and replaced"
+      )
+
+      {:noreply, hard_kill(state)}
+    else
+      {:noreply, state}
+    end
   end
 
   def handle_info({:snakebridge_release, id}, state) do
@@ -369,10 +378,13 @@ defmodule SnakeBridge.Worker do
   defp cancel(state, ref) do
     case Map.fetch(state.by_ref, ref) do
       {:ok, id} ->
-        # A cancel that cannot be written now (the pipe is full: the program is
-        # frozen or swamped) leaves the grace to run out all the same: the
-        # request is then killed with the program, whatever its pipe holds.
-        if port_command(state, Msgpack.encode!([0, "cancel", id])) in [:ok, :busy] and not state.killed,
+        # The grace starts when the program says the request was running
+        # (["interrupting", id]): a request cancelled before it started is
+        # answered at once and never killed for. A cancel that cannot be
+        # written now (the pipe is full: the program is frozen or swamped)
+        # starts the grace here: the request is then killed with the program,
+        # whatever its pipe holds.
+        if port_command(state, Msgpack.encode!([0, "cancel", id])) == :busy and not state.killed,
           do: Process.send_after(self(), {:grace_over, id}, @grace_ms)
 
         {_from, ^ref, mon} = state.pending[id]
@@ -429,6 +441,15 @@ defmodule SnakeBridge.Worker do
       {from, ref, _mon} when is_pid(from) -> send(ref, {:snakebridge_output, ref, output_stream(stream), text})
       _ -> send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
     end
+
+    {:noreply, state}
+  end
+
+  # A cancelled request was running: its grace starts (the program is killed
+  # if it has not answered by then: C code holding the GIL).
+  defp notice({:ok, [0, "interrupting", id]}, state) do
+    if Map.has_key?(state.pending, id) and not state.killed,
+      do: Process.send_after(self(), {:grace_over, id}, @grace_ms)
 
     {:noreply, state}
   end
