@@ -161,12 +161,10 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
   }
   std::unique_lock<std::mutex> lock(mu_);
   while (tasks_.empty()) {
-    awake_.store(false, std::memory_order_release);
     sleeping_ = true;
     bool got = ticks_ ? cv_.wait_for(lock, kIdleTick, [&] { return !tasks_.empty(); })
                       : (cv_.wait(lock, [&] { return !tasks_.empty(); }), true);
     sleeping_ = false;
-    awake_.store(true, std::memory_order_release);
     if (!got && pending_releases() > 0 && interpreter_ready()) {
       // Idle: release the references dropped by threads that could not take
       // the GIL (BEAM garbage collection of objects).
@@ -178,10 +176,15 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
       lock.lock();
     }
   }
+  pop_locked(task);
+  return true;
+}
+
+// Under mu_, tasks_ not empty.
+void PythonThread::pop_locked(std::function<void()>* task) {
   *task = std::move(tasks_.front());
   tasks_.pop_front();
   queued_.store(tasks_.size(), std::memory_order_release);
-  return true;
 }
 
 // The next task if it is queued within kKeepGilNs (polling, GIL held).
@@ -194,9 +197,7 @@ bool PythonThread::next_soon(std::function<void()>* task) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (tasks_.empty()) return false;
-  *task = std::move(tasks_.front());
-  tasks_.pop_front();
-  queued_.store(tasks_.size(), std::memory_order_release);
+  pop_locked(task);
   return true;
 }
 

@@ -35,9 +35,6 @@ class PythonThread {
   // Runs `task` on this thread after those submitted before it. The task takes
   // the GIL itself.
   void submit(std::function<void()> task);
-  // Running a task or polling for one: a task submitted now starts within
-  // about a microsecond, unless it has to wait for the GIL.
-  bool awake() const { return awake_.load(std::memory_order_acquire); }
   // Tasks submitted and not started.
   size_t queued() const { return queued_.load(std::memory_order_acquire); }
   // The core this thread last polled on (-1: unknown). A caller waiting on
@@ -50,12 +47,12 @@ class PythonThread {
   void serve();
   bool next(std::function<void()>* task, uint64_t spin_ns);
   bool next_soon(std::function<void()>* task);
+  void pop_locked(std::function<void()>* task);
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   std::atomic<size_t> queued_{0};  // tasks_.size(), readable without the lock
-  std::atomic<bool> awake_{true};
   std::atomic<int> cpu_{-1};
   std::atomic<int> caller_cpu_{-1};  // the core of the last submitter
   bool sleeping_ = false;  // under mu_: waiting on cv_

@@ -39,6 +39,15 @@ void reply_header(Packer& pk, uint64_t id, const char* status) {
 
 void reply_ok_header(Packer& pk, uint64_t id) { reply_header(pk, id, "ok"); }
 
+// [id, "error", :cancelled]: the reply of a request cancelled before it ran
+// (the client drops it: it has given up on the request).
+void pack_cancelled(msgpack::sbuffer& out, uint64_t id) {
+  Packer pk(out);
+  reply_header(pk, id, "error");
+  MsgpackSink sink(pk);
+  sink.atom("cancelled");
+}
+
 // {:unconvertible, why, nil, steps}: the port names the refused term by
 // position; the client finds it in what it sent (docs/protocol.md, "Replies").
 void pack_refusal(Packer& pk, const Refusal& e) {
@@ -299,10 +308,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
     // Cancelled while waiting for its turn: it never ran (the client drops
     // the reply of a request it cancelled).
     running->finished = true;
-    Packer pk(reply);
-    reply_header(pk, id, "error");
-    MsgpackSink sink(pk);
-    sink.atom("cancelled");
+    pack_cancelled(reply, id);
   } else {
     Gil gil;
     turn.done();
@@ -371,10 +377,7 @@ void Server::cancel(uint64_t id) {
   if (running->phase.compare_exchange_strong(queued, Running::kCancelled)) {
     running->finished = true;
     msgpack::sbuffer reply;
-    Packer pk(reply);
-    reply_header(pk, id, "error");
-    MsgpackSink sink(pk);
-    sink.atom("cancelled");
+    pack_cancelled(reply, id);
     send(reply.data(), reply.size());
     finished(id);
     return;

@@ -221,23 +221,22 @@ defmodule SnakeBridge.Worker do
       {id, _sent} when is_integer(id) ->
         {:noreply, state}
 
-      busy_or_nil when busy_or_nil == nil or elem(busy_or_nil, 0) == :busy ->
-        if busy_or_nil == nil and map_size(state.pending) == 0 do
-          {:noreply, state}
-        else
-          id = :atomics.add_get(state.ids, 1, 1)
+      nil when map_size(state.pending) == 0 ->
+        {:noreply, state}
 
-          ping =
-            case port_command(state, Msgpack.encode!([id, "ping"])) do
-              :ok -> {id, now}
-              # Busy (many requests being written): try again next tick, the
-              # clock still running from the first attempt.
-              :busy -> busy_or_nil || {:busy, now}
-              _closed -> nil
-            end
+      # No ping out, or the last attempt found the port busy (many requests
+      # being written): try now, the clock running from the first attempt.
+      nil_or_busy ->
+        id = :atomics.add_get(state.ids, 1, 1)
 
-          {:noreply, %{state | ping: ping}}
-        end
+        ping =
+          case port_command(state, Msgpack.encode!([id, "ping"])) do
+            :ok -> {id, now}
+            :busy -> nil_or_busy || {:busy, now}
+            _closed -> nil
+          end
+
+        {:noreply, %{state | ping: ping}}
     end
   end
 

@@ -26,7 +26,8 @@ defmodule SnakeBridge.Backend.PortWorker do
     owner = find_owner(request)
 
     with {:ok, load_key, worker, pool} <- pick(owner, where) do
-      {count, body} = encode(request, mode, worker)
+      key = PythonThread.key()
+      {count, body} = encode(request, mode, worker, key)
       # Replies come to an alias: once the caller deactivates it (done/1, or a
       # cancel whose acknowledgement does not come in time), whatever the worker
       # sends for this request later is dropped, never left in the mailbox.
@@ -40,7 +41,7 @@ defmodule SnakeBridge.Backend.PortWorker do
         state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
       }
 
-      case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), PythonThread.key()) do
+      case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
         :ok ->
           {:running, job}
 
@@ -244,7 +245,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # "Requests"): the operation, the caller's thread key, the arguments. Only
   # `worker`'s objects get a handle id; any other object is sent opaque, and
   # the core refuses it with its path.
-  defp encode(request, mode, worker) do
+  defp encode(request, mode, worker, key) do
     handle_id = fn
       %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
       _ -> :error
@@ -253,7 +254,7 @@ defmodule SnakeBridge.Backend.PortWorker do
     elements =
       case elements(request, Atom.to_string(mode)) do
         ["stats"] = stats -> stats
-        [op | args] -> [op, PythonThread.key() | args]
+        [op | args] -> [op, key | args]
       end
 
     {length(elements), Enum.map(elements, &Msgpack.encode(&1, handle_id: handle_id))}
