@@ -46,10 +46,13 @@ defmodule SnakeBridge.WedgeTest do
     # reports when the count leaves 0).
     wait_until(fn -> SnakeBridge.Native.stats().wedged_calls == 0 end)
     Process.sleep(1_100)
-    n = calibrated_n(2_500)
+    # Long enough (~5 s) that the watch, looking every second, sees it for sure
+    # even if the calibration is off by half.
+    n = calibrated_n(5_000)
 
     # Control: the wedge alone (one core busy in the regex).
-    control = Task.async(fn -> regex_call(n, 60_000) end)
+    # (Half as long: it only has to outlast the measurement.)
+    control = Task.async(fn -> regex_call(n - 1, 60_000) end)
     Process.sleep(200)
     alone = cpu_over(1_000)
     Task.await(control, 60_000)
