@@ -214,8 +214,14 @@ void Server::on_frame(std::string frame) {
     }
     return;
   }
+  // [0, "cancel", [request_id...]]: batched by the client when its pipe was full.
   if (op == "cancel") {
-    if (a.size > 2 && a.ptr[2].type == msgpack::type::POSITIVE_INTEGER) cancel(a.ptr[2].via.u64);
+    if (a.size > 2 && a.ptr[2].type == msgpack::type::ARRAY) {
+      for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
+        const msgpack::object& r = a.ptr[2].via.array.ptr[i];
+        if (r.type == msgpack::type::POSITIVE_INTEGER) cancel(r.via.u64);
+      }
+    }
     return;
   }
   if (op == "stats") {

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -619,7 +620,7 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   port.send("[40, 'eval', 1, '__import__(\"time\").sleep(10)', {}, 'auto']");
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   auto t0 = Clock::now();
-  port.send("[0, 'cancel', 40]");
+  port.send("[0, 'cancel', [40]]");
   auto r = must(port.reply(std::chrono::milliseconds(3000)));
   long elapsed = ms_since(t0);
   CHECK(id_of(r.get()) == 40);
@@ -634,7 +635,7 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   port.send("[41, 'exec', 1, 'while True:\\n    pass\\n', {}]");
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   t0 = Clock::now();
-  port.send("[0, 'cancel', 41]");
+  port.send("[0, 'cancel', [41]]");
   auto r2 = must(port.reply(std::chrono::milliseconds(3000)));
   CHECK(id_of(r2.get()) == 41);
   CHECK(reason_tag(r2.get()) == "python");
@@ -642,12 +643,38 @@ TEST_CASE("port program: cancel interrupts a running time.sleep(10) with Cancell
   CHECK(ms_since(t0) < 500);
 
   // Cancelling what is not running: no reply; the program and its threads go on.
-  port.send("[0, 'cancel', 40]");
-  port.send("[0, 'cancel', 999]");
+  port.send("[0, 'cancel', [40]]");
+  port.send("[0, 'cancel', [999]]");
   port.send("[42, 'eval', 1, '__import__(\"time\").sleep(0.01) or 42', {}, 'auto']");
   check_ok(must(port.reply()).get(), 42, "42");
   port.send("[43, 'ping']");
   check_ok(must(port.reply()).get(), 43, "'pong'");
+}
+
+// The client batches the cancels its full pipe could not take: one frame
+// cancels a running request (interrupted, "interrupting" sent) and two queued
+// behind it on the same caller's thread (answered at once, never run).
+TEST_CASE("port program: one cancel frame for several requests, running and queued", "[port][process]") {
+  Gil gil;
+  Port port;
+  port.send("[60, 'eval', 1, '__import__(\"time\").sleep(10)', {}, 'auto']");
+  port.send("[61, 'exec', 1, 'open(\"/nonexistent/should-not-run\", \"w\")', {}]");
+  port.send("[62, 'exec', 1, 'open(\"/nonexistent/should-not-run\", \"w\")', {}]");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto t0 = Clock::now();
+  port.send("[0, 'cancel', [61, 60, 62]]");
+  std::map<uint64_t, std::string> reasons;
+  for (int i = 0; i < 3; ++i) {
+    auto r = must(port.reply(std::chrono::milliseconds(3000)));
+    reasons[id_of(r.get())] = reason_tag(r.get());
+  }
+  CHECK(ms_since(t0) < 500);
+  CHECK(reasons[60] == "python");     // interrupted: snakebridge.Cancelled
+  CHECK(reasons[61] == "cancelled");  // never ran (a run would be a Python error)
+  CHECK(reasons[62] == "cancelled");
+  CHECK(port.interrupting() == std::vector<uint64_t>{60});
+  port.send("[63, 'ping']");
+  check_ok(must(port.reply()).get(), 63, "'pong'");
 }
 
 TEST_CASE("port program: drain finishes what was read, refuses what follows, then answers", "[port][process]") {
@@ -700,7 +727,7 @@ TEST_CASE("port program: a long request still lets ping, cancel and other caller
   port.send("[102, 'eval', 2, '102', {}, 'auto']");  // another caller
   auto other = must(port.reply(std::chrono::milliseconds(1000)));
   CHECK(id_of(other.get()) == 102);
-  port.send("[0, 'cancel', 100]");
+  port.send("[0, 'cancel', [100]]");
   std::set<uint64_t> pending = {100, 101};
   pending.erase(id_of(first.get()));
   std::string status_100 = id_of(first.get()) == 100 ? status_of(first.get()) : "";

@@ -18,8 +18,9 @@ defmodule SnakeBridge.Worker do
   # The port can close before this process has seen the program's exit (its
   # {:exit_status, _} is still in the mailbox), and a frozen program's pipe can
   # fill: every write to the port goes through port_command/2, which never
-  # raises and never blocks, and a cancel is acknowledged whether or not it
-  # could be written.
+  # raises and never blocks; what a full pipe cannot take (cancels, releases,
+  # forgotten thread keys) waits here and is retried, and a cancel is
+  # acknowledged to its caller at once either way.
   #
   # The hard kill: a request still running @grace_ms after its cancel (C code
   # holding the GIL) gets the program's whole process group SIGKILLed (the
@@ -90,6 +91,7 @@ defmodule SnakeBridge.Worker do
        thread_keys: %{},
        forgotten: [],
        releases: [],
+       cancels: [],
        calls: 0,
        max_calls: Keyword.get(opts, :max_calls, :infinity),
        max_memory: max_memory,
@@ -153,6 +155,9 @@ defmodule SnakeBridge.Worker do
   end
 
   def handle_info(:flush_forgotten, state), do: {:noreply, flush(state, :forgotten, "forget", :flush_forgotten)}
+
+  # Cancels the full pipe could not take, written together when it can.
+  def handle_info(:flush_cancels, state), do: {:noreply, flush(state, :cancels, "cancel", :flush_cancels)}
 
   # A caller died: interrupt what it was waiting for.
   def handle_info({:DOWN, mon, :process, _pid, _reason}, state) when is_map_key(state.callers, mon) do
@@ -379,13 +384,11 @@ defmodule SnakeBridge.Worker do
       {:ok, id} ->
         # The grace starts when the program says the request was running
         # (["interrupting", id]): a request cancelled before it started is
-        # answered at once and never killed for. A cancel that cannot be
-        # written now (the pipe is full: the program is frozen or swamped)
-        # starts the grace here: the request is then killed with the program,
-        # whatever its pipe holds.
-        if port_command(state, Msgpack.encode!([0, "cancel", id])) == :busy and not state.killed,
-          do: Process.send_after(self(), {:grace_over, id}, @grace_ms)
-
+        # answered at once and never killed for. A cancel the pipe cannot take
+        # now (the program swamped by a flood of requests, or frozen) waits
+        # with the others for the pipe, and is written with them as one frame;
+        # a program that stays frozen is killed by the liveness check.
+        state = queue_cancel(state, id)
         {_from, ^ref, mon} = state.pending[id]
         Process.demonitor(mon, [:flush])
         pending = Map.put(state.pending, id, {nil, ref, nil})
@@ -395,6 +398,17 @@ defmodule SnakeBridge.Worker do
         state
     end
   end
+
+  defp queue_cancel(%{cancels: []} = state, id) do
+    if port_command(state, Msgpack.encode!([0, "cancel", [id]])) == :busy do
+      Process.send_after(self(), :flush_cancels, 10)
+      %{state | cancels: [id]}
+    else
+      state
+    end
+  end
+
+  defp queue_cancel(state, id), do: %{state | cancels: [id | state.cancels]}
 
   # Recycling: past max_calls or max_memory, stop taking work and drain.
   defp maybe_drain(%{draining: nil} = state) do

@@ -1,8 +1,8 @@
 defmodule SnakeBridge.FrozenWorkerTest do
   # A frozen port program (SIGSTOP) stops reading its pipe: once the pipe is
   # full, no caller and no pool process may block writing to it. Callers end
-  # by their timeout, the worker's cancels do not block it, and the grace kill
-  # replaces the program.
+  # by their timeout, the worker's cancels do not block it (they wait for the
+  # pipe), and the liveness check replaces the program.
   use ExUnit.Case, async: false
 
   @moduletag timeout: 60_000
@@ -43,7 +43,7 @@ defmodule SnakeBridge.FrozenWorkerTest do
       System.cmd("kill", ["-CONT", Integer.to_string(os_pid)], stderr_to_stdout: true)
     end
 
-    # The grace kill replaced the frozen program (or it came back): the pool serves again.
+    # The liveness check replaced the frozen program (or it came back): the pool serves again.
     assert wait_until(10_000, fn -> match?({:ok, 3.0}, SnakeBridge.call("math", "sqrt", [9.0], [], opts)) end)
   end
 
