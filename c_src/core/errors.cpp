@@ -1,5 +1,6 @@
 #include "errors.hpp"
 
+#include "elixir_terms.hpp"
 #include "interrupts.hpp"
 
 #include <cstring>
@@ -77,6 +78,7 @@ PythonErrorInfo fetch_python_error() {
   info.qualified_type = mod + "." + (qualname ? to_utf8(qualname.get()) : info.type);
   info.message = v ? to_utf8(v.get()) : std::string();
   if (v) info.traceback = format_traceback(v.get());
+  if (v) info.elixir = elixir_error_original(v.get());
   if (PyErr_Occurred()) PyErr_Clear();
   return info;
 }

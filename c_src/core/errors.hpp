@@ -3,6 +3,7 @@
 #pragma once
 #include "pyref.hpp"
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -13,6 +14,8 @@ struct PythonErrorInfo {
   std::string qualified_type;  // "builtins.ValueError", "json.decoder.JSONDecodeError"
   std::string message;         // str(exc)
   std::string traceback;       // traceback.format_exception(exc), joined
+  // snakebridge.ElixirError from a callback: the original {kind, reason, stacktrace}.
+  std::shared_ptr<const struct TermPayload> elixir;
 };
 
 class PythonException : public std::runtime_error {

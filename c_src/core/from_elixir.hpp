@@ -16,6 +16,7 @@
 //   std::string_view struct_name(Value);    // Struct: "Elixir.Date"
 //   bool field(Value, const char* name, Value*);      // Struct: a field by name
 //   PyObject* object(Value);                // Object: borrowed, or null when unusable
+//   PyRef term(Value);                      // Term: its snakebridge.Pid/.../Function
 //   uintptr_t token(Value);                 // names the value in a Refusal
 #pragma once
 #include <climits>
@@ -35,10 +36,12 @@ namespace sb {
 
 // How a wire presents an Elixir term. Object, Bytes and Set are the structs
 // SnakeBridge.Object, SnakeBridge.Bytes and MapSet; Struct any other struct;
-// Opaque a term with no Python form at all (pid, port, reference, function,
-// improper list, bitstring, an object Python cannot reach).
+// Opaque a term with no Python form at all (improper list, bitstring, an
+// object Python cannot reach).
 enum class WireKind {
-  Nil, True, False, Integer, Float, Atom, Binary, Bytes, List, Tuple, Map, Set, Struct, Object, Opaque
+  Nil, True, False, Integer, Float, Atom, Binary, Bytes, List, Tuple, Map, Set, Struct, Object,
+  Term,  // a pid, reference, port or function: held by Python as it is (elixir_terms.hpp)
+  Opaque
 };
 
 enum class RefusalReason { Unconvertible, Unhashable, Collision, TooDeep };
@@ -224,6 +227,9 @@ class FromElixir {
         return structure(v);
       case WireKind::Object:
         if (PyObject* o = r_.object(v)) return PyRef::borrow(o);
+        break;
+      case WireKind::Term:
+        if (PyRef t = r_.term(v)) return t;
         break;
       case WireKind::Opaque:
         break;

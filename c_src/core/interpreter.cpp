@@ -1,5 +1,7 @@
 #include "interpreter.hpp"
 
+#include "elixir_terms.hpp"
+
 #include <dlfcn.h>
 #include <malloc.h>
 #include <signal.h>
@@ -79,6 +81,7 @@ void prepare(const InterpreterConfig& cfg) {
   try {
     ensure_datetime_api();
     cancelled_exception();
+    install_elixir_module();
     // Imported now, so that reporting an error never has to import it.
     PyRef traceback = PyRef::steal(PyImport_ImportModule("traceback"));
     if (!traceback) PyErr_Clear();
@@ -241,7 +244,7 @@ Gil::~Gil() {
   else PyEval_SaveThread();
 }
 
-void keep_gil_between_scopes(bool on) { t_keep = on; }
+bool keep_gil_between_scopes(bool on) { return std::exchange(t_keep, on); }
 bool gil_kept() { return t_kept; }
 
 void release_kept_gil() {

@@ -57,7 +57,7 @@ class Gil {
 // Gil scope on this thread starts without taking it again;
 // release_kept_gil() lets it go. Saves a release and a take of the GIL per
 // request when the next one is already there.
-void keep_gil_between_scopes(bool on);
+bool keep_gil_between_scopes(bool on);  // returns the previous setting
 bool gil_kept();
 void release_kept_gil();
 

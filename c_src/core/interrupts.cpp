@@ -304,9 +304,16 @@ void interrupt_thread(PyThreadState* tstate) {
   s->cv.notify_all();
 }
 
-InterruptibleScope::InterruptibleScope() { sleeper_for(PyThreadState_Get(), true)->interruptible = true; }
+InterruptibleScope::InterruptibleScope() {
+  Sleeper* s = sleeper_for(PyThreadState_Get(), true);
+  outer_ = s->interruptible;
+  s->interruptible = true;
+}
 
-InterruptibleScope::~InterruptibleScope() { end_interruptible(); }
+InterruptibleScope::~InterruptibleScope() {
+  end_interruptible();
+  if (outer_) sleeper_for(PyThreadState_Get(), true)->interruptible = true;
+}
 
 void end_interruptible() {
   PyThreadState* ts = PyThreadState_GetUnchecked_compat();

@@ -43,6 +43,9 @@ class InterruptibleScope {
   ~InterruptibleScope();
   InterruptibleScope(const InterruptibleScope&) = delete;
   InterruptibleScope& operator=(const InterruptibleScope&) = delete;
+
+ private:
+  bool outer_;  // inside another one (a request nested in a callback): restored at the end
 };
 
 // GIL held. Ends this thread's interruptible window and drops a pending interrupt.

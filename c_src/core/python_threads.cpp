@@ -201,7 +201,39 @@ bool PythonThread::next_soon(std::function<void()>* task) {
   return true;
 }
 
+namespace {
+thread_local PythonThread* t_current = nullptr;
+}
+
+PythonThread* PythonThread::current() { return t_current; }
+
+bool PythonThread::serve_until(const std::function<bool()>& done, const std::function<bool()>& abandoned) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (done()) return true;
+    if (abandoned()) return false;
+    if (!tasks_.empty()) {
+      std::function<void()> task;
+      pop_locked(&task);
+      lock.unlock();
+      task();
+      task = nullptr;
+      lock.lock();
+      continue;
+    }
+    sleeping_ = true;
+    cv_.wait_for(lock, std::chrono::milliseconds(5));
+    sleeping_ = false;
+  }
+}
+
+void PythonThread::wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cv_.notify_all();
+}
+
 void PythonThread::serve() {
+  t_current = this;
   PythonThreads& all = PythonThreads::instance();
   uint64_t spin = 0;  // no polling before the first task
   std::function<void()> task;

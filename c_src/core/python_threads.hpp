@@ -42,6 +42,16 @@ class PythonThread {
   // cannot run there meanwhile.
   int cpu() const { return cpu_.load(std::memory_order_relaxed); }
 
+  // The PythonThread this code runs on (null on any other thread).
+  static PythonThread* current();
+  // On this thread, GIL not held, inside a task (a callback to Elixir waiting
+  // for its reply): runs the tasks submitted meanwhile (the caller's nested
+  // requests, made from the callback) until done() or abandoned(), both
+  // checked whenever wake() is called and at least every 5 ms. Returns done().
+  bool serve_until(const std::function<bool()>& done, const std::function<bool()>& abandoned);
+  // From any thread: have serve_until look at its conditions now.
+  void wake();
+
  private:
   friend class PythonThreads;
   void serve();

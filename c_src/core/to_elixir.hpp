@@ -16,6 +16,7 @@
 //   void date(const DateFields&); void time(const TimeFields&);
 //   void datetime(const DateFields&, const TimeFields&, const ZoneFields* zone_or_null);
 //   void object(PyObject*);                          // a reference to keep
+//   void elixir_term(const TermPayload&);            // a term Python held (elixir_terms.hpp)
 // `owner`, when not null, is an immutable object that holds the bytes: a sink
 // may keep it alive instead of copying.
 #pragma once
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "elixir_terms.hpp"
 #include "errors.hpp"
 #include "limits.hpp"
 #include "values.hpp"
@@ -117,6 +119,8 @@ class ToElixir {
         bool aware = zone_fields(o, &z);
         return sink_.datetime(date_fields(o), time_fields(o), aware ? &z : nullptr);
       }
+      case Kind::ElixirTerm:
+        return sink_.elixir_term(*elixir_term_payload(o));
       case Kind::Other:
         break;
     }
@@ -236,14 +240,17 @@ class ToElixir {
   ReturnMode mode_;
 };
 
-// The Elixir form of a Python exception: {:python, type, python_type, message, traceback}.
+// The Elixir form of a Python exception: {:python, type, python_type, message,
+// traceback}, and a sixth element, the original {kind, reason, stacktrace},
+// for a snakebridge.ElixirError a callback raised.
 template <class Sink>
 void emit_python_error(Sink& sink, const PythonErrorInfo& e) {
-  sink.begin_tuple(5);
+  sink.begin_tuple(e.elixir ? 6 : 5);
   sink.atom("python");
   for (const std::string* s : {&e.type, &e.qualified_type, &e.message, &e.traceback}) {
     sink.str(nullptr, s->data(), s->size());
   }
+  if (e.elixir) sink.elixir_term(*e.elixir);
   sink.end_tuple();
 }
 

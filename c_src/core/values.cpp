@@ -1,5 +1,7 @@
 #include "values.hpp"
 
+#include "elixir_terms.hpp"
+
 #include <datetime.h>
 
 #include <cstring>
@@ -82,6 +84,7 @@ Kind classify(PyObject* o) {
   if (t == PyDateTimeAPI->DateTimeType) return Kind::DateTime;
   if (t == PyDateTimeAPI->DateType) return Kind::Date;
   if (t == PyDateTimeAPI->TimeType) return Kind::Time;
+  if (elixir_term_payload(o)) return Kind::ElixirTerm;
   return numpy_kind(o);
 }
 

@@ -12,7 +12,9 @@ namespace sb {
 
 enum class Kind {
   None, Bool, Int, Float, Str, Bytes, ByteArray, MemoryView,
-  List, Tuple, Dict, Set, FrozenSet, Date, Time, DateTime, Other
+  List, Tuple, Dict, Set, FrozenSet, Date, Time, DateTime,
+  ElixirTerm,  // a pid, reference, port or function from Elixir (elixir_terms.hpp)
+  Other
 };
 
 // Exact builtin types, plus numpy scalars (integers -> Int, floats -> Float,

@@ -3,7 +3,9 @@
 #include <sched.h>
 
 #include <memory>
+#include <utility>
 
+#include "../core/elixir_terms.hpp"
 #include "../core/interpreter.hpp"
 #include "../core/interrupter.hpp"
 #include "../core/interrupts.hpp"
@@ -80,6 +82,10 @@ void job_dtor(ErlNifEnv*, void* p) {
   job->~Job();
 }
 
+// The job this thread is running (nested: a request made from a callback
+// while the thread waits for the callback's answer).
+thread_local Job* t_job = nullptr;
+
 // On the binding's Python thread.
 void run_job(Job* job) {
   int expected = kQueued;
@@ -112,11 +118,14 @@ void run_job(Job* job) {
       // Output goes to the caller live, tagged with the reply's ref, while the
       // job is still wanted.
       CallerScope scope(&job->caller, job->ref, &job->state, kRunning);
+      Job* outer = std::exchange(t_job, job);
+      CurrentRequest current(job->target.get());
       InterruptibleScope interruptible;
       WireRequest<ERL_NIF_TERM> wire;
       bool decoded = decode_request(job->env, job->request, job->mode, &wire);
       reply = run_request(job->env, decoded ? &wire : nullptr);
       job->wrote = scope.wrote();
+      t_job = outer;
     }
     job->target->finished = true;
     expected = kRunning;
@@ -153,10 +162,23 @@ bool wait_for_reply(Job* job) {
       if (job->waiter.compare_exchange_strong(waiting, kByMessage, std::memory_order_acq_rel)) return false;
     }
   }
-  return true;
+  // The thread left the reply, or it called back to Elixir (callback_target):
+  // the process must read its mailbox.
+  return job->waiter.load(std::memory_order_acquire) == kLeft;
 }
 
 }  // namespace
+
+bool callback_target(ErlNifEnv* env, ErlNifPid* pid, ERL_NIF_TERM* ref) {
+  Job* job = t_job;
+  if (!job) return false;
+  // A scheduler waiting for the reply lets the process go to its mailbox.
+  int waiting = kWaiting;
+  job->waiter.compare_exchange_strong(waiting, kByMessage, std::memory_order_acq_rel);
+  *pid = job->caller;
+  *ref = enif_make_copy(env, job->ref);
+  return true;
+}
 
 // The caller died: nobody will read the reply, so stop the Python work.
 static void job_down(ErlNifEnv*, void* p, ErlNifPid*, ErlNifMonitor*) {

@@ -32,6 +32,11 @@ Term bind_thread(ErlNifEnv* env);
 //   {:pending, job, ref}                   reply {ref, {:ok, term} | {:error, reason}} follows
 Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding);
 
+// On a Python thread running a request: the process waiting for it and the
+// request's ref (copied into env), where a callback goes; a scheduler waiting
+// for the reply stops. False on any other thread.
+bool callback_target(ErlNifEnv* env, ErlNifPid* pid, ERL_NIF_TERM* ref);
+
 // cancel(job) -> :cancelled (no reply will be sent) | :sent (the reply is in the mailbox)
 Term cancel(ErlNifEnv* env, Term job);
 

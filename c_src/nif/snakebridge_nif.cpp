@@ -10,6 +10,7 @@
 #include "atoms.hpp"
 #include "boundary.hpp"
 #include "decoders.hpp"
+#include "callbacks.hpp"
 #include "jobs.hpp"
 #include "object_resource.hpp"
 #include "port_handle.hpp"
@@ -79,6 +80,7 @@ int load(ErlNifEnv* env, void**, ERL_NIF_TERM) {
   open_object_type(env);
   open_port_handle_type(env);
   open_job_types(env);
+  open_callback_types(env);
   return 0;
 }
 

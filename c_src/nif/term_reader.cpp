@@ -1,5 +1,7 @@
 #include "term_reader.hpp"
 
+#include "callbacks.hpp"
+
 #include "object_resource.hpp"
 
 namespace sb::nif {
@@ -50,7 +52,12 @@ WireKind TermReader::kind(Value t) {
       }
       return WireKind::Struct;
     }
-    default:  // pid, port, reference, fun
+    case ERL_NIF_TERM_TYPE_PID:
+    case ERL_NIF_TERM_TYPE_PORT:
+    case ERL_NIF_TERM_TYPE_REFERENCE:
+    case ERL_NIF_TERM_TYPE_FUN:
+      return WireKind::Term;
+    default:
       return WireKind::Opaque;
   }
 }
@@ -164,5 +171,7 @@ const void* TermReader::object_type(Value t) {
   PyObject* obj;
   return get_object(env_, t, &obj) ? static_cast<const void*>(Py_TYPE(obj)) : nullptr;
 }
+
+PyRef TermReader::term(Value t) { return python_term(env_, t); }
 
 }  // namespace sb::nif

@@ -65,6 +65,7 @@ class TermReader {
     return enif_get_map_value(env_, t, enif_make_atom(env_, name), out);
   }
   PyObject* object(Value t);
+  PyRef term(Value t);
   uintptr_t token(Value t) { return static_cast<uintptr_t>(t); }
 
   // Also for call-site keys, without the GIL: the object's type.

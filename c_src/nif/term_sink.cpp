@@ -1,5 +1,7 @@
 #include "term_sink.hpp"
 
+#include "callbacks.hpp"
+
 #include <cstring>
 #include <stdexcept>
 
@@ -141,5 +143,12 @@ void TermSink::date(const DateFields& d) { calendar(&d, nullptr, nullptr); }
 void TermSink::time(const TimeFields& t) { calendar(nullptr, &t, nullptr); }
 void TermSink::datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone) { calendar(&d, &t, zone); }
 void TermSink::object(PyObject* o) { push(make_object(env_, o)); }
+
+// A term Python held: the same term (a payload of the port program cannot
+// reach this interpreter).
+void TermSink::elixir_term(const TermPayload& t) {
+  auto* held = dynamic_cast<const NifTerm*>(&t);
+  push(held ? enif_make_copy(env_, held->term) : atoms.nil);
+}
 
 }  // namespace sb::nif

@@ -39,6 +39,7 @@ class TermSink {
   void time(const TimeFields& t);
   void datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone);
   void object(PyObject* o);
+  void elixir_term(const TermPayload& t);
   // A term made elsewhere (a refused argument and its path).
   void term(ERL_NIF_TERM t) { push(t); }
 

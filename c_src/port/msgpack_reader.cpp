@@ -81,6 +81,8 @@ WireKind MsgpackReader::kind(Value o) {
           return o->via.ext.size >= 1 ? WireKind::Integer : WireKind::Opaque;
         case kBytes:
           return WireKind::Bytes;
+        case kTerm:
+          return o->via.ext.size >= 2 ? WireKind::Term : WireKind::Opaque;
         default:
           return WireKind::Opaque;
       }
@@ -143,5 +145,25 @@ const void* MsgpackReader::object_type(Value o) {
   uint64_t id;
   return handle_id(*o, &id) ? handles().type_of(id) : nullptr;
 }
+
+// A pid, reference, port or function: ext 14, its external term format,
+// kept as it is and sent back the same.
+PyRef MsgpackReader::term(Value o) {
+  std::string etf(o->via.ext.data(), o->via.ext.size);
+  auto tag = static_cast<unsigned char>(etf[1]);  // after the version byte 131
+  TermKind kind = (tag == 88 || tag == 103)               ? TermKind::Pid
+                  : (tag == 90 || tag == 101 || tag == 114) ? TermKind::Reference
+                  : (tag == 89 || tag == 102 || tag == 120) ? TermKind::Port
+                  : (tag == 112 || tag == 113)              ? TermKind::Function
+                                                            : TermKind::Other;
+  return make_elixir_term(kind, std::make_shared<EtfTerm>(std::move(etf)));
+}
+
+bool EtfTerm::same(const TermPayload& other) const {
+  auto* o = dynamic_cast<const EtfTerm*>(&other);
+  return o && o->etf == etf;
+}
+uint64_t EtfTerm::hash() const { return std::hash<std::string>()(etf); }
+std::string EtfTerm::describe() const { return "(" + std::to_string(etf.size()) + " bytes of external term format)"; }
 
 }  // namespace sb::port

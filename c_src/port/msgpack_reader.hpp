@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "../core/elixir_terms.hpp"
 #include "../core/from_elixir.hpp"
 
 namespace sb::port {
@@ -17,7 +18,7 @@ namespace sb::port {
 // Extension types of the protocol.
 enum Ext : int8_t {
   kHandle = 1, kBigInt = 2, kTupleMarker = 3, kSetMarker = 4, kDate = 6, kTime = 7, kNaiveDateTime = 8,
-  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13,
+  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14,
 };
 
 // A marker: fixext 1 of `type`. Never a value of its own.
@@ -39,6 +40,15 @@ bool handle_id(const msgpack::object& o, uint64_t* id);
 // resident, seconds on the I/O thread). Checked first, allocating nothing;
 // true also when the frame is malformed otherwise (unpack then says how).
 bool claims_fit(const char* data, size_t size);
+
+// A BEAM term Python holds for the client: its external term format (ext 14).
+struct EtfTerm : TermPayload {
+  std::string etf;
+  explicit EtfTerm(std::string e) : etf(std::move(e)) {}
+  bool same(const TermPayload& other) const override;
+  uint64_t hash() const override;
+  std::string describe() const override;
+};
 
 class MsgpackReader {
  public:
@@ -75,6 +85,7 @@ class MsgpackReader {
   bool field(Value o, const char* name, Value* out);
   // The object of a handle; throws UnknownObject when this program holds none.
   PyObject* object(Value o);
+  PyRef term(Value o);
   uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
   // For call-site keys, without the GIL.
   const void* object_type(Value o);

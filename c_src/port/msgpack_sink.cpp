@@ -5,6 +5,7 @@
 #include <string>
 
 #include "handles.hpp"
+#include "msgpack_reader.hpp"
 
 namespace sb::port {
 namespace {
@@ -70,6 +71,16 @@ void MsgpackSink::object(PyObject* o) {
   memcpy(payload.data() + 8, type.data(), type.size());
   pk_.pack_ext(payload.size(), kHandle);
   pk_.pack_ext_body(payload.data(), payload.size());
+}
+
+void MsgpackSink::elixir_term(const TermPayload& t) {
+  auto* held = dynamic_cast<const EtfTerm*>(&t);
+  if (!held) {  // (a payload of the NIF cannot reach this program)
+    pk_.pack_nil();
+    return;
+  }
+  pk_.pack_ext(held->etf.size(), kTerm);
+  pk_.pack_ext_body(held->etf.data(), held->etf.size());
 }
 
 }  // namespace sb::port

@@ -8,9 +8,12 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../core/interpreter.hpp"
+#include "../core/to_elixir.hpp"
+#include "../core/elixir_terms.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/stdio.hpp"
 #include "../core/python_threads.hpp"
@@ -120,7 +123,146 @@ PyObject* emit(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// --------------------------------------------------------------- callbacks
+// Python calling Elixir through the client (docs/protocol.md, "Callbacks"):
+// [0, "callback", request_id | nil, slot, fun | [module, function], args, kwargs]
+// out, [0, "answer", slot, answer] back; [0, "send", pid, message] out.
+
+struct Slot {
+  CallbackWait wait;
+  std::atomic<bool> answered{false};
+  std::shared_ptr<void> frame;  // the answer's frame, which `answer` points into
+  const msgpack::object* answer = nullptr;
+};
+
+std::mutex g_slots_mu;
+std::unordered_map<uint64_t, std::shared_ptr<Slot>> g_slots;
+uint64_t g_next_slot = 0;
+
+std::string text_of(const msgpack::object& o) {
+  std::string t;
+  as_text(o, &t);
+  return t;
+}
+
+// GIL held. The Python value of an answer, or null with a Python error set.
+PyObject* read_answer(const msgpack::object& a) {
+  std::string tag;
+  if (a.type != msgpack::type::ARRAY || a.via.array.size < 2 || !as_text(a.via.array.ptr[0], &tag)) tag.clear();
+  const msgpack::object* items = a.via.array.ptr;
+  if (tag == "ok") {
+    try {
+      MsgpackReader reader;
+      return FromElixir<MsgpackReader>(reader).value(&items[1]).release();
+    } catch (const Refusal&) {
+      PyErr_SetString(PyExc_TypeError, "the Elixir function's result has no Python form");
+    } catch (const PythonException& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const UnknownObject&) {
+      PyErr_SetString(PyExc_TypeError, "the Elixir function returned an object this worker does not hold");
+    }
+    return nullptr;
+  }
+  if (tag == "type_error") {
+    PyErr_SetString(PyExc_TypeError, text_of(items[1]).c_str());
+    return nullptr;
+  }
+  if (tag == "error" && a.via.array.size == 4) {
+    std::shared_ptr<const TermPayload> original;
+    if (items[3].type == msgpack::type::EXT && items[3].via.ext.type() == kTerm && items[3].via.ext.size >= 2) {
+      original = std::make_shared<EtfTerm>(std::string(items[3].via.ext.data(), items[3].via.ext.size));
+    }
+    set_elixir_error(text_of(items[1]), text_of(items[2]), std::move(original));
+    return nullptr;
+  }
+  PyErr_SetString(PyExc_RuntimeError, "SnakeBridge: malformed answer from Elixir to a callback");
+  return nullptr;
+}
+
+class PortHost : public ElixirHost {
+ public:
+  PyObject* call(const TermPayload* fun, PyObject* module, PyObject* function, PyObject* args,
+                 PyObject* kwargs) override {
+    auto slot = std::make_shared<Slot>();
+    uint64_t id;
+    {
+      std::lock_guard<std::mutex> lock(g_slots_mu);
+      id = ++g_next_slot;
+      g_slots.emplace(id, slot);
+    }
+    struct Forget {
+      uint64_t id;
+      ~Forget() {
+        std::lock_guard<std::mutex> lock(g_slots_mu);
+        g_slots.erase(id);
+      }
+    } forget{id};
+    msgpack::sbuffer buf;
+    try {
+      Packer pk(buf);
+      pk.pack_array(7);
+      pk.pack_uint64(0);
+      pk.pack(std::string("callback"));
+      if (t_request) pk.pack_uint64(t_request);
+      else pk.pack_nil();
+      pk.pack_uint64(id);
+      MsgpackSink sink(pk);
+      ToElixir<MsgpackSink> walk(sink, ReturnMode::Auto);
+      if (fun) {
+        sink.elixir_term(*fun);
+      } else {
+        sink.begin_list(2);
+        walk.value(module, 0);
+        walk.value(function, 0);
+        sink.end_list();
+      }
+      Py_ssize_t n = PyTuple_GET_SIZE(args);
+      sink.begin_list(static_cast<size_t>(n));
+      for (Py_ssize_t i = 0; i < n; ++i) walk.value(PyTuple_GET_ITEM(args, i), 0);
+      sink.end_list();
+      if (kwargs && PyDict_GET_SIZE(kwargs) > 0) walk.value(kwargs, 0);
+      else pk.pack_map(0);
+    } catch (const PythonException& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+      return nullptr;
+    }
+    {
+      GilRelease release;  // writing may block on a full pipe
+      g_server->send(buf.data(), buf.size());
+    }
+    if (!slot->wait.wait([&] { return slot->answered.load(std::memory_order_acquire); })) return nullptr;
+    return read_answer(*slot->answer);
+  }
+
+  bool send(const TermPayload& pid, PyObject* message) override {
+    msgpack::sbuffer buf;
+    try {
+      Packer pk(buf);
+      pk.pack_array(4);
+      pk.pack_uint64(0);
+      pk.pack(std::string("send"));
+      MsgpackSink sink(pk);
+      sink.elixir_term(pid);
+      ToElixir<MsgpackSink> walk(sink, ReturnMode::Auto);
+      walk.value(message, 0);
+    } catch (const PythonException& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+      return false;
+    }
+    GilRelease release;
+    g_server->send(buf.data(), buf.size());
+    return true;
+  }
+};
+
+PortHost g_host;
+
 }  // namespace
+
+Server::Server(int out_fd) : out_fd_(out_fd) {
+  g_server = this;
+  set_elixir_host(&g_host);
+}
 
 PyCFunction port_output_function(Server* server) {
   g_server = server;
@@ -215,6 +357,23 @@ void Server::on_frame(std::string frame) {
     return;
   }
   // [0, "cancel", [request_id...]]: batched by the client when its pipe was full.
+  // [0, "answer", slot, answer]: Elixir's answer to a callback, for the
+  // Python thread waiting for it (the frame is kept with it).
+  if (op == "answer") {
+    if (a.size < 4 || a.ptr[2].type != msgpack::type::POSITIVE_INTEGER) return;
+    std::shared_ptr<Slot> slot;
+    {
+      std::lock_guard<std::mutex> lock(g_slots_mu);
+      auto it = g_slots.find(a.ptr[2].via.u64);
+      if (it == g_slots.end()) return;  // the callback was given up (interrupted)
+      slot = it->second;
+    }
+    slot->answer = &a.ptr[3];
+    slot->frame = request;
+    slot->answered.store(true, std::memory_order_release);
+    slot->wait.notify();
+    return;
+  }
   if (op == "cancel") {
     if (a.size > 2 && a.ptr[2].type == msgpack::type::ARRAY) {
       for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
@@ -319,7 +478,8 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
     Gil gil;
     turn.done();
     clear_interrupt();
-    t_request = id;
+    uint64_t outer_request = std::exchange(t_request, id);
+    CurrentRequest current(running.get());
     Packer pk(reply);
     std::vector<uint64_t> made;  // handles of the reply, until it is complete
     try {
@@ -341,7 +501,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
       emit_current_failure(sink, [&](const Refusal& e) { pack_refusal(pk, e); });
     }
     if (PyErr_Occurred()) PyErr_Clear();
-    t_request = 0;
+    t_request = outer_request;
     running->finished = true;
     drain_released(256);
   }

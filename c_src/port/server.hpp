@@ -19,7 +19,8 @@ namespace sb::port {
 
 class Server {
  public:
-  explicit Server(int out_fd) : out_fd_(out_fd) {}
+  // Also Python's way to Elixir (core/elixir_terms.hpp): callbacks and sends as frames.
+  explicit Server(int out_fd);
 
   // I/O thread: one complete frame from the client.
   void on_frame(std::string frame);

@@ -805,6 +805,7 @@ struct RecordingSink {
     add(e);
   }
   void object(PyObject* o) { add("object " + type_name(o)); }
+  void elixir_term(const TermPayload& t) { add("term " + t.describe()); }
 
   std::string joined() const {
     std::string s;

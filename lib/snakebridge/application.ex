@@ -14,6 +14,8 @@ defmodule SnakeBridge.Application do
     children =
       [
         SnakeBridge.Output,
+        {Task.Supervisor, name: SnakeBridge.CallbackTasks},
+        SnakeBridge.Callbacks,
         SnakeBridge.Workers,
         SnakeBridge.WedgeWatch,
         %{id: :pg, start: {:pg, :start_link, [SnakeBridge.PG]}}

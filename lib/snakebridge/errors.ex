@@ -6,8 +6,13 @@ defmodule SnakeBridge.PythonError do
     * `python_type` — module-qualified, `"json.decoder.JSONDecodeError"`
     * `message` — `str(exception)`
     * `traceback` — the formatted Python traceback, as Python prints it
+    * `elixir` — for a `snakebridge.ElixirError` that an Elixir function
+      called from Python raised and Python let escape: the original
+      `{kind, reason, stacktrace}` (`kind` is `:error`, `:exit` or `:throw`, as
+      in `catch kind, reason`); re-raise it with
+      `:erlang.raise(kind, reason, stacktrace)`. `nil` otherwise.
   """
-  defexception [:type, :python_type, :message, :traceback]
+  defexception [:type, :python_type, :message, :traceback, elixir: nil]
 
   @impl true
   def message(%__MODULE__{type: type, message: message}), do: "#{type}: #{message}"

@@ -30,7 +30,8 @@ defmodule SnakeBridge.Msgpack do
   | `MapSet` of n | array of n + 1: the set marker, then the elements in `MapSet.to_list/1` order |
   | `%SnakeBridge.Object{}` | ext 1: the 8-byte big-endian handle id that `:handle_id` gives |
   | any other struct (`Date`, `Time`, `NaiveDateTime`, `DateTime`, user structs) | array of 3: the struct marker, the module name as str (`"Elixir.Date"`), a map of the fields without `__struct__` |
-  | anything else: pid, port, reference, function, improper list, bitstring, an `Object` without a handle id | the opaque marker |
+  | pid, port, reference, function | ext 14: the term's external term format (`:erlang.term_to_binary/1`) |
+  | anything else: improper list, bitstring, an `Object` without a handle id | the opaque marker |
 
   The encoder refuses nothing and checks nothing: it spells every term, and the
   port program refuses what cannot cross, naming it by `steps` that `locate/2`
@@ -63,6 +64,7 @@ defmodule SnakeBridge.Msgpack do
   | ext 8 `[year, month, day, hour, minute, second, microsecond, precision]` | `NaiveDateTime` |
   | ext 9 `[year, ..., microsecond, precision, time_zone, zone_abbr, utc_offset, std_offset]` | `DateTime` |
   | ext 11: a name | that atom, if it exists |
+  | ext 14: external term format | that term (a pid, port, reference or function sent before) |
 
       iex> SnakeBridge.Msgpack.decode(<<0x93, 0xD4, 3, 0, 0xD4, 11, "a", 0x01>>)
       {:ok, {:a, 1}}
@@ -103,6 +105,7 @@ defmodule SnakeBridge.Msgpack do
   @atom 11
   @struct 12
   @opaque_ext 13
+  @term 14
 
   @tuple_marker IO.iodata_to_binary(Wire.ext(@tuple, <<0>>))
   @set_marker IO.iodata_to_binary(Wire.ext(@set, <<0>>))
@@ -166,6 +169,10 @@ defmodule SnakeBridge.Msgpack do
   @spec encode!(term(), keyword()) :: iodata()
   def encode!(term, opts \\ []), do: encode(term, opts)
 
+  @doc false
+  # Any term as ext 14 (its external term format), read back as the same term.
+  def term(term), do: Wire.ext(@term, :erlang.term_to_binary(term))
+
   defp handle_id([]), do: nil
   defp handle_id(handle_id: fun) when is_function(fun, 1) or fun == nil, do: fun
 
@@ -190,6 +197,10 @@ defmodule SnakeBridge.Msgpack do
 
   defp enc(%{__struct__: mod} = s, h) when is_atom(mod), do: enc_struct(struct_spelling(s), s, h)
   defp enc(m, h) when is_map(m), do: [Wire.map_header(map_size(m)) | entries(:maps.to_list(m), h)]
+
+  defp enc(t, _h) when is_pid(t) or is_reference(t) or is_port(t) or is_function(t),
+    do: Wire.ext(@term, :erlang.term_to_binary(t))
+
   defp enc(_other, _h), do: @opaque_marker
 
   defp items(list, h), do: Wire.items(list, &enc(&1, h))
@@ -408,6 +419,14 @@ defmodule SnakeBridge.Msgpack do
     :erlang.binary_to_existing_atom(name, :utf8)
   catch
     :error, _ -> Wire.fail({:invalid_ext, @atom})
+  end
+
+  # A pid, reference, port or function Python held: the term it was sent as
+  # (its external term format, from this program's own client).
+  defp ext(@term, etf, _h) do
+    :erlang.binary_to_term(etf)
+  catch
+    :error, _ -> Wire.fail({:invalid_ext, @term})
   end
 
   defp ext(type, <<0>>, _h) when type in [@tuple, @set], do: Wire.fail(:misplaced_marker)

@@ -6,9 +6,11 @@ defmodule SnakeBridge.Runtime do
   # requests that never ran, and the one place where a failure's reason
   # becomes an exception. What a request means is the C++ core's business.
 
-  alias SnakeBridge.{Backend, ConversionError, Output, PythonError, TimeoutError, WorkerCrashError}
+  alias SnakeBridge.{Backend, Callbacks, ConversionError, Output, PythonError, TimeoutError, WorkerCrashError}
 
   @default_timeout 30_000
+  # The process running this process's callbacks during its current call.
+  @runner_key :snakebridge_callback_runner
 
   # Retries of requests that did not run (their worker was being recycled):
   # under heavy recycling a request can meet several draining workers in a row.
@@ -127,17 +129,31 @@ defmodule SnakeBridge.Runtime do
   # The one wait for a running job's reply: Python's output arrives while we
   # wait (tagged with the job's ref) and is written at once, so it shows live
   # and before the call returns.
-  defp wait(%Backend.Job{backend: backend, ref: ref, monitor: mon} = job, deadline, cancel_tag) do
+  defp wait(job, deadline, cancel_tag) do
+    await(job, deadline, cancel_tag)
+  after
+    job.backend.done(job)
+    Callbacks.stop(Process.delete(@runner_key))
+  end
+
+  defp await(%Backend.Job{backend: backend, ref: ref, monitor: mon} = job, deadline, cancel_tag) do
     receive do
       {:snakebridge_output, ^ref, stream, text} ->
         Output.write_caller(stream, text)
-        wait(job, deadline, cancel_tag)
+        await(job, deadline, cancel_tag)
 
       {^ref, message} ->
         job |> backend.reply(message) |> overran(deadline)
 
       {:DOWN, ^mon, :process, _, reason} ->
         job |> backend.reply({:DOWN, reason}) |> overran(deadline)
+
+      # Python called an Elixir function: run by this call's callback runner
+      # (SnakeBridge.Callbacks), which acts for this process.
+      {:snakebridge_callback, ^ref, slot, what, args, kwargs} ->
+        runner = Callbacks.run(Process.get(@runner_key), slot, what, args, kwargs)
+        Process.put(@runner_key, runner)
+        await(job, deadline, cancel_tag)
 
       {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->
         # SnakeBridge.cancel/1 from another process (async calls and streams).
@@ -151,8 +167,6 @@ defmodule SnakeBridge.Runtime do
           {:replied, reply} -> reply
         end
     end
-  after
-    backend.done(job)
   end
 
   # A worker's crash that reaches the caller only once its deadline has passed
@@ -222,6 +236,12 @@ defmodule SnakeBridge.Runtime do
 
   defp failed({:python, type, python_type, message, traceback}, _request, _opts) do
     {:error, %PythonError{type: type, python_type: python_type, message: message, traceback: traceback}}
+  end
+
+  # A snakebridge.ElixirError from a callback: with the original error.
+  defp failed({:python, type, python_type, message, traceback, original}, _request, _opts) do
+    {:error,
+     %PythonError{type: type, python_type: python_type, message: message, traceback: traceback, elixir: original}}
   end
 
   defp failed({:unconvertible, :unconvertible, %_{} = struct, path}, request, opts) do

@@ -156,6 +156,17 @@ defmodule SnakeBridge.Worker do
 
   def handle_info(:flush_forgotten, state), do: {:noreply, flush(state, :forgotten, "forget", :flush_forgotten)}
 
+  # A callback's answer, for the Python thread waiting for it.
+  def handle_info({:answer, slot, answer}, state) do
+    frame = [0x94, Msgpack.encode!(0), Msgpack.encode!("answer"), Msgpack.encode!(slot), encode_answer(answer)]
+
+    if port_command(state, frame) == :busy do
+      Process.send_after(self(), {:answer, slot, answer}, 10)
+    end
+
+    {:noreply, state}
+  end
+
   # Cancels the full pipe could not take, written together when it can.
   def handle_info(:flush_cancels, state), do: {:noreply, flush(state, :cancels, "cancel", :flush_cancels)}
 
@@ -281,7 +292,7 @@ defmodule SnakeBridge.Worker do
         end
 
       _ ->
-        notice(Msgpack.decode(frame), state)
+        notice(Msgpack.decode(frame, handle: SnakeBridge.Backend.PortWorker.handles(self())), state)
     end
   end
 
@@ -399,6 +410,17 @@ defmodule SnakeBridge.Worker do
     end
   end
 
+  defp encode_answer({:ok, value}) do
+    encoded = Msgpack.encode(value, handle_id: SnakeBridge.Backend.PortWorker.handle_ids(self()))
+    [0x92, Msgpack.encode!("ok"), encoded]
+  end
+
+  defp encode_answer({:type_error, message}), do: [0x92, Msgpack.encode!("type_error"), Msgpack.encode!(message)]
+
+  defp encode_answer({:error, message, stacktrace, original}) do
+    [0x94, Msgpack.encode!("error"), Msgpack.encode!(message), Msgpack.encode!(stacktrace), Msgpack.term(original)]
+  end
+
   defp queue_cancel(%{cancels: []} = state, id) do
     if port_command(state, Msgpack.encode!([0, "cancel", [id]])) == :busy do
       Process.send_after(self(), :flush_cancels, 10)
@@ -455,6 +477,27 @@ defmodule SnakeBridge.Worker do
       _ -> send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
     end
 
+    {:noreply, state}
+  end
+
+  # Python called Elixir while running request `req_id` (nil: outside any
+  # request): the caller's callback runner, or SnakeBridge.Callbacks, runs it
+  # and answers here ({:answer, slot, answer}). A request whose caller gave
+  # up is being interrupted: its callback is dropped.
+  defp notice({:ok, [0, "callback", req_id, slot, what, args, kwargs]}, state) do
+    slot = {:port, self(), slot}
+
+    case req_id && state.pending[req_id] do
+      {from, ref, _mon} when is_pid(from) -> send(ref, {:snakebridge_callback, ref, slot, what, args, kwargs})
+      nil -> send(SnakeBridge.Callbacks, {:snakebridge_callback, nil, slot, what, args, kwargs})
+      _gave_up -> :ok
+    end
+
+    {:noreply, state}
+  end
+
+  defp notice({:ok, [0, "send", pid, message]}, state) do
+    if is_pid(pid), do: send(pid, message)
     {:noreply, state}
   end
 

@@ -825,8 +825,8 @@ defmodule SnakeBridge.Parity.Corpus do
       ),
       c(
         "setattr: unconvertible value",
-        fn o -> SnakeBridge.setattr(SnakeBridge.new!("types", "SimpleNamespace", [], [], o), "p", self(), o) end,
-        argument_error("a pid")
+        fn o -> SnakeBridge.setattr(SnakeBridge.new!("types", "SimpleNamespace", [], [], o), "p", <<1::3>>, o) end,
+        argument_error("bitstring")
       ),
       # eval
       c(
@@ -1133,7 +1133,7 @@ defmodule SnakeBridge.Parity.Corpus do
       ),
       c(
         "stream: unconvertible argument",
-        fn o -> SnakeBridge.stream("builtins", "iter", [[self()]], [], o) |> Enum.to_list() end
+        fn o -> SnakeBridge.stream("builtins", "iter", [[<<1::3>>]], [], o) |> Enum.to_list() end
       ),
       c(
         "iter: list held by reference",
@@ -1261,19 +1261,24 @@ defmodule SnakeBridge.Parity.Corpus do
     port = hd(Port.list())
 
     unconvertible = [
-      {"pid", self(), "a pid"},
-      {"dead pid", dead, "a pid"},
-      {"reference", ref, "a reference"},
-      {"anonymous function", fun, "a function"},
-      {"captured function", &String.upcase/1, "a function"},
-      {"port", port, "a port"},
       {"bitstring", <<1::3>>, "bitstring"},
       {"improper list", [1 | 2], "improper list"},
       {"unknown struct", %URI{host: "x"}, "URI"},
       {"Version struct", Version.parse!("1.2.3"), "Version"},
-      {"pid deep inside", [1, %{"k" => {2, [self()]}}], "a pid"},
-      {"fun as map key", %{fun => 1}, "a function"},
-      {"ref in MapSet", MapSet.new([ref]), "a reference"}
+      {"bitstring deep inside", [1, %{"k" => {2, [<<1::1>>]}}], "bitstring"}
+    ]
+
+    # Held by Python as they are, and back as the same terms.
+    held = [
+      {"pid", self()},
+      {"dead pid", dead},
+      {"reference", ref},
+      {"anonymous function", fun},
+      {"captured function", &String.upcase/1},
+      {"port", port},
+      {"pid deep inside", [1, %{"k" => {2, [self()]}}]},
+      {"fun as map key", %{fun => 1}},
+      {"ref in MapSet", MapSet.new([ref])}
     ]
 
     [
@@ -1354,20 +1359,31 @@ defmodule SnakeBridge.Parity.Corpus do
       for {label, term, fragment} <- unconvertible do
         c("unconvertible: " <> label, fn o -> rt(term, o) end, all_argument_errors(fragment))
       end,
+      for {label, term} <- held do
+        c(
+          "held: " <> label,
+          fn o -> rt(term, o) end,
+          {:eq, %{eval: {:ok, term}, call: {:ok, {term}}, kwarg: {:ok, %{"v" => term}}}}
+        )
+      end,
       c(
-        "unconvertible: pid as eval global",
-        fn o -> SnakeBridge.eval("1", %{"p" => self()}, o) end,
-        argument_error("a pid")
+        "held: pid as eval global",
+        fn o -> SnakeBridge.eval("type(p).__name__", %{"p" => self()}, o) end,
+        {:eq, {:ok, "Pid"}}
       ),
       c(
-        "unconvertible: pid in keyword list kwargs",
+        "held: pid in keyword list kwargs",
         fn o -> SnakeBridge.call("builtins", "dict", [], [k: [1, self()]], o) end,
-        argument_error("a pid")
+        {:eq, {:ok, %{"k" => [1, self()]}}}
       ),
       c(
-        "unconvertible: method argument",
-        fn o -> SnakeBridge.method(SnakeBridge.eval!("[]", %{}, o ++ [return: :ref]), "append", [other_ref], [], o) end,
-        argument_error("a reference")
+        "held: method argument",
+        fn o ->
+          list = SnakeBridge.eval!("[]", %{}, o ++ [return: :ref])
+          SnakeBridge.method!(list, "append", [other_ref], [], o)
+          SnakeBridge.to_elixir(list, o)
+        end,
+        {:eq, {:ok, [other_ref]}}
       ),
       c(
         "collision: 1 and 1.0",

@@ -246,10 +246,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # `worker`'s objects get a handle id; any other object is sent opaque, and
   # the core refuses it with its path.
   defp encode(request, mode, worker, key) do
-    handle_id = fn
-      %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
-      _ -> :error
-    end
+    handle_id = handle_ids(worker)
 
     elements =
       case elements(request, Atom.to_string(mode)) do
@@ -276,22 +273,35 @@ defmodule SnakeBridge.Backend.PortWorker do
     end
   end
 
+  @doc false
+  # How `worker`'s objects are spelled on its wire: their handle ids (any
+  # other object is sent opaque, and the core refuses it with its path).
+  def handle_ids(worker) do
+    fn
+      %Object{owner: {:port, ^worker}, ref: r} -> {:ok, SnakeBridge.Native.port_handle_id(r)}
+      _ -> :error
+    end
+  end
+
   defp decode(frame, request, worker) do
-    handle =
-      if node(worker) == node() do
-        fn id, type -> %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}} end
-      else
-        relay = Process.whereis(SnakeBridge.Workers)
-
-        fn id, type ->
-          %Object{ref: SnakeBridge.Native.port_handle(relay, id, worker), type: type, owner: {:port, worker}}
-        end
-      end
-
-    case Msgpack.decode(frame, handle: handle) do
+    case Msgpack.decode(frame, handle: handles(worker)) do
       {:ok, [_id, "ok", value]} -> {:ok, value}
       {:ok, [_id, "error", reason]} -> {:error, resolve(reason, request)}
       other -> {:error, {:internal, "undecodable reply from a port worker: #{inspect(other)}"}}
+    end
+  end
+
+  @doc false
+  # The objects of `worker`'s handles, as its replies and callbacks name them.
+  def handles(worker) do
+    if node(worker) == node() do
+      fn id, type -> %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}} end
+    else
+      relay = Process.whereis(SnakeBridge.Workers)
+
+      fn id, type ->
+        %Object{ref: SnakeBridge.Native.port_handle(relay, id, worker), type: type, owner: {:port, worker}}
+      end
     end
   end
 

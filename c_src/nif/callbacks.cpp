@@ -1,0 +1,232 @@
+#include "callbacks.hpp"
+
+#include <atomic>
+#include <new>
+
+#include "../core/errors.hpp"
+#include "../core/from_elixir.hpp"
+#include "../core/to_elixir.hpp"
+#include "atoms.hpp"
+#include "jobs.hpp"
+#include "term_reader.hpp"
+#include "term_sink.hpp"
+
+namespace sb::nif {
+namespace {
+
+// One callback's answer, shared by the waiting Python thread and the Elixir
+// process that answers (a resource: either may be gone first).
+enum SlotState : int { kWaiting, kStoring, kAnswered, kAbandoned };
+
+struct Slot {
+  ErlNifEnv* env;  // the answer
+  ERL_NIF_TERM answer;
+  std::atomic<int> state{kWaiting};
+  CallbackWait wait;
+};
+
+ErlNifResourceType* g_slot_type = nullptr;
+
+void slot_dtor(ErlNifEnv*, void* p) {
+  auto* slot = static_cast<Slot*>(p);
+  enif_free_env(slot->env);
+  slot->~Slot();
+}
+
+// A Python exception (new, set) for an answer that is not one of the three forms.
+PyObject* bad_answer() {
+  PyErr_SetString(PyExc_RuntimeError, "SnakeBridge: malformed answer from Elixir to a callback");
+  return nullptr;
+}
+
+std::string text_of(ErlNifEnv* env, ERL_NIF_TERM t) {
+  ErlNifBinary bin;
+  if (!enif_inspect_binary(env, t, &bin)) return {};
+  return std::string(reinterpret_cast<const char*>(bin.data), bin.size);
+}
+
+// GIL held. The Python value of an answer, or null with a Python error set.
+PyObject* read_answer(Slot* slot) {
+  ErlNifEnv* env = slot->env;
+  int arity;
+  const ERL_NIF_TERM* items;
+  if (!enif_get_tuple(env, slot->answer, &arity, &items) || arity < 2) return bad_answer();
+  if (items[0] == atoms.ok && arity == 2) {
+    try {
+      TermReader reader(env);
+      return FromElixir<TermReader>(reader).value(items[1]).release();
+    } catch (const Refusal&) {
+      char buf[200];
+      enif_snprintf(buf, sizeof buf, "the Elixir function's result has no Python form: %.120T", items[1]);
+      PyErr_SetString(PyExc_TypeError, buf);
+      return nullptr;
+    } catch (const PythonException& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+      return nullptr;
+    }
+  }
+  if (items[0] == atoms.type_error && arity == 2) {
+    PyErr_SetString(PyExc_TypeError, text_of(env, items[1]).c_str());
+    return nullptr;
+  }
+  if (items[0] == atoms.error && arity == 4) {
+    set_elixir_error(text_of(env, items[1]), text_of(env, items[2]), std::make_shared<NifTerm>(env, items[3]));
+    return nullptr;
+  }
+  return bad_answer();
+}
+
+class NifHost : public ElixirHost {
+ public:
+  PyObject* call(const TermPayload* fun, PyObject* module, PyObject* function, PyObject* args,
+                 PyObject* kwargs) override {
+    auto* slot = static_cast<Slot*>(enif_alloc_resource(g_slot_type, sizeof(Slot)));
+    new (slot) Slot();
+    slot->env = enif_alloc_env();
+    struct Keep {
+      Slot* s;
+      ~Keep() { enif_release_resource(s); }
+    } keep{slot};
+
+    ErlNifEnv* msg_env = enif_alloc_env();
+    struct FreeEnv {
+      ErlNifEnv* e;
+      ~FreeEnv() { enif_free_env(e); }
+    } free_env{msg_env};
+    ERL_NIF_TERM what;
+    try {
+      if (fun) {
+        what = enif_make_copy(msg_env, static_cast<const NifTerm*>(fun)->term);
+      } else {
+        TermSink sink(msg_env);
+        ToElixir<TermSink> walk(sink, ReturnMode::Auto);
+        sink.begin_tuple(2);
+        walk.value(module, 0);
+        walk.value(function, 0);
+        sink.end_tuple();
+        what = sink.take();
+      }
+      ERL_NIF_TERM arg_list;
+      {
+        TermSink sink(msg_env);
+        ToElixir<TermSink> walk(sink, ReturnMode::Auto);
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        sink.begin_list(static_cast<size_t>(n));
+        for (Py_ssize_t i = 0; i < n; ++i) walk.value(PyTuple_GET_ITEM(args, i), 0);
+        sink.end_list();
+        arg_list = sink.take();
+      }
+      ERL_NIF_TERM kw;
+      if (kwargs && PyDict_GET_SIZE(kwargs) > 0) {
+        TermSink sink(msg_env);
+        ToElixir<TermSink> walk(sink, ReturnMode::Auto);
+        walk.value(kwargs, 0);
+        kw = sink.take();
+      } else {
+        kw = enif_make_new_map(msg_env);
+      }
+      ErlNifPid to;
+      ERL_NIF_TERM ref;
+      if (!callback_target(msg_env, &to, &ref)) {
+        // No request runs on this thread (a thread Python started, a timer):
+        // a process under SnakeBridge's supervisor runs it.
+        ref = atoms.nil;
+        if (!enif_whereis_pid(nullptr, atoms.callbacks_server, &to)) {
+          PyErr_SetString(PyExc_RuntimeError, "SnakeBridge.Callbacks is not running: the :snakebridge application is stopped");
+          return nullptr;
+        }
+      }
+      ERL_NIF_TERM items[] = {atoms.snakebridge_callback, ref, enif_make_resource(msg_env, slot), what, arg_list, kw};
+      if (!enif_send(nullptr, &to, msg_env, enif_make_tuple_from_array(msg_env, items, 6))) {
+        PyErr_SetString(PyExc_RuntimeError, "the Elixir process that would run the callback is gone");
+        return nullptr;
+      }
+    } catch (const PythonException& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+      return nullptr;
+    }
+
+    if (!slot->wait.wait([slot] { return slot->state.load(std::memory_order_acquire) == kAnswered; })) {
+      int waiting = kWaiting;
+      if (slot->state.compare_exchange_strong(waiting, kAbandoned)) return nullptr;  // Cancelled is set
+      // Answered just now: take it (the interrupt will come again if still wanted).
+      PyErr_Clear();
+      while (slot->state.load(std::memory_order_acquire) != kAnswered) {
+      }
+    }
+    return read_answer(slot);
+  }
+
+  bool send(const TermPayload& pid, PyObject* message) override {
+    ErlNifPid to;
+    auto& p = static_cast<const NifTerm&>(pid);
+    if (!enif_get_local_pid(p.env, p.term, &to)) {
+      PyErr_SetString(PyExc_ValueError, "send: not a local pid");
+      return false;
+    }
+    ErlNifEnv* msg_env = enif_alloc_env();
+    try {
+      TermSink sink(msg_env);
+      ToElixir<TermSink> walk(sink, ReturnMode::Auto);
+      walk.value(message, 0);
+      enif_send(nullptr, &to, msg_env, sink.take());
+    } catch (const PythonException& e) {
+      enif_free_env(msg_env);
+      PyErr_SetString(PyExc_TypeError, e.what());
+      return false;
+    }
+    enif_free_env(msg_env);
+    return true;
+  }
+};
+
+NifHost g_host;
+
+}  // namespace
+
+NifTerm::NifTerm(ErlNifEnv* source, ERL_NIF_TERM t) : env(enif_alloc_env()), term(enif_make_copy(env, t)) {
+  (void)source;
+}
+NifTerm::~NifTerm() { enif_free_env(env); }
+bool NifTerm::same(const TermPayload& other) const {
+  auto* o = dynamic_cast<const NifTerm*>(&other);
+  return o && enif_compare(term, o->term) == 0;
+}
+uint64_t NifTerm::hash() const { return enif_hash(ERL_NIF_PHASH2, term, 0); }
+std::string NifTerm::describe() const {
+  char buf[160];
+  enif_snprintf(buf, sizeof buf, "%T", term);
+  return buf;
+}
+
+PyRef python_term(ErlNifEnv* env, ERL_NIF_TERM t) {
+  TermKind kind = enif_is_pid(env, t)    ? TermKind::Pid
+                  : enif_is_ref(env, t)  ? TermKind::Reference
+                  : enif_is_port(env, t) ? TermKind::Port
+                  : enif_is_fun(env, t)  ? TermKind::Function
+                                         : TermKind::Other;
+  return make_elixir_term(kind, std::make_shared<NifTerm>(env, t));
+}
+
+void open_callback_types(ErlNifEnv* env) {
+  auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
+  g_slot_type = enif_open_resource_type(env, nullptr, "snakebridge_callback_slot", slot_dtor, flags, nullptr);
+  set_elixir_host(&g_host);
+}
+
+Term callback_reply(ErlNifEnv* env, Term slot_term, Term answer) {
+  Slot* slot;
+  if (!enif_get_resource(env, slot_term, g_slot_type, reinterpret_cast<void**>(&slot))) {
+    throw ArgumentError("expected a callback slot");
+  }
+  int waiting = kWaiting;
+  if (!slot->state.compare_exchange_strong(waiting, kStoring)) return atoms.abandoned;
+  slot->answer = enif_make_copy(slot->env, answer);
+  slot->state.store(kAnswered, std::memory_order_release);
+  slot->wait.notify();
+  return atoms.ok;
+}
+
+SB_NIF("callback_reply", callback_reply, 0);
+
+}  // namespace sb::nif
