@@ -93,7 +93,7 @@ defmodule SnakeBridge.Callbacks do
           kind, reason -> error(kind, reason, __STACKTRACE__)
         end
 
-      {:type_error, _} = refused ->
+      refused ->
         refused
     end
   end

@@ -1,0 +1,249 @@
+defmodule SnakeBridge.CallbacksTest do
+  # Python calling Elixir (docs/callbacks.md), on both backends: functions as
+  # Python callables, where they run, errors both ways, snakebridge.call/send,
+  # pids and references held by Python.
+  use ExUnit.Case, async: false
+
+  import SnakeBridge.Test.Helpers, only: [proper_check: 3]
+
+  alias SnakeBridge.{PythonError, TestBackends}
+  alias SnakeBridge.Test.PythonTerms, as: Terms
+
+  @moduletag timeout: 120_000
+
+  # Requests running in the backend's interpreter.
+  defp in_flight(:nif), do: SnakeBridge.Native.stats().busy_threads
+
+  defp in_flight({:pool, pool}) do
+    for {worker, _} <- SnakeBridge.Pool.workers(pool), reduce: 0 do
+      n -> n + (SnakeBridge.Runtime.run({:stats}, backend: {:worker, worker}) |> elem(1) |> Map.fetch!("requests"))
+    end
+  end
+
+  defp wait_until(fun, ms \\ 5_000) do
+    deadline = System.monotonic_time(:millisecond) + ms
+
+    Stream.repeatedly(fn -> fun.() or (Process.sleep(20) && false) end)
+    |> Enum.find(fn ok -> ok or System.monotonic_time(:millisecond) > deadline end)
+  end
+
+  for backend <- TestBackends.all() do
+    describe "callbacks (#{TestBackends.name(backend)})" do
+      @backend backend
+
+      setup do
+        {:ok, o: [backend: @backend]}
+      end
+
+      test "a sort key, and functools.reduce with a 2-arity fun", %{o: o} do
+        xs = [3, -10, 2, -5, 7, 0]
+
+        assert SnakeBridge.call("builtins", "sorted", [xs], [key: fn x -> abs(x) end], o) ==
+                 {:ok, Enum.sort_by(xs, &abs/1)}
+
+        assert SnakeBridge.call("functools", "reduce", [fn a, b -> a * 10 + b end, [1, 2, 3, 4]], [], o) ==
+                 {:ok, Enum.reduce([2, 3, 4], 1, fn b, a -> a * 10 + b end)}
+      end
+
+      test "re.sub with a callback that calls back into Python on the match", %{o: o} do
+        replace = fn match -> match |> SnakeBridge.method!("group", [0], [], o) |> String.upcase() end
+        assert SnakeBridge.call("re", "sub", ["[a-z]+", replace, "ab 12 cd"], [], o) == {:ok, "AB 12 CD"}
+      end
+
+      test "keywords reach a fun of arity n + 1 as a map; other arities are a Python TypeError", %{o: o} do
+        assert SnakeBridge.eval("f(1, b=2)", %{"f" => fn a, kw -> {a, kw} end}, o) == {:ok, {1, %{"b" => 2}}}
+        assert SnakeBridge.eval("f(1)", %{"f" => fn a, kw -> {a, kw} end}, o) == {:ok, {1, %{}}}
+
+        for code <- ["f(1, 2)", "f(1, b=2)"] do
+          assert {:error, %PythonError{type: "TypeError"}} = SnakeBridge.eval(code, %{"f" => fn a -> a end}, o)
+        end
+
+        # Python can catch it.
+        assert SnakeBridge.eval!("__import__('snakebridge') and 1", %{}, o) == 1
+
+        assert {:ok, %{"r" => "TypeError"}} =
+                 SnakeBridge.exec(
+                   "try:\n    f(1, 2)\nexcept TypeError as e:\n    r = type(e).__name__\n",
+                   %{"f" => & &1},
+                   o
+                 )
+      end
+
+      test "nesting: a callback calls Python, which calls another callback, three levels deep", %{o: o} do
+        level3 = fn x -> x * 1000 end
+        level2 = fn x -> SnakeBridge.eval!("g(x) + 100", %{"g" => level3, "x" => x}, o) end
+        level1 = fn x -> SnakeBridge.eval!("g(x) + 10", %{"g" => level2, "x" => x}, o) end
+        assert SnakeBridge.eval("f(1) + 1", %{"f" => level1}, o) == {:ok, 1111}
+      end
+
+      test "nested calls run on the caller's Python thread", %{o: o} do
+        ident = "__import__('threading').get_ident()"
+        outer = SnakeBridge.eval!(ident, %{}, o)
+        inner = SnakeBridge.eval!("f()", %{"f" => fn -> SnakeBridge.eval!(ident, %{}, o) end}, o)
+        assert inner == outer
+      end
+
+      test "an Elixir raise is snakebridge.ElixirError in Python, which can catch it", %{o: o} do
+        code = """
+        import snakebridge
+        try:
+            f()
+        except snakebridge.ElixirError as e:
+            message, trace = str(e), e.elixir_stacktrace
+        """
+
+        {:ok, %{"message" => message, "trace" => trace}} =
+          SnakeBridge.exec(code, %{"f" => fn -> raise ArgumentError, "bad input" end}, o)
+
+        assert message == "** (ArgumentError) bad input"
+        assert trace =~ "callbacks_test.exs"
+      end
+
+      test "an Elixir error Python lets escape keeps the original error", %{o: o} do
+        assert {:error, %PythonError{type: "ElixirError", python_type: "snakebridge.ElixirError"} = e} =
+                 SnakeBridge.eval("f()", %{"f" => fn -> raise KeyError, key: :k end}, o)
+
+        assert {:error, %KeyError{key: :k}, [_ | _]} = e.elixir
+        assert e.traceback =~ "ElixirError"
+
+        # exits and throws too
+        assert {:error, %PythonError{elixir: {:exit, :gone, _}}} =
+                 SnakeBridge.eval("f()", %{"f" => fn -> exit(:gone) end}, o)
+
+        assert {:error, %PythonError{elixir: {:throw, 42, _}}} =
+                 SnakeBridge.eval("f()", %{"f" => fn -> throw(42) end}, o)
+      end
+
+      test "snakebridge.call and snakebridge.send", %{o: o} do
+        assert SnakeBridge.eval("__import__('snakebridge').call('Enum', 'sum', [1, 2, 3])", %{}, o) == {:ok, 6}
+        assert SnakeBridge.eval("__import__('snakebridge').call('lists', 'reverse', [1, 2])", %{}, o) == {:ok, [2, 1]}
+
+        assert {:error, %PythonError{type: "ElixirError", message: message}} =
+                 SnakeBridge.eval("__import__('snakebridge').call('Enum', 'no_such_function', 1)", %{}, o)
+
+        assert message =~ "Enum.no_such_function/1"
+
+        ref = make_ref()
+
+        assert SnakeBridge.eval(
+                 "__import__('snakebridge').send(p, ('progress', r, 0.5))",
+                 %{"p" => self(), "r" => ref},
+                 o
+               ) ==
+                 {:ok, nil}
+
+        assert_receive {"progress", ^ref, 0.5}, 5_000
+      end
+
+      test "pids, references, ports and functions round-trip, and compare in Python", %{o: o} do
+        port = hd(Port.list())
+        fun = &String.upcase/1
+        terms = {self(), make_ref(), port, fun}
+        assert SnakeBridge.eval("__import__('copy').copy(t)", %{"t" => terms}, o) == {:ok, terms}
+        assert SnakeBridge.eval("__import__('copy').deepcopy({'k': t})", %{"t" => terms}, o) == {:ok, %{"k" => terms}}
+        assert SnakeBridge.eval("a == b and hash(a) == hash(b)", %{"a" => self(), "b" => self()}, o) == {:ok, true}
+        assert SnakeBridge.eval("a == b", %{"a" => self(), "b" => make_ref()}, o) == {:ok, false}
+
+        assert SnakeBridge.eval("[type(x).__name__ for x in t]", %{"t" => terms}, o) ==
+                 {:ok, ["Pid", "Reference", "Port", "Function"]}
+      end
+
+      test "a callback Python keeps and calls later from its own thread runs under SnakeBridge's supervisor",
+           %{o: o} do
+        me = self()
+
+        handler = fn x ->
+          send(me, {:called, x, self(), Process.get(:"$ancestors")})
+          x * 2
+        end
+
+        code = """
+        import threading, snakebridge
+        t = threading.Timer(0.05, lambda: snakebridge.send(me, ("result", f(21))))
+        t.start()
+        """
+
+        %{"t" => timer} = SnakeBridge.exec!(code, %{"f" => handler, "me" => me}, o)
+        assert_receive {:called, 21, runner, ancestors}, 5_000
+        assert runner != me
+        assert SnakeBridge.CallbackTasks in ancestors
+        assert_receive {"result", 42}, 5_000
+        SnakeBridge.method!(timer, "join", [], [], o)
+      end
+
+      test "a callback past the outer timeout: TimeoutError, Python interrupted, the runner gone", %{o: o} do
+        me = self()
+
+        slow = fn ->
+          send(me, {:runner, self()})
+          Process.sleep(5_000)
+        end
+
+        started = System.monotonic_time(:millisecond)
+        assert {:error, %SnakeBridge.TimeoutError{}} = SnakeBridge.eval("f()", %{"f" => slow}, o ++ [timeout: 300])
+        assert System.monotonic_time(:millisecond) - started < 2_000
+        assert_receive {:runner, runner}
+        refute Process.alive?(runner)
+        # The interpreter and this process's thread serve the next call.
+        assert SnakeBridge.eval("1 + 1", %{}, o) == {:ok, 2}
+      end
+
+      test "the calling process killed mid-callback: Python is interrupted, nothing hangs", %{o: o} do
+        me = self()
+        assert wait_until(fn -> in_flight(@backend) == 0 end)
+
+        caller =
+          spawn(fn ->
+            SnakeBridge.eval("f()", %{"f" => fn -> send(me, {:in_callback, self()}) && Process.sleep(:infinity) end}, o)
+          end)
+
+        assert_receive {:in_callback, runner}, 5_000
+        assert in_flight(@backend) == 1
+        Process.exit(caller, :kill)
+        # The Python side gave up its wait (Cancelled) and the request ended.
+        assert wait_until(fn -> in_flight(@backend) == 0 end)
+        refute Process.alive?(runner)
+        assert SnakeBridge.eval("2 + 2", %{}, o) == {:ok, 4}
+      end
+
+      test "10,000 callbacks in one call", %{o: o} do
+        xs = Enum.shuffle(1..10_000)
+        {:ok, sorted} = SnakeBridge.call("builtins", "sorted", [xs], [key: fn x -> -x end], o)
+        assert sorted == Enum.sort(xs, :desc)
+      end
+
+      test "100 processes sorting with callbacks at once", %{o: o} do
+        results =
+          1..100
+          |> Task.async_stream(
+            fn i ->
+              xs = Enum.shuffle(1..50)
+              {:ok, sorted} = SnakeBridge.call("builtins", "sorted", [xs], [key: fn x -> rem(x * i, 97) end], o)
+              sorted == Enum.sort_by(xs, &rem(&1 * i, 97))
+            end,
+            max_concurrency: 100,
+            timeout: 60_000
+          )
+          |> Enum.map(fn {:ok, same} -> same end)
+
+        assert Enum.all?(results)
+      end
+
+      test "funs through a stream: a generator calling back per item", %{o: o} do
+        gen = SnakeBridge.exec!("def g(f, n):\n    for i in range(n):\n        yield f(i)\n", %{}, o)["g"]
+        assert SnakeBridge.stream(gen, nil, [fn i -> i * i end, 5], [], o) |> Enum.to_list() == [0, 1, 4, 9, 16]
+      end
+
+      test "random terms pass through an Elixir identity callback unchanged", %{o: o} do
+        prop =
+          :proper.forall(Terms.mappable(), fn term ->
+            SnakeBridge.eval("f(x)", %{"f" => & &1, "x" => term}, o) == {:ok, term}
+          end)
+
+        proper_check(prop, 100, fn [term] ->
+          "#{inspect(term)} came back as #{inspect(SnakeBridge.eval("f(x)", %{"f" => & &1, "x" => term}, o))}"
+        end)
+      end
+    end
+  end
+end
