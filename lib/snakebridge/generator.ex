@@ -377,8 +377,22 @@ defmodule SnakeBridge.Generator do
   defp constant(c, name, module) do
     [
       "  @doc \"The Python constant `#{module}.#{c.name}` (#{c.type}) as it was when this module was generated: `#{escape_inline(c.repr)}`.\"\n",
-      "  def #{name}, do: #{Macro.to_string(Macro.escape(c.value))}\n"
+      "  def #{name}, do: #{literal(c.value)}\n"
     ]
+  end
+
+  # Source text of a constant's value. A negative integer is written as `-`
+  # applied to its absolute value: Elixir 1.14's Macro.to_string/1 puts digit
+  # separators into a negative literal's sign (decimal.MIN_EMIN became
+  # `-_999_999_999_999_999_999`, which does not compile).
+  defp literal(value) do
+    value
+    |> Macro.escape()
+    |> Macro.prewalk(fn
+      n when is_integer(n) and n < 0 -> {:-, [], [-n]}
+      other -> other
+    end)
+    |> Macro.to_string()
   end
 
   # ------------------------------------------------------------------ callables

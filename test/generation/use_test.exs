@@ -28,6 +28,12 @@ defmodule SnakeBridge.UseTest.Zlib do
   use SnakeBridge, python: "zlib", only: ["compress", "decompress"], binaries: :bytes
 end
 
+# Negative integer constants (MIN_EMIN = -999999999999999999) used to be
+# written as `-_999_...`, which did not compile.
+defmodule SnakeBridge.UseTest.Decimal do
+  use SnakeBridge, python: "decimal"
+end
+
 # No __all__; its functions are defined in the C accelerator _bisect.
 defmodule SnakeBridge.UseTest.Bisect do
   use SnakeBridge, python: "bisect"
@@ -41,7 +47,7 @@ defmodule SnakeBridge.Generation.UseTest do
   import SnakeBridge.Test.Helpers, only: [on_python_path: 1]
 
   alias SnakeBridge.SchemaCache
-  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq, Bisect, Zlib}
+  alias SnakeBridge.UseTest.{Json, JsonOnly, JsonExcept, JsonDeep, Fractions, Heapq, Bisect, Zlib, Decimal}
 
   @moduletag timeout: 120_000
 
@@ -223,6 +229,17 @@ defmodule SnakeBridge.Generation.UseTest do
       assert warnings =~ ~s(use SnakeBridge, python: "sbtest_use_nothing": the Python module exposes no public)
       assert warnings =~ "private: true"
     end
+  end
+
+  test "decimal generates; its negative constants have Python's values" do
+    for {name, fun} <- [{"MIN_EMIN", :min_emin}, {"MIN_ETINY", :min_etiny}, {"MAX_EMAX", :max_emax}] do
+      python = SnakeBridge.getattr!("decimal", name)
+      assert apply(Decimal, fun, []) == python
+    end
+
+    assert Decimal.min_emin() < -1_000_000
+    q = Decimal.Decimal.new!("1.25") |> Decimal.Decimal.quantize!(Decimal.Decimal.new!("0.1"))
+    assert SnakeBridge.call!("builtins", "str", [q]) == "1.2"
   end
 
   test "use SnakeBridge, binaries: :bytes makes every generated call send bytes" do
