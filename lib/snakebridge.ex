@@ -77,7 +77,10 @@ defmodule SnakeBridge do
     * `:only` / `:except` — Python names to include / leave out
     * `:backend` — default `:backend` option of every generated call
     * `:binaries` — default `:binaries` option of every generated call
-      (`binaries: :bytes` for a module of binary APIs such as `zlib`)
+      (`binaries: :bytes`: every binary sent becomes `bytes`). Not needed for
+      parameters the schema knows to be bytes-like (`zlib.compress`'s `data`,
+      an argument annotated `bytes`): those get `bytes` anyway
+      (`docs/generated_modules.md`, "Typed argument mapping")
     * `:depth` — also generate submodules this deep (default 0), as `MyApp.Json.Decoder`
     * `:private` — include `_private` names (default false)
 

@@ -22,7 +22,8 @@ defmodule SnakeBridge.Generated do
       number given picks the form;
     * a callable without any signature takes its positional arguments as
       `args: [...]` in the keyword list;
-    * typed argument mapping: a binary for a `bytes` parameter becomes `bytes`,
+    * typed argument mapping: a binary for a bytes-like parameter (annotated,
+      or known from a C signature or the docstring: `SnakeBridge.Schema`) becomes `bytes`,
       an integer for a `float` one a float, a list for a `tuple` one a tuple.
   """
 

@@ -541,7 +541,7 @@ defmodule SnakeBridge.Generator do
           python: p.name,
           var: p.var,
           how: if(p.kind == :keyword_only, do: :kw, else: :pos),
-          type: Types.spec(p.annotation, :param)
+          type: param_spec(p)
         }
       end
 
@@ -552,13 +552,13 @@ defmodule SnakeBridge.Generator do
           var: p.var,
           how: if(p.kind == :positional_only, do: :pos_only, else: :pos),
           default: p.default,
-          type: Types.spec(p.annotation, :param)
+          type: param_spec(p)
         }
       end
 
     var_positional = Enum.find_value(entries, fn p -> p.kind == :var_positional && p.name end)
 
-    coerce = for p <- entries, c = Types.coercion(p.annotation), into: %{}, do: {p.name, c}
+    coerce = for p <- entries, c = coercion(p), into: %{}, do: {p.name, c}
 
     keywords = for p <- entries, p.default != :none and p.kind == :keyword_only, do: p
 
@@ -571,6 +571,14 @@ defmodule SnakeBridge.Generator do
       all: entries
     }
   end
+
+  # An annotation decides; without one, a parameter the schema knows to be
+  # bytes-like (SnakeBridge.Schema: a known C signature, or its docstring) is.
+  defp coercion(%{annotation: nil, bytes_like: true}), do: :bytes
+  defp coercion(p), do: Types.coercion(p.annotation)
+
+  defp param_spec(%{annotation: nil, bytes_like: true}), do: "binary()"
+  defp param_spec(p), do: Types.spec(p.annotation, :param)
 
   defp doc(f, name, python_name, plans, method?, role) do
     signatures =
@@ -609,9 +617,22 @@ defmodule SnakeBridge.Generator do
 
     body =
       Docstring.to_markdown(f.doc || "(No Python docstring.)") <>
-        "\n\n## Python\n\n" <> Enum.map_join(signatures, "\n", &("    " <> &1)) <> renamed <> "\n\n" <> target <> how
+        "\n\n## Python\n\n" <>
+        Enum.map_join(signatures, "\n", &("    " <> &1)) <>
+        renamed <> "\n\n" <> target <> how <> bytes_note(plans)
 
     ["  @doc \"\"\"\n", doc_lines(body), "  \"\"\"\n"]
+  end
+
+  defp bytes_note(nil), do: ""
+
+  defp bytes_note(plans) do
+    names = for {_, plan} <- plans, {name, :bytes} <- Enum.sort(plan.coerce), uniq: true, do: "`#{name}`"
+
+    case names do
+      [] -> ""
+      names -> " Binaries given for #{Enum.join(names, ", ")} are sent as Python `bytes`, valid UTF-8 or not."
+    end
   end
 
   defp how(optional, keywords, var_positional) do

@@ -31,7 +31,8 @@ defmodule SnakeBridge.Schema do
         name: "indent",
         kind: :positional_only | :positional_or_keyword | :var_positional | :keyword_only | :var_keyword,
         default: :none | {:value, term()} | {:repr, String.t()},
-        annotation: "int | None" | nil
+        annotation: "int | None" | nil,
+        bytes_like: false               # true: takes only bytes-like objects (below)
       }
 
   A class: `name`, `qualname`, `doc`, `bases`, `init` (a callable for the
@@ -48,6 +49,14 @@ defmodule SnakeBridge.Schema do
   and `parameters` are then the first form, and `overloads` lists every form
   when there are several (it is `[]` otherwise).
 
+  `bytes_like` is true for a parameter without an annotation that is known to
+  take only bytes-like objects: from a table of standard-library C functions
+  whose text signatures carry no types (`zlib.compress(data, /, level=-1)`,
+  `hashlib.sha256(string=b'')`, `struct.unpack(format, buffer, /)`...), or
+  because its docstring says so (`data : bytes`, `key: bytes or buffer`,
+  `Encode the bytes-like object s`). Generated wrappers send Elixir binaries
+  given for it as `bytes` (`docs/generated_modules.md`, "Typed argument mapping").
+
   `version` is the package version (`__version__` or the distribution's
   metadata), `"python-3.11.2"` for the standard library and builtins, or nil.
   """
@@ -55,7 +64,7 @@ defmodule SnakeBridge.Schema do
   @type t :: map()
 
   # The shape of the maps below: cached schemas of another format are described again.
-  @format 2
+  @format 3
 
   @doc false
   def format, do: @format
@@ -108,7 +117,8 @@ defmodule SnakeBridge.Schema do
       name: p["name"],
       kind: to_atom(p["kind"], @param_kinds),
       default: default(p["default"]),
-      annotation: p["annotation"]
+      annotation: p["annotation"],
+      bytes_like: p["bytes_like"] == true
     }
   end
 

@@ -398,7 +398,108 @@ def _signatures_from_doc(fn, name, doc, kind):
 
 
 def _param(name, kind, default, annotation):
-    return {"name": name, "kind": kind, "default": default, "annotation": annotation}
+    return {"name": name, "kind": kind, "default": default, "annotation": annotation, "bytes_like": False}
+
+
+# -- parameters known to take bytes ----------------------------------------------
+#
+# An Elixir binary that is valid UTF-8 becomes a str, but many binary APIs take
+# only bytes-like objects (TypeError: a bytes-like object is required, not
+# 'str'). A parameter is marked bytes_like, and generated wrappers send Elixir
+# binaries given for it as bytes, when it has no annotation (an annotation
+# decides on its own, on the Elixir side) and either
+#
+#   * it is in _KNOWN_BYTES below: stdlib C functions whose text signatures
+#     carry no types ('compress(data, /, level=-1)'), listed by hand; or
+#   * the docstring says so: a field whose type is only bytes-like words
+#     ('data : bytes', 'key: bytes or buffer, ...', 'key (bytes): ...',
+#     ':type data: bytes') or prose naming it a bytes-like object ('Encode the
+#     bytes-like object s', 's is a bytes-like object', 'data (which must be a
+#     bytes-like object)').
+#
+# Conservative on purpose: a wrong guess sends bytes to a function that wanted a
+# str. A parameter that also takes text ('bytes-like object or ASCII string s',
+# 'str or bytes', base64's decoders, struct formats) is never marked, and
+# nothing is called to find out.
+
+def _names(prefix, names, params):
+    return {prefix + n: params for n in names.split()}
+
+
+# Stdlib parameters that accept bytes-like objects and never a str (checked
+# against CPython 3.11; test/generation/bytes_params_test.exs calls each with a str).
+_KNOWN_BYTES = {
+    **_names("zlib.", "adler32 crc32 compress decompress", ("data",)),
+    **_names("zlib.", "compressobj decompressobj", ("zdict",)),
+    **_names("binascii.", "b2a_base64 b2a_qp b2a_uu crc32 crc_hqx", ("data",)),
+    **_names("hashlib.", "md5 sha1 sha224 sha256 sha384 sha512 sha3_224 sha3_256 sha3_384 sha3_512 "
+             "shake_128 shake_256", ("string",)),
+    **_names("_blake2.", "blake2b blake2s", ("data", "key", "salt", "person")),  # hashlib.blake2b
+    "hashlib.new": ("data",),
+    "hashlib.pbkdf2_hmac": ("password", "salt"),
+    "hashlib.scrypt": ("password", "salt"),
+    **_names("hmac.", "new digest HMAC", ("key", "msg")),
+    "hmac.HMAC.update": ("msg",),
+    **_names("struct.", "unpack unpack_from iter_unpack", ("buffer",)),
+    **_names("_struct.Struct.", "unpack unpack_from iter_unpack", ("buffer",)),
+    **_names("base64.", "b64encode", ("s", "altchars")),
+    **_names("base64.", "standard_b64encode urlsafe_b64encode b32encode b32hexencode b16encode encodebytes",
+             ("s",)),
+    **_names("base64.", "a85encode b85encode", ("b",)),
+    **_names("gzip.", "compress decompress", ("data",)),
+    **_names("bz2.", "compress decompress", ("data",)),
+    **_names("lzma.", "compress decompress", ("data",)),
+    "pickle.loads": ("data",),
+    "marshal.loads": ("bytes",),
+    **{module + name: ("data",) for module in ("codecs.", "_codecs.") for name in (
+        "ascii_decode charmap_decode latin_1_decode utf_7_decode utf_8_decode utf_16_decode utf_16_le_decode "
+        "utf_16_be_decode utf_16_ex_decode utf_32_decode utf_32_le_decode utf_32_be_decode "
+        "utf_32_ex_decode").split()},
+}
+
+_BYTES_WORD = (r"(?:bytes-like(?:\s+object)?|bytes|bytearray|memoryview|(?:readable\s+)?buffer|byte\s+string"
+               r"|bytestring|(?:collections\.abc\.)?Buffer|ReadableBuffer)")
+_BYTES_TYPE = _BYTES_WORD + r"(?:\s*(?:,|\bor\b|\|)\s*" + _BYTES_WORD + r")*(?:\s*,\s*optional)?"
+_TEXT_WORDS = re.compile(r"\b(?:str|string|text|unicode|ASCII|path|file)\b", re.IGNORECASE)
+_NAME = r"[`*]*([A-Za-z_]\w*)[`*]*"
+# A field: 'name : T', 'name: T, description', 'name (T): ...', ':type name: T',
+# ':param T name:' -- the rest of its line must not admit text.
+_BYTES_FIELDS = [re.compile(p, re.MULTILINE) for p in (
+    r"^\s*" + _NAME + r"\s*:\s*" + _BYTES_TYPE + r"\s*(?:$|[,.;]|\s-)(.*)$",
+    r"^\s*" + _NAME + r"\s*\(\s*" + _BYTES_TYPE + r"\s*\)\s*:(.*)$",
+    r"^\s*:type\s+" + _NAME + r"\s*:\s*" + _BYTES_TYPE + r"\s*$()",
+    r"^\s*:param\s+" + _BYTES_TYPE + r"\s+" + _NAME + r"\s*:(.*)$",
+)]
+# Prose: 'the bytes-like object s', 's is a bytes-like object', 'data (which
+# must be a bytes-like object)' -- not followed by 'or ...' (an alternative).
+_BYTES_PROSE = [re.compile(p) for p in (
+    r"\bbytes-like\s+object\s+" + _NAME + r"(?![\w-])(?!\s*,?\s*or\b)",
+    r"(?<![\w-])" + _NAME + r"\s+(?:\(\s*which\s+)?(?:is|must\s+be|should\s+be)\s+an?\s+bytes-like\s+object"
+    r"(?!\s*,?\s*or\b)",
+)]
+
+
+def _documented_bytes_like(doc):
+    """The names doc documents as taking only bytes-like objects."""
+    if not doc or not re.search(r"bytes|buffer|Buffer|bytearray|memoryview", doc):
+        return set()
+    names = set()
+    for pattern in _BYTES_FIELDS:
+        names.update(m.group(1) for m in pattern.finditer(doc) if not _TEXT_WORDS.search(m.group(2)))
+    for pattern in _BYTES_PROSE:
+        names.update(m.group(1) for m in pattern.finditer(doc))
+    return names
+
+
+def _mark_bytes_like(out, qual):
+    """Sets bytes_like on the parameters of a described callable (above)."""
+    params = [p for ps in [out["parameters"]] + [o["parameters"] for o in out["overloads"]] for p in ps
+              if p["annotation"] is None and p["kind"] not in ("var_positional", "var_keyword")]
+    if not params:
+        return
+    bytes_like = set(_KNOWN_BYTES.get(qual, ())) | _documented_bytes_like(out["doc"])
+    for p in params:
+        p["bytes_like"] = p["name"] in bytes_like
 
 
 class _Describer:
@@ -552,6 +653,7 @@ class _Describer:
                 out["signature"], out["parameters"] = forms[0]
                 if len(forms) > 1:
                     out["overloads"] = [{"signature": t, "parameters": ps} for t, ps in forms]
+        _mark_bytes_like(out, qual)
         return out
 
     def parameter(self, p):

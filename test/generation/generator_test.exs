@@ -491,6 +491,14 @@ defmodule SnakeBridge.Generation.GeneratorTest do
       assert Types.coercion("tuple[int, int]") == :tuple
       assert Types.coercion("int") == nil
       assert Types.coercion("Union[bytes, str]") == nil
+      assert Types.coercion("str | bytes") == nil
+      assert Types.coercion("AnyStr") == nil
+      assert Types.coercion("bytes | None") == :bytes
+      assert Types.coercion("bytes | bytearray | memoryview") == :bytes
+      assert Types.coercion("Optional[collections.abc.Buffer]") == :bytes
+      assert Types.coercion("_typeshed.ReadableBuffer") == :bytes
+      assert Types.coercion("float | None") == :float
+      assert Types.coercion("float | int") == nil
       assert Types.coercion(nil) == nil
     end
   end

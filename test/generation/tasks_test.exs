@@ -79,6 +79,8 @@ defmodule SnakeBridge.Generation.TasksTest do
       assert out =~ "range(stop) | range(start, stop [, step]) — "
       refute out =~ "not imported"
       assert run_task("snakebridge.discover", ["functools"]) =~ "cmp_to_key(...)  [no signature]"
+      # parameters known to take bytes (docs/generated_modules.md, "Typed argument mapping")
+      assert run_task("snakebridge.discover", ["zlib"]) =~ "compress(data, /, level=-1, wbits=15)  [bytes: data]\n"
     end
 
     test "--output FILE.json writes the schema as JSON", %{dir: dir} do

@@ -61,7 +61,7 @@ defmodule Mix.Tasks.Snakebridge.Discover do
 
     lines =
       ["#{pad}#{schema.name}#{version} — #{first_line(schema.doc)}"] ++
-        section(pad, "functions", schema.functions, &signatures(&1.name, &1, "(...)  [no signature]")) ++
+        section(pad, "functions", schema.functions, &(signatures(&1.name, &1, "(...)  [no signature]") <> bytes(&1))) ++
         section(pad, "classes", schema.classes, fn c ->
           n = length(c.methods) + length(c.class_methods) + length(c.static_methods)
           "#{signatures(c.name, c.init, "(...)")} — #{n} methods, #{length(c.properties)} properties"
@@ -83,6 +83,17 @@ defmodule Mix.Tasks.Snakebridge.Discover do
 
   defp signatures(name, %{signature: signature}, _none) when is_binary(signature), do: name <> signature
   defp signatures(name, _callable, none), do: name <> none
+
+  # Parameters the schema knows to be bytes-like (no annotation says so).
+  defp bytes(callable) do
+    names =
+      for p <- callable.parameters ++ Enum.flat_map(callable.overloads, & &1.parameters),
+          Map.get(p, :bytes_like),
+          uniq: true,
+          do: p.name
+
+    if names == [], do: "", else: "  [bytes: #{Enum.join(names, ", ")}]"
+  end
 
   defp section(_pad, _title, [], _fun), do: []
 

@@ -9,7 +9,7 @@ defmodule SnakeBridge.Generator.Types do
   | `float` | `float()` (`number()` for a parameter: integers are converted) |
   | `complex` | `term()` |
   | `str` | `String.t()` |
-  | `bytes`, `bytearray` | `binary()` |
+  | `bytes`, `bytearray`, `memoryview`, `Buffer`, `ReadableBuffer` | `binary()` |
   | `bool` | `boolean()` |
   | `None` | `nil` |
   | `list[T]`, `List[T]`, `Sequence[T]`, `Iterable[T]` | `list(t)` |
@@ -21,6 +21,9 @@ defmodule SnakeBridge.Generator.Types do
   | `datetime.date`, `.time`, `.datetime` | `Date.t()`, `Time.t()`, `NaiveDateTime.t() \\| DateTime.t()` |
   | anything else | `term()` |
   """
+
+  # Types that take bytes and never a str.
+  @bytes_like ~w(bytes bytearray memoryview ByteString Buffer ReadableBuffer ReadOnlyBuffer)
 
   @doc "The spec (source text) for an annotation; `role` is `:param` or `:return`."
   @spec spec(String.t() | nil, :param | :return) :: String.t()
@@ -37,6 +40,12 @@ defmodule SnakeBridge.Generator.Types do
   How a generated wrapper converts an argument for this parameter annotation:
   `:bytes` (binary → Python bytes), `:float` (integer → float), `:tuple`
   (list → tuple), or nil.
+
+  `:bytes` for the bytes-like types — `bytes`, `bytearray`, `memoryview`,
+  `ByteString`, `collections.abc.Buffer`, typeshed's `ReadableBuffer` — and
+  unions of them with `None` (`bytes | None`, `Optional[Buffer]`,
+  `bytes | bytearray`). A union that also admits text (`str | bytes`, `AnyStr`)
+  converts nothing: the binary stays a `str`.
   """
   @spec coercion(String.t() | nil) :: :bytes | :float | :tuple | nil
   def coercion(nil), do: nil
@@ -45,17 +54,27 @@ defmodule SnakeBridge.Generator.Types do
     case parse(annotation) do
       {:ok, {:name, n, _}} -> coercion_of(n)
       # Optional[bytes] still wants bytes when a value is given.
-      {:ok, {:union, members}} -> members |> Enum.reject(&(&1 == {:name, "None", []})) |> single_coercion()
+      {:ok, {:union, members}} -> members |> Enum.reject(&none?/1) |> union_coercion()
       _ -> nil
     end
   end
 
-  defp single_coercion([{:name, n, _}]), do: coercion_of(n)
-  defp single_coercion(_), do: nil
+  defp none?({:name, n, []}), do: base(n) in ["None", "NoneType"]
+  defp none?(_), do: false
+
+  defp union_coercion([{:name, n, _}]), do: coercion_of(n)
+
+  defp union_coercion([_ | _] = members) do
+    if Enum.all?(members, &match?({:name, _, _}, &1)) and
+         Enum.all?(members, fn {:name, n, _} -> base(n) in @bytes_like end),
+       do: :bytes
+  end
+
+  defp union_coercion(_), do: nil
 
   defp coercion_of(n) do
     case base(n) do
-      b when b in ["bytes", "ByteString"] -> :bytes
+      b when b in @bytes_like -> :bytes
       "float" -> :float
       b when b in ["tuple", "Tuple"] -> :tuple
       _ -> nil
@@ -176,7 +195,7 @@ defmodule SnakeBridge.Generator.Types do
       {"str", _, _} ->
         "String.t()"
 
-      {b, _, _} when b in ["bytes", "bytearray", "ByteString", "memoryview"] ->
+      {b, _, _} when b in @bytes_like ->
         "binary()"
 
       {"bool", _, _} ->
