@@ -13,7 +13,11 @@ defmodule Mix.Tasks.Compile.SnakebridgeNative do
 
     cond do
       System.find_executable("cmake") == nil ->
-        Mix.raise("snakebridge: cmake not found; run `make deps` (installs Debian packages)")
+        Mix.raise(
+          "snakebridge: cmake not found. Install the build requirements (Debian: apt-get install " <>
+            "cmake g++ erlang-dev python3-dev libmsgpack-cxx-dev libboost-dev), " <>
+            "or run `make deps` in #{root}"
+        )
 
       true ->
         configure = [
@@ -26,6 +30,11 @@ defmodule Mix.Tasks.Compile.SnakebridgeNative do
         ]
 
         unless File.exists?(Path.join(build, "CMakeCache.txt")) do
+          # CMake's output is shown when it is done: say why the first compile is quiet for a while.
+          Mix.shell().info(
+            "snakebridge: building the NIF and the port program against #{python} (once; a minute or two)"
+          )
+
           cmd!("cmake", configure)
         end
 

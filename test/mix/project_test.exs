@@ -166,4 +166,89 @@ defmodule SnakeBridge.ProjectTest do
     assert status != 0
     assert out =~ "No module named 'no_such_module_xyz'"
   end
+
+  test "a fresh `mix new` project following only the README gets its examples working, as written", %{tmp_dir: dir} do
+    root = Path.expand("../..", __DIR__)
+    readme = File.read!(Path.join(root, "README.md"))
+    blocks = ~r/```elixir\n(.*?)```/s |> Regex.scan(readme, capture: :all_but_first) |> List.flatten()
+
+    # The dependency as the README writes it, pointing at this checkout.
+    [deps] = Enum.filter(blocks, &(&1 =~ "def deps do"))
+    assert deps =~ ~s({:snakebridge, path: "../snakebridge"})
+
+    assert {_, 0} = System.cmd("mix", ["new", "readme_app"], cd: dir, stderr_to_stdout: true)
+    app = Path.join(dir, "readme_app")
+    mix_exs = File.read!(Path.join(app, "mix.exs"))
+    [generated_deps] = Regex.run(~r/  defp deps do\n.*?\n  end\n/s, mix_exs)
+    ours = deps |> String.replace(~s("../snakebridge"), inspect(root)) |> String.replace("def deps", "defp deps")
+    File.write!(Path.join(app, "mix.exs"), String.replace(mix_exs, generated_deps, indent(ours)))
+
+    # Every block with `#=>` results: its modules go into lib/, its expressions
+    # are evaluated in order and each result compared with the `#=>` line
+    # below it (`...` stands for anything), by inspect/1.
+    examples = Enum.filter(blocks, &(&1 =~ "#=>"))
+    assert length(examples) >= 4
+
+    {modules, sessions} =
+      examples
+      |> Enum.map(fn block ->
+        lines = String.split(block, "\n")
+        module_lines = module_lines(lines)
+        {Enum.join(module_lines, "\n"), Enum.drop(lines, length(module_lines))}
+      end)
+      |> Enum.unzip()
+
+    File.write!(Path.join(app, "lib/readme_examples.ex"), Enum.join(modules, "\n"))
+
+    steps = Enum.flat_map(sessions, &steps/1)
+
+    script =
+      Enum.map_join(steps, "\n", fn {expression, _} ->
+        ~s|IO.puts("@@" <> inspect((#{expression}), limit: :infinity, printable_limit: :infinity))|
+      end)
+
+    File.write!(Path.join(app, "readme.exs"), script)
+
+    assert {out, 0} = mix(app, ["compile", "--warnings-as-errors"])
+    refute out =~ "warning"
+
+    assert {out, 0} = mix(app, ["run", "readme.exs"])
+    results = for "@@" <> result <- String.split(out, "\n"), do: result
+    assert length(results) == length(steps), out
+
+    for {{expression, expected}, got} <- Enum.zip(steps, results), expected != nil do
+      pattern = expected |> String.split("...") |> Enum.map_join(".*", &Regex.escape/1)
+      assert got =~ ~r/\A#{pattern}\z/s, "README: #{expression}\nexpected: #{expected}\ngot: #{got}"
+    end
+  end
+
+  defp indent(text), do: text |> String.split("\n") |> Enum.map_join("\n", &if(&1 == "", do: "", else: "  " <> &1))
+
+  # The leading `defmodule ... end` blocks of a README example.
+  defp module_lines(["defmodule " <> _ | _] = lines) do
+    {module, ["end" | rest]} = Enum.split_while(lines, &(&1 != "end"))
+    {blank, rest} = Enum.split_while(rest, &(&1 == ""))
+    module ++ ["end"] ++ blank ++ module_lines(rest)
+  end
+
+  defp module_lines(_), do: []
+
+  # [{expression, expected | nil}]: an expression is a line, its result the
+  # `#=>` line after it, if any.
+  defp steps(lines) do
+    lines
+    |> Enum.reject(&(&1 == ""))
+    |> Enum.chunk_while(
+      nil,
+      fn
+        "#=> " <> expected, {expression, nil} -> {:cont, {expression, expected}}
+        line, nil -> {:cont, {line, nil}}
+        line, step -> {:cont, step, {line, nil}}
+      end,
+      fn
+        nil -> {:cont, nil}
+        step -> {:cont, step, nil}
+      end
+    )
+  end
 end
