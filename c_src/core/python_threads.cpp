@@ -21,6 +21,8 @@ constexpr auto kIdleTick = std::chrono::milliseconds(50);
 constexpr int kMaxSpinners = 2;
 // How long a thread keeps the GIL after a task for its caller's next one.
 constexpr uint64_t kKeepGilNs = 10'000;
+// How long a thread waiting for a callback's answer polls before it sleeps.
+constexpr uint64_t kCallbackPollNs = 30'000;
 }  // namespace
 
 PythonThreads& PythonThreads::instance() {
@@ -208,6 +210,15 @@ thread_local PythonThread* t_current = nullptr;
 PythonThread* PythonThread::current() { return t_current; }
 
 bool PythonThread::serve_until(const std::function<bool()>& done, const std::function<bool()>& abandoned) {
+  {
+    // An answer usually comes within microseconds (a callback's process is
+    // quick): poll for it a little before sleeping, yielding the core early
+    // (the answering process may need it).
+    Poll poll(monotonic_ns() + kCallbackPollNs, 2'000);
+    while (!poll.expired() && queued_.load(std::memory_order_acquire) == 0) {
+      if (done()) return true;
+    }
+  }
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (done()) return true;

@@ -71,6 +71,10 @@ struct Job {
   bool wrote = false;  // Python wrote output (sent as messages tagged ref)
   // Who runs the job, for interrupting it (timeout, cancel, dead caller).
   std::shared_ptr<InterruptTarget> target;
+  // Where callbacks go once the caller has started the call's runner
+  // (route_callbacks); before that, to the caller.
+  ErlNifPid route;
+  std::atomic<bool> routed{false};
 };
 
 ErlNifResourceType* g_job_type = nullptr;
@@ -175,9 +179,21 @@ bool callback_target(ErlNifEnv* env, ErlNifPid* pid, ERL_NIF_TERM* ref) {
   // A scheduler waiting for the reply lets the process go to its mailbox.
   int waiting = kWaiting;
   job->waiter.compare_exchange_strong(waiting, kByMessage, std::memory_order_acq_rel);
-  *pid = job->caller;
+  *pid = job->routed.load(std::memory_order_acquire) ? job->route : job->caller;
   *ref = enif_make_copy(env, job->ref);
   return true;
+}
+
+Term route_callbacks(ErlNifEnv* env, Term job_term, Term pid) {
+  Job* job;
+  ErlNifPid to;
+  if (!enif_get_resource(env, job_term, g_job_type, reinterpret_cast<void**>(&job)) ||
+      !enif_get_local_pid(env, pid, &to)) {
+    throw ArgumentError("expected a job and a local pid");
+  }
+  job->route = to;
+  job->routed.store(true, std::memory_order_release);
+  return atoms.ok;
 }
 
 // The caller died: nobody will read the reply, so stop the Python work.
@@ -231,6 +247,7 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   } else {
     // Its last request was waited for here: nobody else refers to it.
     job->wrote = false;
+    job->routed.store(false, std::memory_order_relaxed);
     job->target->tstate.store(nullptr);
     job->target->finished = false;
   }
@@ -301,5 +318,6 @@ Term cancel(ErlNifEnv* env, Term job_term) {
 SB_NIF("bind_thread", bind_thread, 0);
 SB_NIF("execute", execute, 0);
 SB_NIF("cancel", cancel, 0);
+SB_NIF("route_callbacks", route_callbacks, 0);
 
 }  // namespace sb::nif

@@ -37,6 +37,10 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding);
 // for the reply stops. False on any other thread.
 bool callback_target(ErlNifEnv* env, ErlNifPid* pid, ERL_NIF_TERM* ref);
 
+// route_callbacks(job, pid) -> :ok: the job's next callbacks go to pid (the
+// call's runner, SnakeBridge.Callbacks) instead of the caller.
+Term route_callbacks(ErlNifEnv* env, Term job, Term pid);
+
 // cancel(job) -> :cancelled (no reply will be sent) | :sent (the reply is in the mailbox)
 Term cancel(ErlNifEnv* env, Term job);
 

@@ -32,6 +32,9 @@ defmodule SnakeBridge.Backend do
   @doc "Stops a running job: `:stopped` (no reply follows), or the reply that was already on its way."
   @callback stop(SnakeBridge.Backend.Job.t()) :: :stopped | {:replied, reply()}
 
+  @doc "From now on, the job's callbacks (Python calling Elixir) go straight to `runner`."
+  @callback route_callbacks(SnakeBridge.Backend.Job.t(), runner :: pid()) :: :ok
+
   @doc "Releases what the job held (monitors, pool load), once it is over."
   @callback done(SnakeBridge.Backend.Job.t()) :: :ok
 end

@@ -39,8 +39,9 @@ defmodule SnakeBridge.Callbacks do
 
   @doc false
   # Hands a callback of the caller's current call to its runner (started at
-  # the first); returns the runner.
-  def run(nil, slot, what, args, kwargs) do
+  # the first, and then told to the backend, which sends it the next
+  # callbacks directly); returns the runner.
+  def run(nil, callback) do
     caller = self()
     identity = PythonThread.identity()
     callers = [caller | Process.get(:"$callers", [])]
@@ -52,11 +53,11 @@ defmodule SnakeBridge.Callbacks do
         loop()
       end)
 
-    run(runner, slot, what, args, kwargs)
+    run(runner, callback)
   end
 
-  def run(runner, slot, what, args, kwargs) do
-    send(runner, {:run, slot, what, args, kwargs})
+  def run(runner, callback) do
+    send(runner, callback)
     runner
   end
 
@@ -73,7 +74,7 @@ defmodule SnakeBridge.Callbacks do
 
   defp loop do
     receive do
-      {:run, slot, what, args, kwargs} ->
+      {:snakebridge_callback, _ref, slot, what, args, kwargs} ->
         answer(slot, invoke(what, args, kwargs))
         loop()
     end

@@ -150,9 +150,17 @@ defmodule SnakeBridge.Runtime do
 
       # Python called an Elixir function: run by this call's callback runner
       # (SnakeBridge.Callbacks), which acts for this process.
-      {:snakebridge_callback, ^ref, slot, what, args, kwargs} ->
-        runner = Callbacks.run(Process.get(@runner_key), slot, what, args, kwargs)
-        Process.put(@runner_key, runner)
+      {:snakebridge_callback, ^ref, _slot, _what, _args, _kwargs} = callback ->
+        case Process.get(@runner_key) do
+          nil ->
+            runner = Callbacks.run(nil, callback)
+            Process.put(@runner_key, runner)
+            backend.route_callbacks(job, runner)
+
+          runner ->
+            Callbacks.run(runner, callback)
+        end
+
         await(job, deadline, cancel_tag)
 
       {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->

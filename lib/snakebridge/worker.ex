@@ -92,6 +92,8 @@ defmodule SnakeBridge.Worker do
        forgotten: [],
        releases: [],
        cancels: [],
+       # request id => the process its callbacks go to (the call's runner)
+       routes: %{},
        calls: 0,
        max_calls: Keyword.get(opts, :max_calls, :infinity),
        max_memory: max_memory,
@@ -165,6 +167,14 @@ defmodule SnakeBridge.Worker do
     end
 
     {:noreply, state}
+  end
+
+  # The caller started its call's callback runner: the next callbacks go there.
+  def handle_info({:route_callbacks, ref, runner}, state) do
+    case Map.fetch(state.by_ref, ref) do
+      {:ok, id} -> {:noreply, %{state | routes: Map.put(state.routes, id, runner)}}
+      :error -> {:noreply, state}
+    end
   end
 
   # Cancels the full pipe could not take, written together when it can.
@@ -288,7 +298,15 @@ defmodule SnakeBridge.Worker do
             end
 
             callers = if mon, do: Map.delete(state.callers, mon), else: state.callers
-            {:noreply, %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: callers}}
+
+            {:noreply,
+             %{
+               state
+               | pending: pending,
+                 by_ref: Map.delete(state.by_ref, ref),
+                 callers: callers,
+                 routes: Map.delete(state.routes, id)
+             }}
         end
 
       _ ->
@@ -488,9 +506,14 @@ defmodule SnakeBridge.Worker do
     slot = {:port, self(), slot}
 
     case req_id && state.pending[req_id] do
-      {from, ref, _mon} when is_pid(from) -> send(ref, {:snakebridge_callback, ref, slot, what, args, kwargs})
-      nil -> send(SnakeBridge.Callbacks, {:snakebridge_callback, nil, slot, what, args, kwargs})
-      _gave_up -> :ok
+      {from, ref, _mon} when is_pid(from) ->
+        send(Map.get(state.routes, req_id, ref), {:snakebridge_callback, ref, slot, what, args, kwargs})
+
+      nil ->
+        send(SnakeBridge.Callbacks, {:snakebridge_callback, nil, slot, what, args, kwargs})
+
+      _gave_up ->
+        :ok
     end
 
     {:noreply, state}

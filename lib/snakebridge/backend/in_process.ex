@@ -50,5 +50,8 @@ defmodule SnakeBridge.Backend.InProcess do
   end
 
   @impl true
+  def route_callbacks(%Job{state: job}, runner), do: Native.route_callbacks(job, runner)
+
+  @impl true
   def done(_job), do: :ok
 end

@@ -123,6 +123,12 @@ defmodule SnakeBridge.Backend.PortWorker do
   end
 
   @impl true
+  def route_callbacks(%Job{ref: ref, state: s}, runner) do
+    send(s.worker, {:route_callbacks, ref, runner})
+    :ok
+  end
+
+  @impl true
   def done(%Job{ref: ref, monitor: mon, state: s}) do
     :erlang.unalias(ref)
     Process.demonitor(mon, [:flush])
