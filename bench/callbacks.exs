@@ -28,3 +28,15 @@ rows = [
 ]
 
 for {name, us} <- rows, do: IO.puts("| #{name} | #{Float.round(us / 1000, 1)} ms | #{Float.round(us / 10_000, 2)} µs |")
+
+# Nesting 100 deep (callback -> Python -> callback ...), and the worst gap of a
+# 1 ms heartbeat meanwhile (a blocked scheduler would show as a gap).
+defmodule Nest do
+  def nest(0, _o), do: 0
+  def nest(n, o), do: SnakeBridge.eval!("f(n - 1) + 1", %{"f" => fn m -> nest(m, o) end, "n" => n}, o)
+end
+
+for {name, o} <- [{"in-process", []}, {"pool of 1", [backend: {:pool, BenchPool}]}] do
+  {100, ms, gap} = SnakeBridge.Heartbeat.measure(fn -> Nest.nest(100, o) end, 20)
+  IO.puts("| #{name}: nesting 100 deep | #{ms} ms | heartbeat worst gap #{Float.round(gap / 1000, 2)} ms |")
+end

@@ -27,6 +27,10 @@ defmodule SnakeBridge.CallbacksTest do
     |> Enum.find(fn ok -> ok or System.monotonic_time(:millisecond) > deadline end)
   end
 
+  # Python calls back, the callback calls Python, `n` levels deep.
+  defp nest(0, _o), do: 0
+  defp nest(n, o), do: SnakeBridge.eval!("f(n - 1) + 1", %{"f" => fn m -> nest(m, o) end, "n" => n}, o)
+
   for backend <- TestBackends.all() do
     describe "callbacks (#{TestBackends.name(backend)})" do
       @backend backend
@@ -74,6 +78,17 @@ defmodule SnakeBridge.CallbacksTest do
         level2 = fn x -> SnakeBridge.eval!("g(x) + 100", %{"g" => level3, "x" => x}, o) end
         level1 = fn x -> SnakeBridge.eval!("g(x) + 10", %{"g" => level2, "x" => x}, o) end
         assert SnakeBridge.eval("f(1) + 1", %{"f" => level1}, o) == {:ok, 1111}
+      end
+
+      test "nesting 100 deep completes; the BEAM's schedulers stay responsive meanwhile", %{o: o} do
+        # A 1 ms heartbeat's worst gap while nesting, against its worst gap
+        # while an OS process keeps a core busy (this machine's own noise).
+        {_, _, control} =
+          SnakeBridge.Heartbeat.measure(fn -> System.cmd("timeout", ["0.3", "sh", "-c", "while :; do :; done"]) end, 20)
+
+        {depth, _elapsed, gap} = SnakeBridge.Heartbeat.measure(fn -> nest(100, o) end, 20)
+        assert depth == 100
+        assert gap < 100_000 + control, "heartbeat gap #{gap} µs while nesting (control #{control} µs)"
       end
 
       test "nested calls run on the caller's Python thread", %{o: o} do

@@ -74,6 +74,17 @@ defmodule SnakeBridge.DistributedTest do
     assert SnakeBridge.to_elixir!(counter)["r"] == 2
     assert inspect(counter) =~ "Counter({'a': 5"
 
+    # Callbacks: the worker on the peer relays them to this node, where the
+    # function runs (nested calls go back to the peer); pids cross both ways.
+    me = self()
+    key = fn x -> SnakeBridge.eval!("-x", %{"x" => x}, opts()) end
+    assert SnakeBridge.call("builtins", "sorted", [[1, 3, 2]], [key: key], opts()) == {:ok, [3, 2, 1]}
+    assert SnakeBridge.eval("__import__('snakebridge').send(p, 'from the peer')", %{"p" => me}, opts()) == {:ok, nil}
+    assert_receive "from the peer", 5_000
+
+    assert {:error, %SnakeBridge.PythonError{elixir: {:error, %RuntimeError{message: "remote boom"}, _}}} =
+             SnakeBridge.eval("f()", %{"f" => fn -> raise "remote boom" end}, opts())
+
     # Streams and output work across nodes too.
     assert SnakeBridge.stream("builtins", "range", [1_000], [], opts()) |> Enum.sum() == Enum.sum(0..999)
 
