@@ -43,7 +43,7 @@ defmodule SnakeBridge.Msgpack do
       iex> SnakeBridge.Msgpack.encode({:ok, [1, "a"]}) |> IO.iodata_to_binary()
       <<0x93, 0xD4, 3, 0, 0xA2, "ok", 0x92, 0x01, 0xC4, 0x01, "a">>
 
-      iex> SnakeBridge.Msgpack.encode(self()) |> IO.iodata_to_binary()
+      iex> SnakeBridge.Msgpack.encode([1 | 2]) |> IO.iodata_to_binary()
       <<0xD4, 13, 0>>
 
   ## Replies: Python values (`decode/2`)

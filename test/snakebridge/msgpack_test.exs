@@ -398,7 +398,7 @@ defmodule SnakeBridge.MsgpackTest do
 
       # Whatever the fields hold, spelled by the same rules.
       assert enc(%{~D[2020-01-01] | year: "2020"}) =~ <<0xA4, "year", 0xC4, 4, "2020">>
-      assert enc(%{~U[2020-01-01 00:00:00Z] | time_zone: self()}) =~ <<0xA9, "time_zone", @opaque_marker::binary>>
+      assert enc(%{~U[2020-01-01 00:00:00Z] | time_zone: <<1::3>>}) =~ <<0xA9, "time_zone", @opaque_marker::binary>>
     end
 
     test "Date, Time, NaiveDateTime and DateTime come back from the program unchanged" do
@@ -439,10 +439,21 @@ defmodule SnakeBridge.MsgpackTest do
       assert enc(%{__struct__: "x"}) == <<0x81, 0xAA, "__struct__", 0xC4, 1, ?x>>
     end
 
-    test "pids, ports, references, functions, improper lists and bitstrings are the opaque marker" do
+    test "pids, ports, references and functions are ext 14, their external term format, read back as themselves" do
       port = hd(Port.list())
 
-      for bad <- [self(), port, make_ref(), fn -> :ok end, &String.upcase/1, [1 | 2], [1, 2 | 3], <<1::3>>] do
+      for term <- [self(), port, make_ref(), fn -> :ok end, &String.upcase/1] do
+        etf = :erlang.term_to_binary(term)
+        assert enc(term) == IO.iodata_to_binary(SnakeBridge.Msgpack.Wire.ext(14, etf))
+        assert dec(enc([0, term])) == {:ok, [0, term]}
+      end
+
+      # A payload that is not a term is refused.
+      assert dec(<<0xD5, 14, 131, 0>>) == {:error, {:invalid_ext, 14}}
+    end
+
+    test "improper lists and bitstrings are the opaque marker" do
+      for bad <- [[1 | 2], [1, 2 | 3], <<1::3>>] do
         assert enc(bad) == @opaque_marker
         assert enc([0, bad]) == <<0x92, 0x00, @opaque_marker::binary>>
         assert enc({bad}) == <<0x92, @tuple::binary, @opaque_marker::binary>>
@@ -834,7 +845,7 @@ defmodule SnakeBridge.MsgpackTest do
 
     test "extension types that are not in a reply" do
       # 5 (frozensets were), 10 (bytes are bin in a reply), 12 and 13 (request markers).
-      for type <- [0, 5, 10, 12, 13, 14, 127, -1, -128] do
+      for type <- [0, 5, 10, 12, 13, 15, 127, -1, -128] do
         assert dec(<<0xD4, type, 0>>) == {:error, {:unknown_ext, type}}
         assert dec(<<0x92, 0xD4, type, 0, 1>>) == {:error, {:unknown_ext, type}}
       end
