@@ -51,7 +51,7 @@ Py_hash_t term_hash(PyObject* self) {
 
 PyObject* term_repr(PyObject* self) {
   std::string text = elixir_term_payload(self)->describe();
-  return PyUnicode_FromFormat("<snakebridge.%s %s>", Py_TYPE(self)->tp_name, text.c_str());
+  return PyUnicode_FromFormat("<%s %s>", Py_TYPE(self)->tp_name, text.c_str());  // "snakebridge.Pid"
 }
 
 // Immutable: copies are the object itself.
