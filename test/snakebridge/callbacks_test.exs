@@ -221,6 +221,21 @@ defmodule SnakeBridge.CallbacksTest do
         assert SnakeBridge.eval("2 + 2", %{}, o) == {:ok, 4}
       end
 
+      if backend != :nif do
+        test "the worker dies during a callback: WorkerCrashError, no hang", %{o: o} do
+          pool = SnakeBridge.CallbacksTest.CrashPool
+          start_supervised!({SnakeBridge.Pool, name: pool, size: 1})
+          o = Keyword.put(o, :backend, {:pool, pool})
+          os_pid = SnakeBridge.call!("os", "getpid", [], [], o)
+          kill = fn -> System.cmd("kill", ["-9", to_string(os_pid)]) && :ok end
+
+          assert {:error, %SnakeBridge.WorkerCrashError{}} =
+                   SnakeBridge.eval("f()", %{"f" => kill}, o ++ [timeout: 10_000])
+
+          assert wait_until(fn -> match?({:ok, 2}, SnakeBridge.eval("1 + 1", %{}, o)) end, 10_000)
+        end
+      end
+
       test "10,000 callbacks in one call", %{o: o} do
         xs = Enum.shuffle(1..10_000)
         {:ok, sorted} = SnakeBridge.call("builtins", "sorted", [xs], [key: fn x -> -x end], o)
