@@ -52,3 +52,24 @@ defmodule SnakeBridge.ConversionError do
     "no Elixir value for Python #{type} object #{repr}; use return: :auto or :ref to get a reference"
   end
 end
+
+defmodule SnakeBridge.OverloadError do
+  @moduledoc """
+  A pool call refused before it was sent: every worker it could go to already
+  had `max_in_flight` calls in flight (`SnakeBridge.Pool`, option
+  `:max_in_flight`). Nothing ran; the calls in flight are not affected. Retry
+  later, add workers, or raise the bound.
+
+    * `pool` — the pool's name
+    * `worker` — the least-loaded worker (or, with `affinity: :process`, the
+      caller's own)
+    * `max_in_flight` — the bound
+  """
+  defexception [:pool, :worker, :max_in_flight]
+
+  @impl true
+  def message(%__MODULE__{pool: pool, max_in_flight: max}) do
+    "SnakeBridge pool #{inspect(pool)} is overloaded: its workers have #{max} calls in flight each " <>
+      "(max_in_flight); the call was not sent"
+  end
+end

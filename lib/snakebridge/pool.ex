@@ -52,6 +52,11 @@ defmodule SnakeBridge.Pool do
       pools of the same name on connected nodes.
     * `:spin_us` (non-negative integer, default 100) — microseconds a worker
       polls for the next request before it sleeps (0: sleep at once).
+    * `:max_in_flight` (positive integer or `:infinity`, default 10_000) —
+      calls a worker may have in flight (sent and not yet answered or
+      cancelled, as this node counts them). A call that finds every worker at
+      the bound fails at once with `{:error, %SnakeBridge.OverloadError{}}`
+      and is not sent; the calls already in flight are not affected.
 
   See `docs/backends.md` for routing, recycling and distribution.
 
@@ -80,7 +85,8 @@ defmodule SnakeBridge.Pool do
     affinity: {:in, [:process, :none]},
     threads: :pos_integer,
     distributed: :boolean,
-    spin_us: :non_neg_integer
+    spin_us: :non_neg_integer,
+    max_in_flight: {:or, [:pos_integer, {:in, [:infinity]}]}
   ]
 
   # What each worker is given (nil and :infinity mean "not set" to it).
@@ -167,10 +173,20 @@ defmodule SnakeBridge.Pool do
     group = if distributed, do: {__MODULE__, name}
 
     affinity = Keyword.get(opts, :affinity, :process)
+    max_in_flight = Keyword.get(opts, :max_in_flight, 10_000)
 
     :persistent_term.put(
       {__MODULE__, name},
-      %{name: name, size: size, table: table, loads: loads, rotation: rotation, group: group, affinity: affinity}
+      %{
+        name: name,
+        size: size,
+        table: table,
+        loads: loads,
+        rotation: rotation,
+        group: group,
+        affinity: affinity,
+        max_in_flight: max_in_flight
+      }
     )
 
     worker_opts =
@@ -218,12 +234,8 @@ defmodule SnakeBridge.Pool do
 
       pool ->
         case sticky(pool) do
-          {key, pid} ->
-            add_load(pool, key, 1)
-            {:ok, key, pid, pool}
-
-          nil ->
-            pick(pool, name, tries)
+          {key, pid} -> take(pool, key, pid)
+          nil -> pick(pool, name, tries)
         end
     end
   end
@@ -243,9 +255,21 @@ defmodule SnakeBridge.Pool do
         start = rem(:atomics.add_get(rotation, 1, 1), length(live))
         {a, b} = Enum.split(live, start)
         {key, pid} = Enum.min_by(b ++ a, fn {key, _} -> load(pool, key) end)
-        add_load(pool, key, 1)
-        if pool.affinity == :process, do: Process.put({__MODULE__, name}, {key, pid})
-        {:ok, key, pid, pool}
+
+        with {:ok, _, _, _} = ok <- take(pool, key, pid) do
+          if pool.affinity == :process, do: Process.put({__MODULE__, name}, {key, pid})
+          ok
+        end
+    end
+  end
+
+  # Counts the call against the worker's load, within the pool's bound.
+  defp take(%{max_in_flight: max} = pool, key, pid) do
+    if add_load(pool, key, 1) > max do
+      add_load(pool, key, -1)
+      {:error, %SnakeBridge.OverloadError{pool: pool.name, worker: pid, max_in_flight: max}}
+    else
+      {:ok, key, pid, pool}
     end
   end
 
@@ -277,7 +301,11 @@ defmodule SnakeBridge.Pool do
 
   @doc false
   def checkin(nil, _pool), do: :ok
-  def checkin(key, pool), do: add_load(pool, key, -1)
+
+  def checkin(key, pool) do
+    add_load(pool, key, -1)
+    :ok
+  end
 
   # Local workers are counted in atomics by index; workers on other nodes by
   # pid in the pool's table (this node's view of their load: the calls it sent).
@@ -303,10 +331,13 @@ defmodule SnakeBridge.Pool do
     end
   end
 
-  defp add_load(%{loads: loads}, i, n) when is_integer(i), do: :atomics.add(loads, i, n)
+  # The load after the change.
+  defp add_load(%{loads: loads}, i, n) when is_integer(i), do: :atomics.add_get(loads, i, n)
 
   defp add_load(%{table: table}, key, n) do
     # Entries of remote workers go when their count is back to 0 (workers come and go).
-    if :ets.update_counter(table, key, n, {key, 0}) == 0, do: :ets.delete_object(table, {key, 0})
+    load = :ets.update_counter(table, key, n, {key, 0})
+    if load == 0, do: :ets.delete_object(table, {key, 0})
+    load
   end
 end
