@@ -189,6 +189,14 @@ defmodule SnakeBridge.Generation.DocstringTest do
       assert md =~ "## Raises\n\n* `TypeError` - for strings"
     end
 
+    test "Argument Clinic's parameter blocks (zlib): a name over its description is a list entry" do
+      md = Docstring.to_markdown(python_doc("zlib", "compress"))
+      assert md =~ "Returns a bytes object containing compressed data.\n\n* `data` - Binary data to be compressed."
+      assert md =~ "\n* `wbits` - The window buffer size and container format."
+      # A term that is not a name stays text.
+      assert Docstring.to_markdown("Intro.\n\nSome term\n    Its definition.") =~ "* Some term Its definition."
+    end
+
     test "the same docstring always gives the same Markdown; plain text is unchanged" do
       doc = python_doc("numpy", "add")
       assert Docstring.to_markdown(doc) == Docstring.to_markdown(doc)

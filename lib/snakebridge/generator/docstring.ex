@@ -127,9 +127,17 @@ defmodule SnakeBridge.Generator.Docstring do
     case rest do
       [next | _] when next != "" and binary_part(next, 0, 1) == " " ->
         # `term` directly over an indented definition: a definition list item.
+        # A term that is a name is a parameter (Argument Clinic's docstrings:
+        # `data` over `Binary data to be compressed.`), shown as the entries
+        # of a Parameters section are.
         {definition, rest} = take_indented(rest)
         {before, [term]} = Enum.split(para, -1)
-        item = list_item("* ", inline(term), definition |> dedent() |> blocks())
+
+        item =
+          if String.trim(term) =~ ~r/^\*{0,2}[A-Za-z_]\w*$/,
+            do: list_item("* ", names_md(term), definition |> dedent() |> blocks(), " - "),
+            else: list_item("* ", inline(term), definition |> dedent() |> blocks())
+
         {Enum.join(Enum.reject([paragraph_text(before), item], &(&1 == "")), "\n\n"), rest}
 
       _ ->
