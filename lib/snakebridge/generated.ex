@@ -13,7 +13,9 @@ defmodule SnakeBridge.Generated do
     * a trailing keyword list given where an optional positional parameter
       stands is taken as the keyword arguments (then the SnakeBridge options):
       `Fraction.new(3, denominator: 4)`. To pass a keyword list *as* such a
-      parameter's value, name it: `f(x, param: [a: 1])`;
+      parameter's value, name it: `f(x, param: [a: 1])`; `[]` followed by
+      SnakeBridge options there is no keyword arguments, then the options:
+      `compress(data, [], timeout: 1_000)`;
     * positional-only optional parameters named in the keyword list are moved
       to their position, earlier gaps filled with their Python defaults;
     * `*args` is given by its Python name in the keyword list: `join("a", p: ["b", "c"])`;
@@ -194,9 +196,27 @@ defmodule SnakeBridge.Generated do
 
   # ------------------------------------------------------------------ arguments
 
+  # `f(x, [], timeout: 1000)`: no keyword arguments, then options -- the way the
+  # runtime calls and functions without optional positional parameters read --
+  # even where the two land in optional positional slots. Only when the list is
+  # valid SnakeBridge options; `f(x, [], [], timeout: 1000)` passes `[]` itself.
   defp shift_tails(optional, kwargs, opts) do
     given = Enum.take_while(optional, &(&1 != @unset))
 
+    case {Enum.reverse(given), kwargs, opts} do
+      {[o, [] | before], [], []} when o != [] -> empty_kwargs_then(o, before, optional, kwargs, opts)
+      {[[] | before], [_ | _] = o, []} -> empty_kwargs_then(o, before, optional, kwargs, opts)
+      _ -> shift_keyword_tails(given, kwargs, opts)
+    end
+  end
+
+  defp empty_kwargs_then(o, before, optional, kwargs, opts) do
+    if Keyword.keyword?(o) and SnakeBridge.Runtime.options_problem(o) == nil,
+      do: {Enum.reverse(before), [], o},
+      else: shift_keyword_tails(Enum.take_while(optional, &(&1 != @unset)), kwargs, opts)
+  end
+
+  defp shift_keyword_tails(given, kwargs, opts) do
     room =
       cond do
         kwargs == [] and opts == [] -> 2

@@ -292,6 +292,16 @@ defmodule SnakeBridge.Generation.GeneratorTest do
       assert G.Math.log!(8, 2) == 3.0
     end
 
+    test "[] then options: no keyword arguments, whatever optional positional slots they land in" do
+      # log(x, base \\ _, kwargs, opts): [] in base's slot, the options in kwargs'.
+      assert %SnakeBridge.Object{} = G.Math.log!(8, [], return: :ref)
+      # Fraction.new(numerator \\ _, denominator \\ _, ...): both in optional slots.
+      assert G.Fractions.Fraction.new!(3, [], timeout: 5_000) |> G.Fractions.Fraction.as_integer_ratio!() == {3, 1}
+      assert G.Fractions.Fraction.new!([], timeout: 5_000) |> G.Fractions.Fraction.as_integer_ratio!() == {0, 1}
+      # [] as the value of an optional positional parameter, with options: give kwargs too.
+      assert {:error, %PythonError{type: "TypeError"}} = G.Math.log(8, [], [], timeout: 5_000)
+    end
+
     test "os.path.join: *args given by its Python name" do
       assert G.OsPath.join!("a", p: ["b", "c"]) == "a/b/c"
       assert G.OsPath.join!("a") == "a"
