@@ -129,6 +129,10 @@ defmodule SnakeBridge.Generation.BytesParamsTest do
       assert Zlib.adler32!(@data) == :erlang.adler32(@data)
       # Not UTF-8 either way.
       assert Zlib.compress!(<<0, 255, 1>>) |> Zlib.decompress!() == <<0, 255, 1>>
+      # The conversion is the wrapper's: port workers get bytes too.
+      pool = [backend: {:pool, SnakeBridge.TestBackends.pool()}]
+      assert Zlib.compress!(@data, [], pool) |> Zlib.decompress!([], pool) == @data
+      assert Zlib.crc32!(@data, [], pool) == :erlang.crc32(@data)
     end
 
     test "hashlib: digests equal :crypto's" do
