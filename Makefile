@@ -3,7 +3,7 @@
 # compiles the Elixir code.
 
 DEBIAN_PACKAGES := build-essential cmake erlang-dev elixir python3-dev python3-numpy \
-  python3-venv python3-packaging pybind11-dev libmsgpack-cxx-dev libboost-dev catch2 erlang-proper \
+  python3-venv python3-packaging libmsgpack-cxx-dev libboost-dev catch2 erlang-proper \
   libpython3.11-testsuite
 PYTHON ?= /usr/bin/python3
 export SNAKEBRIDGE_PYTHON ?= $(PYTHON)
