@@ -51,7 +51,8 @@ PyObject* emit(PyObject*, PyObject* args) {
 
 }  // namespace
 
-CallerScope::CallerScope(const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atomic<int>* state, int running_state) {
+CallerScope::CallerScope(const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atomic<int>* state, int running_state)
+    : outer_pid_(t_pid), outer_tag_(t_tag), outer_state_(t_state), outer_running_(t_running), outer_wrote_(t_wrote) {
   t_pid = pid;
   t_tag = tag;
   t_state = state;
@@ -62,9 +63,11 @@ CallerScope::CallerScope(const ErlNifPid* pid, ERL_NIF_TERM tag, const std::atom
 bool CallerScope::wrote() const { return t_wrote; }
 
 CallerScope::~CallerScope() {
-  t_pid = nullptr;
-  t_tag = 0;
-  t_state = nullptr;
+  t_pid = outer_pid_;
+  t_tag = outer_tag_;
+  t_state = outer_state_;
+  t_running = outer_running_;
+  t_wrote = outer_wrote_;
 }
 
 PyCFunction python_output_function() { return emit; }

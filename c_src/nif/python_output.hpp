@@ -22,6 +22,15 @@ struct CallerScope {
   ~CallerScope();
   // Whether Python wrote any output during this scope.
   bool wrote() const;
+
+ private:
+  // The scope it is nested in (a request made from a callback while its
+  // caller's request waits on the same thread), restored at the end.
+  const ErlNifPid* outer_pid_;
+  ERL_NIF_TERM outer_tag_;
+  const std::atomic<int>* outer_state_;
+  int outer_running_;
+  bool outer_wrote_;
 };
 
 // GIL held. Replaces sys.stdout and sys.stderr.

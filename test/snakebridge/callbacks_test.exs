@@ -91,6 +91,13 @@ defmodule SnakeBridge.CallbacksTest do
         assert gap < 100_000 + control, "heartbeat gap #{gap} µs while nesting (control #{control} µs)"
       end
 
+      test "Python's output before, inside and after a nested call reaches the caller, in order", %{o: o} do
+        f = fn -> SnakeBridge.exec!("print('nested')", %{}, o) end
+        code = "print('before')\nf()\nprint('after')\n"
+        out = ExUnit.CaptureIO.capture_io(fn -> SnakeBridge.exec!(code, %{"f" => f}, o) end)
+        assert out == "before\nnested\nafter\n"
+      end
+
       test "nested calls run on the caller's Python thread", %{o: o} do
         ident = "__import__('threading').get_ident()"
         outer = SnakeBridge.eval!(ident, %{}, o)
