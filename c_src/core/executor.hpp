@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 
+#include "arrays.hpp"
 #include "iteration.hpp"
 #include "request.hpp"
 #include "to_elixir.hpp"
@@ -10,10 +11,12 @@
 namespace sb {
 
 struct Outcome {
-  enum Kind { Result, Deep, Nil, Text, Namespace, Items } kind = Nil;
+  enum Kind { Result, Deep, Nil, Text, Namespace, Items, Array, Columns } kind = Nil;
   PyRef value;        // Result, Deep, Namespace (a dict)
   std::string text;   // Text
   Batch batch;        // Items
+  ArrayExport array;  // Array
+  std::vector<Column> columns;  // Columns
 };
 
 // Throws PythonException (and BadRequest).
@@ -26,6 +29,8 @@ Outcome execute(Request& q);
 //   Text       a binary
 //   Namespace  exec's globals: a map, each value as the return mode says
 //   Items      {[item, ...], :cont | :done | {:error, python_error}}, each item a result
+//   Array      %SnakeBridge.Array{}
+//   Columns    %{name => %SnakeBridge.Array{} | [value, ...]}, values as the return mode says
 template <class Sink>
 void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
   switch (out.kind) {
@@ -70,6 +75,17 @@ void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
       }
       return sink.end_tuple();
     }
+    case Outcome::Array:
+      return emit_array(sink, out.array);
+    case Outcome::Columns: {
+      ToElixir<Sink> values(sink, mode == ReturnMode::Ref ? ReturnMode::Auto : mode);
+      sink.begin_map(out.columns.size());
+      for (const Column& c : out.columns) {
+        values.value(c.name.get(), 1);
+        c.is_array ? emit_array(sink, c.array) : values.value(c.values.get(), 1);
+      }
+      return sink.end_map();
+    }
   }
 }
 
@@ -79,6 +95,7 @@ void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
 //   {:unconvertible, why, term, path}                  Refusal, written by `refusal(e)`:
 //                                                      only the wire can name its terms
 //   {:conversion, python_type, repr}                    NoElixirValue
+//   {:not_array, python_type, message}                  NotAnArray
 //   {:unknown_object, id}                               UnknownObject
 //   {:badrequest, message}                              BadRequest
 //   {:internal, message}                                anything else (a bug)
@@ -102,6 +119,12 @@ void emit_current_failure(Sink& sink, WriteRefusal&& refusal) {
     sink.atom("conversion");
     sink.str(nullptr, e.type_name.data(), e.type_name.size());
     sink.str(nullptr, e.repr.data(), e.repr.size());
+    sink.end_tuple();
+  } catch (const NotAnArray& e) {
+    sink.begin_tuple(3);
+    sink.atom("not_array");
+    sink.str(nullptr, e.type_name.data(), e.type_name.size());
+    sink.str(nullptr, e.message.data(), e.message.size());
     sink.end_tuple();
   } catch (const UnknownObject& e) {
     sink.begin_tuple(2);

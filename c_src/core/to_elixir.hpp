@@ -16,6 +16,9 @@
 //   void date(const DateFields&); void time(const TimeFields&);
 //   void datetime(const DateFields&, const TimeFields&, const ZoneFields* zone_or_null);
 //   void object(PyObject*);                          // a reference to keep
+//   void array(PyObject* owner, const char* data, size_t n, ElementType,
+//              const std::vector<int64_t>& shape);   // %SnakeBridge.Array{} (arrays.hpp);
+//                                                    // `owner` holds the bytes
 // `owner`, when not null, is an immutable object that holds the bytes: a sink
 // may keep it alive instead of copying.
 #pragma once
@@ -24,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "arrays.hpp"
 #include "errors.hpp"
 #include "limits.hpp"
 #include "values.hpp"

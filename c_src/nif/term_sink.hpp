@@ -39,6 +39,7 @@ class TermSink {
   void time(const TimeFields& t);
   void datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone);
   void object(PyObject* o);
+  void array(PyObject* owner, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape);
   // A term made elsewhere (a refused argument and its path).
   void term(ERL_NIF_TERM t) { push(t); }
 

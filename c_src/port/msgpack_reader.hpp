@@ -17,8 +17,11 @@ namespace sb::port {
 // Extension types of the protocol.
 enum Ext : int8_t {
   kHandle = 1, kBigInt = 2, kTupleMarker = 3, kSetMarker = 4, kDate = 6, kTime = 7, kNaiveDateTime = 8,
-  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13,
+  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kArray = 14,
 };
+
+// The largest array payload a reply carries: a frame's length is 32 bits.
+constexpr size_t kMaxArrayPayload = (size_t(1) << 32) - 4096;
 
 // A marker: fixext 1 of `type`. Never a value of its own.
 inline bool is_marker(const msgpack::object& o, int8_t type) {
@@ -76,6 +79,11 @@ class MsgpackReader {
   // The object of a handle; throws UnknownObject when this program holds none.
   PyObject* object(Value o);
   uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
+  // The frame goes when the request ends: an array's bytes are copied.
+  KeptBytes keep(Value o) {
+    std::string_view b = text(o);
+    return copy_bytes(b.data(), b.size());
+  }
   // For call-site keys, without the GIL.
   const void* object_type(Value o);
 

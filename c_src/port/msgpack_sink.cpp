@@ -61,6 +61,28 @@ void MsgpackSink::datetime(const DateFields& d, const TimeFields& t, const ZoneF
            {d.year, d.month, d.day, t.hour, t.minute, t.second, t.microsecond, microsecond_precision(t)}, z);
 }
 
+// ext 14: kind, bits, number of dimensions (one byte each), each dimension
+// as 8 bytes big-endian, then the bytes: copied once, no work per element.
+void MsgpackSink::array(PyObject*, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape) {
+  std::string head(3 + 8 * shape.size(), '\0');
+  head[0] = type.kind;
+  head[1] = static_cast<char>(type.bits);
+  head[2] = static_cast<char>(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    for (int i = 0; i < 8; ++i) head[3 + 8 * d + i] = static_cast<char>(static_cast<uint64_t>(shape[d]) >> (56 - 8 * i));
+  }
+  if (n > kMaxArrayPayload - head.size()) {
+    NotAnArray e;
+    e.type_name = "array";
+    e.message = "an array of " + std::to_string(n) + " bytes is larger than a port worker's reply can be (" +
+                std::to_string(kMaxArrayPayload >> 20) + " MiB)";
+    throw e;
+  }
+  pk_.pack_ext(head.size() + n, kArray);
+  pk_.pack_ext_body(head.data(), head.size());
+  pk_.pack_ext_body(data, n);
+}
+
 void MsgpackSink::object(PyObject* o) {
   uint64_t id = handles().add(o);
   if (made_) made_->push_back(id);

@@ -46,6 +46,7 @@ class MsgpackSink {
   void time(const TimeFields& t);
   void datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone);
   void object(PyObject* o);
+  void array(PyObject* owner, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape);
 
  private:
   void marked_array(int8_t marker, size_t n) {
