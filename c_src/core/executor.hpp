@@ -1,6 +1,7 @@
 // Runs a built request (request.hpp) and writes its outcome into a sink, the
 // same way for both backends. GIL held.
 #pragma once
+#include <initializer_list>
 #include <string>
 
 #include "arrays.hpp"
@@ -102,10 +103,11 @@ void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
 template <class Sink, class WriteRefusal>
 void emit_current_failure(Sink& sink, WriteRefusal&& refusal) {
   if (PyErr_Occurred()) PyErr_Clear();
-  auto pair = [&](const char* tag, const std::string& text) {
-    sink.begin_tuple(2);
+  // {tag, text...}
+  auto texts = [&](const char* tag, std::initializer_list<const std::string*> parts) {
+    sink.begin_tuple(parts.size() + 1);
     sink.atom(tag);
-    sink.str(nullptr, text.data(), text.size());
+    for (const std::string* s : parts) sink.str(nullptr, s->data(), s->size());
     sink.end_tuple();
   };
   try {
@@ -115,28 +117,22 @@ void emit_current_failure(Sink& sink, WriteRefusal&& refusal) {
   } catch (const Refusal& e) {
     refusal(e);
   } catch (const NoElixirValue& e) {
-    sink.begin_tuple(3);
-    sink.atom("conversion");
-    sink.str(nullptr, e.type_name.data(), e.type_name.size());
-    sink.str(nullptr, e.repr.data(), e.repr.size());
-    sink.end_tuple();
+    texts("conversion", {&e.type_name, &e.repr});
   } catch (const NotAnArray& e) {
-    sink.begin_tuple(3);
-    sink.atom("not_array");
-    sink.str(nullptr, e.type_name.data(), e.type_name.size());
-    sink.str(nullptr, e.message.data(), e.message.size());
-    sink.end_tuple();
+    texts("not_array", {&e.type_name, &e.message});
   } catch (const UnknownObject& e) {
     sink.begin_tuple(2);
     sink.atom("unknown_object");
     sink.uint64(e.id);
     sink.end_tuple();
   } catch (const BadRequest& e) {
-    pair("badrequest", e.message);
+    texts("badrequest", {&e.message});
   } catch (const std::exception& e) {
-    pair("internal", e.what());
+    std::string what = e.what();
+    texts("internal", {&what});
   } catch (...) {
-    pair("internal", "unknown C++ exception");
+    std::string what = "unknown C++ exception";
+    texts("internal", {&what});
   }
 }
 
