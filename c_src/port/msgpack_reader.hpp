@@ -80,10 +80,7 @@ class MsgpackReader {
   PyObject* object(Value o);
   uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
   // The frame goes when the request ends: an array's bytes are copied.
-  KeptBytes keep(Value o) {
-    std::string_view b = text(o);
-    return copy_bytes(b.data(), b.size());
-  }
+  KeptBytes keep(Value o);
   // For call-site keys, without the GIL.
   const void* object_type(Value o);
 

@@ -63,7 +63,7 @@ defmodule SnakeBridge.Msgpack do
   | ext 8 `[year, month, day, hour, minute, second, microsecond, precision]` | `NaiveDateTime` |
   | ext 9 `[year, ..., microsecond, precision, time_zone, zone_abbr, utc_offset, std_offset]` | `DateTime` |
   | ext 11: a name | that atom, if it exists |
-  | ext 14: kind (`?s`, `?u`, `?f` or `?c`), bits, number of dimensions (a byte each), each dimension (8 bytes big-endian), then the elements | `%SnakeBridge.Array{}`, its data a sub-binary of the input |
+  | ext 14: kind (`?s`, `?u`, `?f` or `?c`), bits, number of dimensions `n`, padding `p` (a byte each), `n` dimensions (8 bytes big-endian each), `p` bytes, then the elements | `%SnakeBridge.Array{}`, its data a sub-binary of the input |
 
       iex> SnakeBridge.Msgpack.decode(<<0x93, 0xD4, 3, 0, 0xD4, 11, "a", 0x01>>)
       {:ok, {:a, 1}}
@@ -412,7 +412,7 @@ defmodule SnakeBridge.Msgpack do
     :error, _ -> Wire.fail({:invalid_ext, @atom})
   end
 
-  defp ext(@array, <<kind, bits, ndim, dims::binary-size(ndim * 8), data::binary>>, _h)
+  defp ext(@array, <<kind, bits, ndim, pad, dims::binary-size(ndim * 8), _::binary-size(pad), data::binary>>, _h)
        when {kind, bits} in [{?s, 8}, {?s, 16}, {?s, 32}, {?s, 64}, {?u, 8}, {?u, 16}, {?u, 32}, {?u, 64}] or
               {kind, bits} in [{?f, 16}, {?f, 32}, {?f, 64}, {?c, 64}, {?c, 128}] do
     shape = for <<d::64 <- dims>>, do: d

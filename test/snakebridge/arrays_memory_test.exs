@@ -60,6 +60,7 @@ defmodule SnakeBridge.ArraysMemoryTest do
       settle(@backend)
 
       assert wait_until(10_000, fn ->
+               settle(@backend)
                {rss, _} = python_memory(@backend)
                rss - rss0 < @tolerance_kb
              end),

@@ -844,20 +844,21 @@ defmodule SnakeBridge.MsgpackTest do
 
     test "ext 14 is a SnakeBridge.Array whose data is a sub-binary of the input; a payload that does not add up is invalid" do
       data = for x <- 1..24, into: <<>>, do: <<x * 0.5::float-64-native>>
-      payload = <<?f, 64, 2, 4::64, 6::64, data::binary>>
+      payload = <<?f, 64, 2, 3, 4::64, 6::64, 0, 0, 0, data::binary>>
       frame = <<0xC9, byte_size(payload)::32, 14, payload::binary>>
 
       assert {:ok, %SnakeBridge.Array{type: {:f, 64}, shape: {4, 6}, data: ^data} = a} = dec(frame)
       assert :binary.referenced_byte_size(a.data) == byte_size(frame)
-      assert dec(<<0xC7, 4, 14, ?u, 8, 0, 7>>) == {:ok, %SnakeBridge.Array{data: <<7>>, type: {:u, 8}, shape: {}}}
+      assert dec(<<0xC7, 5, 14, ?u, 8, 0, 0, 7>>) == {:ok, %SnakeBridge.Array{data: <<7>>, type: {:u, 8}, shape: {}}}
 
       for bad <- [
-            <<?f, 64, 1, 3::64, 0::64, 0::64>>,
-            <<?f, 8, 1, 1::64, 0>>,
-            <<?x, 8, 1, 1::64, 0>>,
-            <<?s, 64, 2, 1::64>>,
-            <<?u, 8>>,
-            <<?c, 64, 1, 1::64, 0::32>>
+            <<?f, 64, 1, 0, 3::64, 0::64, 0::64>>,
+            <<?f, 8, 1, 0, 1::64, 0>>,
+            <<?x, 8, 1, 0, 1::64, 0>>,
+            <<?s, 64, 2, 0, 1::64>>,
+            <<?u, 8, 0>>,
+            <<?u, 8, 0, 2, 7>>,
+            <<?c, 64, 1, 0, 1::64, 0::32>>
           ] do
         assert dec(<<0xC7, byte_size(bad), 14, bad::binary>>) == {:error, {:invalid_ext, 14}}
       end
