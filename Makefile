@@ -2,7 +2,7 @@
 # missing (Debian packages when run as root), builds the C++ with CMake and
 # compiles the Elixir code.
 
-DEBIAN_PACKAGES := build-essential cmake erlang-dev elixir python3-dev python3-numpy \
+DEBIAN_PACKAGES := build-essential cmake erlang-dev elixir python3-dev python3-numpy python3-pandas \
   python3-venv python3-packaging libmsgpack-cxx-dev libboost-dev catch2 erlang-proper \
   libpython3.11-testsuite
 PYTHON ?= /usr/bin/python3

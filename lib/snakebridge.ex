@@ -288,6 +288,84 @@ defmodule SnakeBridge do
   def to_elixir!(object, opts \\ []), do: unwrap(to_elixir(object, opts))
 
   @doc """
+  The bytes, element type and shape of a numeric Python array, as a
+  `SnakeBridge.Array`: anything with Python's buffer protocol (numpy arrays,
+  `memoryview`, `array.array`, `bytes`, `bytearray`) or `__array__` (pandas
+  Series, other array libraries, through `numpy.asarray`).
+
+      iex> m = SnakeBridge.call!("numpy", "arange", [6], dtype: "int32") |> SnakeBridge.method!("reshape", [2, 3])
+      iex> {:ok, a} = SnakeBridge.to_array(m)
+      iex> {a.type, a.shape, SnakeBridge.Array.to_flat_list(a)}
+      {{:s, 32}, {2, 3}, [0, 1, 2, 3, 4, 5]}
+
+  The type is Nx's (`{:f, 64}`, `{:u, 8}` for bool...) and the data row-major in
+  native byte order, so `Nx.from_binary(a.data, a.type) |> Nx.reshape(a.shape)`
+  makes a tensor of it. A transposed or strided array is made C-contiguous
+  with one copy.
+
+  In-process, a C-contiguous array is not copied: the binary points into the
+  Python array's memory and keeps it alive, so converting 512 MiB takes as long
+  as 1 KiB. Python code that writes into the array afterwards changes what the
+  binary holds; `copy: true` takes a copy instead. Through a port worker the
+  bytes cross the pipe once.
+
+  Options (besides the common ones):
+
+    * `:copy` — always copy the bytes (default `false`).
+
+  Arrays of other elements (objects, strings, datetimes, records) are an
+  `ArgumentError` naming their dtype:
+
+      iex> o = SnakeBridge.call!("numpy", "array", [["a", "b"]])
+      iex> {:error, %ArgumentError{message: message}} = SnakeBridge.to_array(o)
+      iex> message
+      "a numpy.ndarray of dtype <U1 has no SnakeBridge.Array type: only bool, integer, float and complex elements do"
+  """
+  @spec to_array(Object.t(), keyword()) :: {:ok, SnakeBridge.Array.t()} | {:error, Exception.t()}
+  def to_array(%Object{} = object, opts \\ []) do
+    {copy, opts} = Keyword.pop(opts, :copy, false)
+    Runtime.run({:to_array, object, flag!(:copy, copy)}, opts)
+  end
+
+  @doc "Like `to_array/2` but returns the array or raises."
+  @spec to_array!(Object.t(), keyword()) :: SnakeBridge.Array.t()
+  def to_array!(object, opts \\ []), do: unwrap(to_array(object, opts))
+
+  @doc """
+  The columns of a pandas DataFrame: a map of column name to a
+  `SnakeBridge.Array` for each numeric column (bool, integers, floats,
+  complex) and a list of Elixir values for every other column (strings,
+  objects; datetimes as `NaiveDateTime`, or `DateTime` for a zoned column;
+  missing values as `nil`).
+
+      iex> df = SnakeBridge.call!("pandas", "DataFrame", [%{"x" => [1.5, 2.5], "name" => ["a", "b"]}])
+      iex> {:ok, %{"x" => x, "name" => names}} = SnakeBridge.to_columns(df)
+      iex> {x.type, SnakeBridge.Array.to_flat_list(x), names}
+      {{:f, 64}, [1.5, 2.5], ["a", "b"]}
+
+  Such a map passed to `pandas.DataFrame` builds the frame back (arrays become
+  numpy columns). The index is left out unless `index: true`, which puts it
+  first as a column (under its name, `"index"` when it has none;
+  `DataFrame.set_index` makes it the index again). See `docs/arrays.md`.
+
+  Options (besides the common ones):
+
+    * `:index` — include the index as a column (default `false`).
+  """
+  @spec to_columns(Object.t(), keyword()) :: {:ok, map()} | {:error, Exception.t()}
+  def to_columns(%Object{} = frame, opts \\ []) do
+    {index, opts} = Keyword.pop(opts, :index, false)
+    Runtime.run({:to_columns, frame, flag!(:index, index)}, opts)
+  end
+
+  @doc "Like `to_columns/2` but returns the columns or raises."
+  @spec to_columns!(Object.t(), keyword()) :: map()
+  def to_columns!(frame, opts \\ []), do: unwrap(to_columns(frame, opts))
+
+  defp flag!(_name, value) when is_boolean(value), do: value
+  defp flag!(name, value), do: raise(ArgumentError, "invalid SnakeBridge option: #{inspect({name, value})}")
+
+  @doc """
   Calls `module.function(*args, **kwargs)` and returns a lazy `Stream` over the
   result, which must be iterable (a generator, an iterator, a list, a cursor...).
 

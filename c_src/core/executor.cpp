@@ -13,13 +13,19 @@ Outcome with(Outcome::Kind kind, PyRef value = {}) {
   return out;
 }
 
+std::vector<PyRef> column_names(const std::vector<Column>& columns) {
+  std::vector<PyRef> names;
+  for (const Column& c : columns) names.push_back(c.name);
+  return names;
+}
+
 }  // namespace
 
 bool parse_op(std::string_view n, Op* out) {
   static const std::pair<std::string_view, Op> names[] = {
       {"call", Op::Call},         {"getattr", Op::GetAttr},     {"setattr", Op::SetAttr}, {"eval", Op::Eval},
       {"exec", Op::Exec},         {"describe", Op::Describe},   {"next", Op::Next},       {"close", Op::Close},
-      {"to_elixir", Op::ToElixir}, {"repr", Op::Repr}};
+      {"to_elixir", Op::ToElixir}, {"repr", Op::Repr},       {"to_array", Op::ToArray}, {"to_columns", Op::ToColumns}};
   for (const auto& [name, op] : names) {
     if (name == n) {
       *out = op;
@@ -41,6 +47,8 @@ const char* op_name(Op op) {
     case Op::Close: return "close";
     case Op::ToElixir: return "to_elixir";
     case Op::Repr: return "repr";
+    case Op::ToArray: return "to_array";
+    case Op::ToColumns: return "to_columns";
   }
   return "?";
 }
@@ -97,6 +105,20 @@ Outcome execute(Request& q) {
     case Op::Repr: {
       Outcome out = with(Outcome::Text);
       out.text = short_repr(q.target.get(), q.max);
+      return out;
+    }
+    case Op::ToArray: {
+      Outcome out = with(Outcome::Array);
+      out.array = export_array(q.target.get(), q.flag);
+      return out;
+    }
+    case Op::ToColumns: {
+      Outcome out = with(Outcome::Columns);
+      out.columns = dataframe_columns(q.target.get(), q.flag);
+      if (keys_collide(column_names(out.columns))) {
+        PyErr_SetString(PyExc_ValueError, "to_columns: two column names become the same Elixir term");
+        throw_python_error();
+      }
       return out;
     }
   }

@@ -1,8 +1,10 @@
 // Runs a built request (request.hpp) and writes its outcome into a sink, the
 // same way for both backends. GIL held.
 #pragma once
+#include <initializer_list>
 #include <string>
 
+#include "arrays.hpp"
 #include "iteration.hpp"
 #include "request.hpp"
 #include "to_elixir.hpp"
@@ -10,10 +12,12 @@
 namespace sb {
 
 struct Outcome {
-  enum Kind { Result, Deep, Nil, Text, Namespace, Items } kind = Nil;
+  enum Kind { Result, Deep, Nil, Text, Namespace, Items, Array, Columns } kind = Nil;
   PyRef value;        // Result, Deep, Namespace (a dict)
   std::string text;   // Text
   Batch batch;        // Items
+  ArrayExport array;  // Array
+  std::vector<Column> columns;  // Columns
 };
 
 // Throws PythonException (and BadRequest).
@@ -26,6 +30,8 @@ Outcome execute(Request& q);
 //   Text       a binary
 //   Namespace  exec's globals: a map, each value as the return mode says
 //   Items      {[item, ...], :cont | :done | {:error, python_error}}, each item a result
+//   Array      %SnakeBridge.Array{}
+//   Columns    %{name => %SnakeBridge.Array{} | [value, ...]}, values as the return mode says
 template <class Sink>
 void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
   switch (out.kind) {
@@ -70,6 +76,17 @@ void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
       }
       return sink.end_tuple();
     }
+    case Outcome::Array:
+      return emit_array(sink, out.array);
+    case Outcome::Columns: {
+      ToElixir<Sink> values(sink, mode == ReturnMode::Ref ? ReturnMode::Auto : mode);
+      sink.begin_map(out.columns.size());
+      for (const Column& c : out.columns) {
+        values.value(c.name.get(), 1);
+        c.is_array ? emit_array(sink, c.array) : values.value(c.values.get(), 1);
+      }
+      return sink.end_map();
+    }
   }
 }
 
@@ -79,16 +96,18 @@ void emit_outcome(Sink& sink, const Outcome& out, ReturnMode mode) {
 //   {:unconvertible, why, term, path}                  Refusal, written by `refusal(e)`:
 //                                                      only the wire can name its terms
 //   {:conversion, python_type, repr}                    NoElixirValue
+//   {:not_array, python_type, message}                  NotAnArray
 //   {:unknown_object, id}                               UnknownObject
 //   {:badrequest, message}                              BadRequest
 //   {:internal, message}                                anything else (a bug)
 template <class Sink, class WriteRefusal>
 void emit_current_failure(Sink& sink, WriteRefusal&& refusal) {
   if (PyErr_Occurred()) PyErr_Clear();
-  auto pair = [&](const char* tag, const std::string& text) {
-    sink.begin_tuple(2);
+  // {tag, text...}
+  auto texts = [&](const char* tag, std::initializer_list<const std::string*> parts) {
+    sink.begin_tuple(parts.size() + 1);
     sink.atom(tag);
-    sink.str(nullptr, text.data(), text.size());
+    for (const std::string* s : parts) sink.str(nullptr, s->data(), s->size());
     sink.end_tuple();
   };
   try {
@@ -98,22 +117,22 @@ void emit_current_failure(Sink& sink, WriteRefusal&& refusal) {
   } catch (const Refusal& e) {
     refusal(e);
   } catch (const NoElixirValue& e) {
-    sink.begin_tuple(3);
-    sink.atom("conversion");
-    sink.str(nullptr, e.type_name.data(), e.type_name.size());
-    sink.str(nullptr, e.repr.data(), e.repr.size());
-    sink.end_tuple();
+    texts("conversion", {&e.type_name, &e.repr});
+  } catch (const NotAnArray& e) {
+    texts("not_array", {&e.type_name, &e.message});
   } catch (const UnknownObject& e) {
     sink.begin_tuple(2);
     sink.atom("unknown_object");
     sink.uint64(e.id);
     sink.end_tuple();
   } catch (const BadRequest& e) {
-    pair("badrequest", e.message);
+    texts("badrequest", {&e.message});
   } catch (const std::exception& e) {
-    pair("internal", e.what());
+    std::string what = e.what();
+    texts("internal", {&what});
   } catch (...) {
-    pair("internal", "unknown C++ exception");
+    std::string what = "unknown C++ exception";
+    texts("internal", {&what});
   }
 }
 

@@ -17,6 +17,8 @@
 //   bool field(Value, const char* name, Value*);      // Struct: a field by name
 //   PyObject* object(Value);                // Object: borrowed, or null when unusable
 //   PyRef term(Value);                      // Term: its snakebridge.Pid/.../Function
+//   KeptBytes keep(Value);                  // Binary: its bytes, kept alive for Python
+//                                           // (an array's data: arrays.hpp)
 //   uintptr_t token(Value);                 // names the value in a Refusal
 #pragma once
 #include <climits>
@@ -28,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "arrays.hpp"
 #include "errors.hpp"
 #include "limits.hpp"
 #include "values.hpp"
@@ -307,10 +310,12 @@ class FromElixir {
     return out;
   }
 
-  // Only the calendar structs of Calendar.ISO have a Python form; any other
-  // struct was given its chance by SnakeBridge.Encoder on the Elixir side.
+  // Only SnakeBridge.Array and the calendar structs of Calendar.ISO have a
+  // Python form; any other struct was given its chance by SnakeBridge.Encoder
+  // on the Elixir side.
   PyRef structure(V v) {
     std::string_view name = r_.struct_name(v);
+    if (name == "Elixir.SnakeBridge.Array") return array(v);
     bool date = name == "Elixir.Date", time = name == "Elixir.Time", naive = name == "Elixir.NaiveDateTime",
          aware = name == "Elixir.DateTime";
     if (!date && !time && !naive && !aware) refuse(RefusalReason::Unconvertible, v);
@@ -340,6 +345,58 @@ class FromElixir {
     }
   }
 
+  // %SnakeBridge.Array{data: binary, type: {kind, bits}, shape: tuple}: a
+  // read-only array over the binary's bytes (arrays.hpp). A type Nx does not
+  // have, a shape that is not a tuple of non-negative integers, or data of
+  // another size than the shape says refuses the struct.
+  PyRef array(V v) {
+    V data, type, shape;
+    ElementType t;
+    std::vector<int64_t> dims;
+    size_t bytes = 0;
+    if (!r_.field(v, "data", &data) || r_.kind(data) != WireKind::Binary || !r_.field(v, "type", &type) ||
+        !element_type(type, &t) || !r_.field(v, "shape", &shape) || !dimensions(shape, &dims) ||
+        !shape_bytes(dims, t, &bytes) || r_.text(data).size() != bytes) {
+      refuse(RefusalReason::Unconvertible, v);
+    }
+    return make_array(t, dims, r_.keep(data));
+  }
+
+  // {kind, bits} with kind :s, :u, :f or :c.
+  bool element_type(V v, ElementType* out) {
+    V items[2];
+    if (!pair(v, items) || r_.kind(items[0]) != WireKind::Atom || r_.kind(items[1]) != WireKind::Integer) return false;
+    std::string_view kind = r_.text(items[0]);
+    int64_t bits;
+    if (kind.size() != 1 || !r_.int64(items[1], &bits) || bits < 0 || bits > 128) return false;
+    *out = {kind[0], static_cast<int>(bits)};
+    return valid_element_type(*out);
+  }
+
+  bool dimensions(V v, std::vector<int64_t>* out) {
+    size_t n;
+    if (r_.kind(v) != WireKind::Tuple || !r_.length(v, &n) || n > kMaxArrayDims) return false;
+    bool ok = true;
+    r_.each_item(v, [&](V d) {
+      int64_t i;
+      if (r_.kind(d) != WireKind::Integer || !r_.int64(d, &i) || i < 0) ok = false;
+      else out->push_back(i);
+    });
+    return ok;
+  }
+
+  // The two items of a 2-tuple.
+  bool pair(V v, V items[2]) {
+    size_t n = 0;
+    if (r_.kind(v) != WireKind::Tuple || !r_.length(v, &n) || n != 2) return false;
+    size_t count = 0;
+    r_.each_item(v, [&](V x) {
+      if (count < 2) items[count] = x;
+      ++count;
+    });
+    return count == 2;
+  }
+
   // A 32-bit integer field; anything else refuses the struct, at that field.
   int field_int(V v, const char* name) {
     V f;
@@ -354,18 +411,10 @@ class FromElixir {
 
   // {microsecond, precision}: the microsecond.
   int microsecond(V v) {
-    V f;
-    size_t n = 0;
-    if (r_.field(v, "microsecond", &f) && r_.kind(f) == WireKind::Tuple && r_.length(f, &n) && n == 2) {
-      V items[2] = {};
-      size_t count = 0;
-      r_.each_item(f, [&](V x) {
-        if (count < 2) items[count] = x;
-        ++count;
-      });
+    V f, items[2] = {};
+    if (r_.field(v, "microsecond", &f) && pair(f, items)) {
       int64_t us;
-      if (count == 2 && r_.kind(items[0]) == WireKind::Integer && r_.int64(items[0], &us) && us >= INT32_MIN &&
-          us <= INT32_MAX) {
+      if (r_.kind(items[0]) == WireKind::Integer && r_.int64(items[0], &us) && us >= INT32_MIN && us <= INT32_MAX) {
         return static_cast<int>(us);
       }
     }

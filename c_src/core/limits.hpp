@@ -13,4 +13,8 @@ constexpr int kMaxResultDepth = 1000;
 // kMaxResultDepth, so whatever SnakeBridge returned can be passed back.
 constexpr int kMaxArgumentDepth = 1024;
 
+// Dimensions of a SnakeBridge.Array: what Python's buffer protocol allows
+// (PyBUF_MAX_NDIM).
+constexpr size_t kMaxArrayDims = 64;
+
 }  // namespace sb

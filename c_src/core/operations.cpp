@@ -56,6 +56,22 @@ PyRef import_module(std::string_view name) {
   return check(PyImport_Import(key.get()));
 }
 
+PyRef import_helper(const char* name) {
+  // PyImport_GetModule waits for a module another thread is still initialising
+  // (two compilers describing at once), where a plain sys.modules lookup would
+  // hand out a half-made module.
+  PyRef key = check(PyUnicode_FromString(name));
+  if (PyObject* loaded = PyImport_GetModule(key.get())) return PyRef::steal(loaded);
+  if (PyErr_Occurred()) throw_python_error();
+  PyObject* flag = PySys_GetObject("dont_write_bytecode");  // borrowed
+  PyRef saved = PyRef::borrow(flag ? flag : Py_False);
+  check_status(PySys_SetObject("dont_write_bytecode", Py_True));
+  PyRef helper = PyRef::steal(PyImport_Import(key.get()));
+  PySys_SetObject("dont_write_bytecode", saved.get());
+  if (!helper) throw_python_error();
+  return helper;
+}
+
 PyRef get_path(PyObject* base, std::string_view dotted) {
   PyRef cur = PyRef::borrow(base);
   size_t start = 0;

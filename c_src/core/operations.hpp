@@ -11,6 +11,12 @@ namespace sb {
 // A module by name: from sys.modules when imported (cheap), else imported.
 PyRef import_module(std::string_view name);
 
+// A helper module of priv/python (which the front end puts on sys.path):
+// snakebridge_introspect, snakebridge_columns. Imported without writing
+// bytecode: a __pycache__ beside it would ship inside releases (and priv/ may
+// be read-only there).
+PyRef import_helper(const char* name);
+
 // Attribute lookup that follows dots: resolve(module, "datetime.now").
 PyRef get_path(PyObject* base, std::string_view dotted);
 

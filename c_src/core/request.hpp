@@ -12,7 +12,7 @@
 
 namespace sb {
 
-enum class Op { Call, GetAttr, SetAttr, Eval, Exec, Describe, Next, Close, ToElixir, Repr };
+enum class Op { Call, GetAttr, SetAttr, Eval, Exec, Describe, Next, Close, ToElixir, Repr, ToArray, ToColumns };
 
 bool parse_op(std::string_view name, Op* out);
 const char* op_name(Op op);
@@ -26,12 +26,14 @@ bool parse_mode(std::string_view name, ReturnMode* out);
 //   describe  target (module name), depth, include_private
 //   next      target (an iterator object), max, mode
 //   close     target                       to_elixir target      repr  target, max
+//   to_array  target, flag (copy)          to_columns target, flag (index), mode
 template <class V>
 struct WireRequest {
   Op op = Op::Call;
   V target{}, name{}, args{}, kwargs{}, value{}, code{}, globals{};
   int64_t depth = 0;
   bool include_private = false;
+  bool flag = false;
   uint64_t max = 0;
   ReturnMode mode = ReturnMode::Auto;
 };
@@ -45,6 +47,7 @@ struct Request {
   std::string code;
   int depth = 0;
   bool include_private = false;
+  bool flag = false;  // to_array: copy; to_columns: index
   size_t max = 0;
   ReturnMode mode = ReturnMode::Auto;
 };
@@ -113,6 +116,11 @@ Request build_request(Reader& r, const WireRequest<typename Reader::Value>& w) {
     case Op::Repr:
       q.target = target(w.target);
       q.max = w.max;
+      break;
+    case Op::ToArray:
+    case Op::ToColumns:
+      q.target = object(w.target);
+      q.flag = w.flag;
       break;
   }
   return q;

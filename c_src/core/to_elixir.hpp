@@ -17,6 +17,9 @@
 //   void datetime(const DateFields&, const TimeFields&, const ZoneFields* zone_or_null);
 //   void object(PyObject*);                          // a reference to keep
 //   void elixir_term(const TermPayload&);            // a term Python held (elixir_terms.hpp)
+//   void array(PyObject* owner, const char* data, size_t n, ElementType,
+//              const std::vector<int64_t>& shape);   // %SnakeBridge.Array{} (arrays.hpp);
+//                                                    // `owner` holds the bytes
 // `owner`, when not null, is an immutable object that holds the bytes: a sink
 // may keep it alive instead of copying.
 #pragma once
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "elixir_terms.hpp"
+#include "arrays.hpp"
 #include "errors.hpp"
 #include "limits.hpp"
 #include "values.hpp"

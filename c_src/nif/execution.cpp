@@ -78,6 +78,11 @@ bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireR
       if (arity != 2) return false;
       w->target = a[1];
       return true;
+    case Op::ToArray:
+    case Op::ToColumns:
+      if (arity != 3) return false;
+      w->target = a[1], w->flag = a[2] == atoms.true_;
+      return true;
   }
   return false;
 }

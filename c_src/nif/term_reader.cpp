@@ -1,6 +1,7 @@
 #include "term_reader.hpp"
 
 #include "callbacks.hpp"
+#include <stdexcept>
 
 #include "object_resource.hpp"
 
@@ -165,6 +166,23 @@ std::string_view TermReader::struct_name(Value t) {
 PyObject* TermReader::object(Value t) {
   PyObject* obj;
   return get_object(env_, t, &obj) ? obj : nullptr;
+}
+
+KeptBytes TermReader::keep(Value t) {
+  // Copying a term into another environment copies no binary data larger than
+  // 64 bytes: the copy references the same off-heap binary.
+  ErlNifEnv* env = enif_alloc_env();
+  ErlNifBinary bin;
+  if (!env || !enif_inspect_binary(env, enif_make_copy(env, t), &bin)) {
+    if (env) enif_free_env(env);
+    throw std::runtime_error("cannot keep a binary");
+  }
+  KeptBytes k;
+  k.data = reinterpret_cast<const char*>(bin.data);
+  k.size = bin.size;
+  k.ctx = env;
+  k.release = [](void* e) { enif_free_env(static_cast<ErlNifEnv*>(e)); };
+  return k;
 }
 
 const void* TermReader::object_type(Value t) {

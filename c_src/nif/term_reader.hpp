@@ -67,6 +67,8 @@ class TermReader {
   PyObject* object(Value t);
   PyRef term(Value t);
   uintptr_t token(Value t) { return static_cast<uintptr_t>(t); }
+  // The binary itself, kept alive in an environment of its own: no copy.
+  KeptBytes keep(Value t);
 
   // Also for call-site keys, without the GIL: the object's type.
   const void* object_type(Value t);

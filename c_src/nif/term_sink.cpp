@@ -151,4 +151,18 @@ void TermSink::elixir_term(const TermPayload& t) {
   push(held ? enif_make_copy(env_, held->term) : atoms.nil);
 }
 
+void TermSink::array(PyObject* owner, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape) {
+  binary(owner, data, n);  // the resource binary of a large array: no copy
+  ERL_NIF_TERM bin = stack_.back();
+  stack_.pop_back();
+  std::vector<ERL_NIF_TERM> dims;
+  dims.reserve(shape.size());
+  for (int64_t d : shape) dims.push_back(enif_make_int64(env_, d));
+  char kind[2] = {type.kind, 0};
+  std::vector<ERL_NIF_TERM> keys{atoms.data, atoms.type, atoms.shape},
+      values{bin, enif_make_tuple2(env_, enif_make_atom(env_, kind), enif_make_int(env_, type.bits)),
+             enif_make_tuple_from_array(env_, dims.data(), static_cast<unsigned>(dims.size()))};
+  push(make_struct(atoms.elixir_array, keys, values));
+}
+
 }  // namespace sb::nif

@@ -40,6 +40,7 @@ class TermSink {
   void datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone);
   void object(PyObject* o);
   void elixir_term(const TermPayload& t);
+  void array(PyObject* owner, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape);
   // A term made elsewhere (a refused argument and its path).
   void term(ERL_NIF_TERM t) { push(t); }
 

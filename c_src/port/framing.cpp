@@ -1,7 +1,13 @@
 #include "framing.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
 
 namespace sb::port {
 namespace {
@@ -15,7 +21,78 @@ uint64_t frame_length(const char* header) {
   return (uint64_t(p[0]) << 24) | (uint64_t(p[1]) << 16) | (uint64_t(p[2]) << 8) | p[3];
 }
 
+constexpr size_t kHuge = 2 << 20;
+constexpr size_t kMaxSpares = 2;
+
+struct Spare {
+  char* p;
+  size_t size;
+  uint64_t since;
+};
+std::mutex g_spares_mu;
+std::vector<Spare> g_spares;
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+Buffer allocate(size_t cap) { return allocate_buffer(cap); }
+
 }  // namespace
+
+void FreeDeleter::operator()(char* p) const {
+  if (size > 0) {
+    std::lock_guard<std::mutex> lock(g_spares_mu);
+    if (g_spares.size() < kMaxSpares) {
+      g_spares.push_back({p, size, now_ns()});
+      return;
+    }
+  }
+  std::free(p);
+}
+
+Buffer allocate_buffer(size_t cap) {
+  if (cap < 2 * kHuge) {
+    char* p = static_cast<char*>(std::malloc(std::max<size_t>(cap, 1)));
+    if (!p) throw std::bad_alloc();
+    return Buffer(p);
+  }
+  size_t size = (cap + kHuge - 1) / kHuge * kHuge;
+  {
+    std::lock_guard<std::mutex> lock(g_spares_mu);
+    for (size_t i = 0; i < g_spares.size(); ++i) {
+      // Not much larger than asked: a small frame must not hold a huge buffer.
+      if (g_spares[i].size >= size && g_spares[i].size <= 2 * size) {
+        Spare s = g_spares[i];
+        g_spares.erase(g_spares.begin() + static_cast<std::ptrdiff_t>(i));
+        return Buffer(s.p, FreeDeleter{s.size});
+      }
+    }
+  }
+  char* p = static_cast<char*>(std::aligned_alloc(kHuge, size));
+  if (!p) throw std::bad_alloc();
+  madvise(p, size, MADV_HUGEPAGE);
+  return Buffer(p, FreeDeleter{size});
+}
+
+bool drop_spare_buffers(uint64_t idle_ns) {
+  std::vector<char*> gone;
+  bool left;
+  {
+    std::lock_guard<std::mutex> lock(g_spares_mu);
+    uint64_t now = now_ns();
+    for (size_t i = g_spares.size(); i-- > 0;) {
+      if (now - g_spares[i].since >= idle_ns) {
+        gone.push_back(g_spares[i].p);
+        g_spares.erase(g_spares.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+    left = !g_spares.empty();
+  }
+  for (char* p : gone) std::free(p);
+  return left;
+}
 
 void FrameReader::reserve(size_t n) {
   if (cap_ - end_ >= n) return;
@@ -24,7 +101,7 @@ void FrameReader::reserve(size_t n) {
     std::memmove(buf_.get(), buf_.get() + pos_, live);
   } else {
     size_t cap = std::max(live + n, cap_ * 2);
-    std::unique_ptr<char[]> bigger(new char[cap]);
+    Buffer bigger = allocate(cap);
     if (live > 0) std::memcpy(bigger.get(), buf_.get() + pos_, live);
     buf_ = std::move(bigger);
     cap_ = cap;
@@ -61,6 +138,13 @@ void FrameReader::feed(const char* data, size_t n) {
 }
 
 FrameReader::Next FrameReader::next(std::string* out, uint64_t* size) {
+  Frame f;
+  Next n = next(&f, size);
+  if (n == Next::Frame) out->assign(f.data, f.size);
+  return n;
+}
+
+FrameReader::Next FrameReader::next(Frame* out, uint64_t* size) {
   Next result = Next::NeedMore;
   size_t live = end_ - pos_;
   if (live >= 4) {
@@ -72,8 +156,25 @@ FrameReader::Next FrameReader::next(std::string* out, uint64_t* size) {
       skip_ = len - dropped;
       *size = len;
       result = Next::Oversized;
+    } else if (live - 4 >= len && len >= kHandOverAtLeast) {
+      // The buffer goes with the frame; what follows it (the start of the
+      // next frames) moves to a new one.
+      size_t rest = live - 4 - len;
+      Buffer next = allocate(std::max(rest, size_t(1)));
+      if (rest > 0) std::memcpy(next.get(), buf_.get() + pos_ + 4 + len, rest);
+      out->data = buf_.get() + pos_ + 4;
+      out->size = len;
+      out->owner = std::move(buf_);
+      buf_ = std::move(next);
+      cap_ = std::max(rest, size_t(1));
+      pos_ = 0;
+      end_ = rest;
+      result = Next::Frame;
     } else if (live - 4 >= len) {
-      out->assign(buf_.get() + pos_ + 4, len);
+      out->owner = allocate(std::max<size_t>(len, 1));
+      if (len) std::memcpy(out->owner.get(), buf_.get() + pos_ + 4, len);
+      out->data = out->owner.get();
+      out->size = len;
       pos_ += 4 + len;
       result = Next::Frame;
     }

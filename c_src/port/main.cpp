@@ -12,6 +12,7 @@
 // SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
 // PYTHONPATH (honoured).
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,6 +49,8 @@ namespace {
 
 constexpr int kIn = 3;
 constexpr int kOut = 4;
+// How long a spare large buffer (framing.hpp) is kept unused before it is freed.
+constexpr uint64_t kSpareIdleNs = 1'000'000'000;
 
 // Kills what Python started (subprocesses share our process group) and exits.
 [[noreturn]] void shut_down() {
@@ -98,6 +101,12 @@ int main() {
   // Best effort: the system may cap pipe sizes.
   fcntl(kIn, F_SETPIPE_SZ, 1 << 20);
   fcntl(kOut, F_SETPIPE_SZ, 1 << 20);
+  // Blocks of 1 MiB and more always come from mmap and go back to the system
+  // when freed. glibc's default raises that threshold after the first such
+  // block is freed (up to 32 MiB), and the large arrays a worker moves
+  // (numpy's, frames, copies) then stay in its heap: RSS grew by tens of MB
+  // over 1,000 arrays of 8 MiB and never came back.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   signal(SIGPIPE, SIG_IGN);
   // Threads started from here on (the I/O thread, the interrupter, Python's
   // threads) inherit the blocked mask; the main thread unblocks before it serves.
@@ -145,7 +154,7 @@ int main() {
         if (ec) shut_down();  // EOF: the BEAM closed the port or died
         reader.commit(n);
         while (true) {
-          std::string frame;
+          sb::port::Frame frame;
           uint64_t size = 0;
           auto next = reader.next(&frame, &size);
           if (next == sb::port::FrameReader::Next::NeedMore) break;
@@ -169,6 +178,10 @@ int main() {
         // (on a busy machine, maybe the Python thread that is to reply).
         if (idle < 3'000) sb::cpu_relax();
         else sched_yield();
+      } else if (sb::port::drop_spare_buffers(kSpareIdleNs)) {
+        // Large buffers kept for the next large frame go after a second unused.
+        io.run_one_for(std::chrono::seconds(1));
+        last_activity = sb::monotonic_ns();
       } else {
         io.run_one();
         last_activity = sb::monotonic_ns();

@@ -1,6 +1,7 @@
 #include "msgpack_reader.hpp"
 
 #include "../core/request.hpp"
+#include "framing.hpp"
 #include "handles.hpp"
 
 namespace sb::port {
@@ -139,6 +140,20 @@ PyObject* MsgpackReader::object(Value o) {
   UnknownObject e;
   e.id = id;
   throw e;
+}
+
+KeptBytes MsgpackReader::keep(Value o) {
+  // Into a buffer of the frames' kind (framing.hpp): a large one comes from
+  // the spares and goes back to them when Python drops the array.
+  std::string_view b = text(o);
+  auto* buffer = new Buffer(allocate_buffer(b.size()));
+  if (!b.empty()) std::memcpy(buffer->get(), b.data(), b.size());
+  KeptBytes k;
+  k.data = buffer->get();
+  k.size = b.size();
+  k.ctx = buffer;
+  k.release = [](void* ctx) { delete static_cast<Buffer*>(ctx); };
+  return k;
 }
 
 const void* MsgpackReader::object_type(Value o) {

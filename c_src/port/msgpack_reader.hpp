@@ -18,8 +18,11 @@ namespace sb::port {
 // Extension types of the protocol.
 enum Ext : int8_t {
   kHandle = 1, kBigInt = 2, kTupleMarker = 3, kSetMarker = 4, kDate = 6, kTime = 7, kNaiveDateTime = 8,
-  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14,
+  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14, kArray = 15,
 };
+
+// The largest array payload a reply carries: a frame's length is 32 bits.
+constexpr size_t kMaxArrayPayload = (size_t(1) << 32) - 4096;
 
 // A marker: fixext 1 of `type`. Never a value of its own.
 inline bool is_marker(const msgpack::object& o, int8_t type) {
@@ -87,6 +90,8 @@ class MsgpackReader {
   PyObject* object(Value o);
   PyRef term(Value o);
   uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
+  // The frame goes when the request ends: an array's bytes are copied.
+  KeptBytes keep(Value o);
   // For call-site keys, without the GIL.
   const void* object_type(Value o);
 

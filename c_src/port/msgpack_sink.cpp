@@ -62,6 +62,45 @@ void MsgpackSink::datetime(const DateFields& d, const TimeFields& t, const ZoneF
            {d.year, d.month, d.day, t.hour, t.minute, t.second, t.microsecond, microsecond_precision(t)}, z);
 }
 
+// ext 14: kind, bits, number of dimensions, padding p (one byte each), each
+// dimension as 8 bytes big-endian, p zero bytes, then the elements, which
+// start at a multiple of 8 from the start of the reply (an aligned binary on
+// the Elixir side, so numpy reads it at full speed when it goes back). No work
+// per element; large arrays are not even copied here (spliced).
+void MsgpackSink::array(PyObject* owner, const char* data, size_t n, ElementType type,
+                        const std::vector<int64_t>& shape) {
+  constexpr size_t kExtHeader = 6;  // 0xc9, 4-byte length, type
+  size_t head_size = 4 + 8 * shape.size();
+  size_t at = (buf_ ? buf_->size() : 0) + kExtHeader + head_size;
+  if (spliced_) {
+    for (const Spliced& s : *spliced_) at += s.size;
+  }
+  size_t pad = buf_ ? (8 - at % 8) % 8 : 0;
+  std::string head(head_size + pad, '\0');
+  head[0] = type.kind;
+  head[1] = static_cast<char>(type.bits);
+  head[2] = static_cast<char>(shape.size());
+  head[3] = static_cast<char>(pad);
+  for (size_t d = 0; d < shape.size(); ++d) {
+    for (int i = 0; i < 8; ++i) head[4 + 8 * d + i] = static_cast<char>(static_cast<uint64_t>(shape[d]) >> (56 - 8 * i));
+  }
+  if (n > kMaxArrayPayload - head.size()) {
+    NotAnArray e;
+    e.type_name = "array";
+    e.message = "an array of " + std::to_string(n) + " bytes is larger than a port worker's reply can be (" +
+                std::to_string(kMaxArrayPayload >> 20) + " MiB)";
+    throw e;
+  }
+  pk_.pack_ext(head.size() + n, kArray);
+  pk_.pack_ext_body(head.data(), head.size());
+  if (buf_ && spliced_ && owner && n >= kSpliceAtLeast) {
+    Py_INCREF(owner);
+    spliced_->push_back({buf_->size(), data, n, owner});
+    return;
+  }
+  pk_.pack_ext_body(data, n);
+}
+
 void MsgpackSink::object(PyObject* o) {
   uint64_t id = handles().add(o);
   if (made_) made_->push_back(id);

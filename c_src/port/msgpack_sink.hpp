@@ -13,11 +13,29 @@ namespace sb::port {
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
+// The bytes of large arrays, left out of a reply's buffer and written from
+// the array's own memory (Server::send_reply): `at` is where they go in the
+// buffer. `owner` is a reference that keeps them alive until written.
+struct Spliced {
+  size_t at;
+  const char* data;
+  size_t size;
+  PyObject* owner;
+};
+
+// Arrays of at least this many bytes are spliced rather than copied, when the
+// sink was given a buffer and a list to splice them into.
+constexpr size_t kSpliceAtLeast = 64 * 1024;
+
 class MsgpackSink {
  public:
   // `made`, if given, collects the ids of the handles registered by object(),
-  // so that a reply abandoned half way can release them.
-  explicit MsgpackSink(Packer& pk, std::vector<uint64_t>* made = nullptr) : pk_(pk), made_(made) {}
+  // so that a reply abandoned half way can release them. With `buf` (the
+  // packer's buffer) and `spliced`, large arrays are spliced (GIL held: their
+  // owners get a reference, which the writer drops).
+  explicit MsgpackSink(Packer& pk, std::vector<uint64_t>* made = nullptr, msgpack::sbuffer* buf = nullptr,
+                       std::vector<Spliced>* spliced = nullptr)
+      : pk_(pk), made_(made), buf_(buf), spliced_(spliced) {}
 
   void nil() { pk_.pack_nil(); }
   void boolean(bool b) { b ? pk_.pack_true() : pk_.pack_false(); }
@@ -47,6 +65,7 @@ class MsgpackSink {
   void datetime(const DateFields& d, const TimeFields& t, const ZoneFields* zone);
   void object(PyObject* o);
   void elixir_term(const TermPayload& t);
+  void array(PyObject* owner, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape);
 
  private:
   void marked_array(int8_t marker, size_t n) {
@@ -58,6 +77,8 @@ class MsgpackSink {
 
   Packer& pk_;
   std::vector<uint64_t>* made_;
+  msgpack::sbuffer* buf_;
+  std::vector<Spliced>* spliced_;
 };
 
 }  // namespace sb::port

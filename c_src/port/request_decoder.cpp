@@ -49,6 +49,11 @@ bool decode_request(const msgpack::object_array& a, const std::string& op, WireR
     case Op::ToElixir:
       w->target = at(3);
       return true;
+    case Op::ToArray:
+    case Op::ToColumns:
+      w->target = at(3);
+      w->flag = at(4)->type == msgpack::type::BOOLEAN && at(4)->via.boolean;
+      return mode_at(5);
   }
   return false;
 }

@@ -3,7 +3,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -84,9 +86,9 @@ void pack_refusal(Packer& pk, const Refusal& e) {
 
 // The id of a request frame that could not be decoded, read from its first
 // bytes (an array header, then a positive integer); 0 when even that fails.
-uint64_t frame_id(const std::string& f) {
-  const auto* p = reinterpret_cast<const unsigned char*>(f.data());
-  size_t n = f.size(), i;
+uint64_t frame_id(const Frame& f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(f.data);
+  size_t n = f.size, i;
   if (n >= 1 && (p[0] & 0xf0) == 0x90) i = 1;
   else if (n >= 3 && p[0] == 0xdc) i = 3;
   else if (n >= 5 && p[0] == 0xdd) i = 5;
@@ -270,19 +272,40 @@ PyCFunction port_output_function(Server* server) {
 }
 
 void Server::send(const char* data, size_t size) {
+  std::vector<Spliced> none;
+  write_frame(data, size, none);
+}
+
+void Server::send_reply(const msgpack::sbuffer& reply, std::vector<Spliced>& spliced) {
+  write_frame(reply.data(), reply.size(), spliced);
+  for (const Spliced& s : spliced) release_later(s.owner);
+  spliced.clear();
+}
+
+void Server::write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced) {
   // One write for header and body: a reader woken by the header alone would
   // have to wait again for the rest.
-  std::string header = frame_header(size);
-  iovec parts[2] = {{const_cast<char*>(header.data()), header.size()}, {const_cast<char*>(data), size}};
+  size_t total = size;
+  for (const Spliced& s : spliced) total += s.size;
+  std::string header = frame_header(total);
+  std::vector<iovec> parts{{const_cast<char*>(header.data()), header.size()}};
+  size_t from = 0;
+  for (const Spliced& s : spliced) {
+    parts.push_back({const_cast<char*>(data + from), s.at - from});
+    parts.push_back({const_cast<char*>(s.data), s.size});
+    from = s.at;
+  }
+  parts.push_back({const_cast<char*>(data + from), size - from});
   std::lock_guard<std::mutex> lock(write_mu_);
-  int first = 0;
-  while (first < 2) {
-    ssize_t n = ::writev(out_fd_, parts + first, 2 - first);
+  size_t first = 0;
+  while (first < parts.size()) {
+    int count = static_cast<int>(std::min<size_t>(parts.size() - first, IOV_MAX));
+    ssize_t n = ::writev(out_fd_, parts.data() + first, count);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) _exit(0);  // the client is gone
     size_t done = static_cast<size_t>(n);
-    while (first < 2 && done >= parts[first].iov_len) done -= parts[first++].iov_len;
-    if (first < 2) {
+    while (first < parts.size() && done >= parts[first].iov_len) done -= parts[first++].iov_len;
+    if (first < parts.size()) {
       parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + done;
       parts[first].iov_len -= done;
     }
@@ -310,11 +333,11 @@ size_t Server::in_flight() {
   return running_.size();
 }
 
-void Server::on_frame(std::string frame) {
+void Server::on_frame(Frame frame) {
   auto request = std::make_shared<Incoming>();
   request->frame = std::move(frame);
-  const std::string& bytes = request->frame;
-  if (!claims_fit(bytes.data(), bytes.size())) {
+  const Frame& bytes = request->frame;
+  if (!claims_fit(bytes.data, bytes.size)) {
     return send_error(frame_id(bytes), "bad_request", "malformed msgpack: arrays and maps claim more elements than the frame holds");
   }
   try {
@@ -322,8 +345,8 @@ void Server::on_frame(std::string frame) {
     // Strings, binaries and extensions point into the frame (kept alongside)
     // rather than being copied into the handle's zone.
     auto reference = [](msgpack::type::object_type, size_t, void*) { return true; };
-    request->handle = msgpack::unpack(bytes.data(), bytes.size(), offset, reference, nullptr, kLimits);
-    if (offset != bytes.size()) {
+    request->handle = msgpack::unpack(bytes.data, bytes.size, offset, reference, nullptr, kLimits);
+    if (offset != bytes.size) {
       return send_error(frame_id(bytes), "bad_request", "a frame must hold exactly one msgpack value");
     }
   } catch (const std::exception& e) {
@@ -468,6 +491,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
   if (!running->phase.compare_exchange_strong(queued, Running::kStarted)) return;  // cancelled, answered
   running->tstate.store(this_thread_state());
   msgpack::sbuffer reply;
+  std::vector<Spliced> spliced;  // large arrays of the reply, written from their own memory
   GilTurn turn([&] { return running->interrupted.load(); });
   if (!turn.ok()) {
     // Cancelled while waiting for its turn: it never ran (the client drops
@@ -488,13 +512,15 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
       Request q = build_request(reader, request->wire);
       Outcome out = execute(q);
       reply_ok_header(pk, id);
-      MsgpackSink sink(pk, &made);
+      MsgpackSink sink(pk, &made, &reply, &spliced);
       emit_outcome(sink, out, q.mode);
     } catch (...) {
       // The one place where a failure becomes the port's [id, "error", reason].
       // A reply abandoned half way never reaches the client: the handles made
       // for it would never be released.
       for (uint64_t h : made) handles().release(h);
+      for (const Spliced& s : spliced) Py_DECREF(s.owner);
+      spliced.clear();
       reply.clear();
       reply_header(pk, id, "error");
       MsgpackSink sink(pk);
@@ -507,7 +533,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
   }
   // The reply goes out before the request leaves running_: a "drained" reply
   // sent by whichever request finishes last then always follows every reply.
-  send(reply.data(), reply.size());
+  send_reply(reply, spliced);
   finished(id);
 }
 

@@ -13,7 +13,9 @@
 #include "../core/python_threads.hpp"
 #include "../core/interrupter.hpp"
 #include "../core/request.hpp"
+#include "framing.hpp"
 #include "msgpack_reader.hpp"
+#include "msgpack_sink.hpp"
 
 namespace sb::port {
 
@@ -23,9 +25,12 @@ class Server {
   explicit Server(int out_fd);
 
   // I/O thread: one complete frame from the client.
-  void on_frame(std::string frame);
+  void on_frame(Frame frame);
   // Any thread: a frame-bodied reply (the header is added here).
   void send(const char* data, size_t size);
+  // A reply whose buffer leaves room for spliced arrays: written with them in
+  // place, in one frame; their owners are released afterwards (no GIL needed).
+  void send_reply(const msgpack::sbuffer& reply, std::vector<Spliced>& spliced);
   void send_error(uint64_t id, const char* kind, const std::string& message);
 
   size_t in_flight();
@@ -41,11 +46,12 @@ class Server {
 
   // A decoded request and the frame its strings and binaries point into.
   struct Incoming {
-    std::string frame;
+    Frame frame;
     msgpack::object_handle handle;
     WireRequest<const msgpack::object*> wire;
   };
 
+  void write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced);
   void run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running);
   void cancel(uint64_t id);
   void reply_drained(uint64_t id);

@@ -806,6 +806,11 @@ struct RecordingSink {
   }
   void object(PyObject* o) { add("object " + type_name(o)); }
   void elixir_term(const TermPayload& t) { add("term " + t.describe()); }
+  void array(PyObject*, const char*, size_t n, ElementType t, const std::vector<int64_t>& shape) {
+    std::string e = std::string("array ") + t.kind + std::to_string(t.bits) + " (";
+    for (int64_t d : shape) e += std::to_string(d) + ",";
+    add(e + ") " + std::to_string(n));
+  }
 
   std::string joined() const {
     std::string s;

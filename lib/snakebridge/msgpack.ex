@@ -65,6 +65,7 @@ defmodule SnakeBridge.Msgpack do
   | ext 9 `[year, ..., microsecond, precision, time_zone, zone_abbr, utc_offset, std_offset]` | `DateTime` |
   | ext 11: a name | that atom, if it exists |
   | ext 14: external term format | that term (a pid, port, reference or function sent before) |
+  | ext 15: kind (`?s`, `?u`, `?f` or `?c`), bits, number of dimensions `n`, padding `p` (a byte each), `n` dimensions (8 bytes big-endian each), `p` bytes, then the elements | `%SnakeBridge.Array{}`, its data a sub-binary of the input |
 
       iex> SnakeBridge.Msgpack.decode(<<0x93, 0xD4, 3, 0, 0xD4, 11, "a", 0x01>>)
       {:ok, {:a, 1}}
@@ -106,6 +107,7 @@ defmodule SnakeBridge.Msgpack do
   @struct 12
   @opaque_ext 13
   @term 14
+  @array 15
 
   @tuple_marker IO.iodata_to_binary(Wire.ext(@tuple, <<0>>))
   @set_marker IO.iodata_to_binary(Wire.ext(@set, <<0>>))
@@ -429,10 +431,21 @@ defmodule SnakeBridge.Msgpack do
     :error, _ -> Wire.fail({:invalid_ext, @term})
   end
 
+  defp ext(@array, <<kind, bits, ndim, pad, dims::binary-size(ndim * 8), _::binary-size(pad), data::binary>>, _h)
+       when {kind, bits} in [{?s, 8}, {?s, 16}, {?s, 32}, {?s, 64}, {?u, 8}, {?u, 16}, {?u, 32}, {?u, 64}] or
+              {kind, bits} in [{?f, 16}, {?f, 32}, {?f, 64}, {?c, 64}, {?c, 128}] do
+    shape = for <<d::64 <- dims>>, do: d
+
+    if Enum.product(shape) * div(bits, 8) == byte_size(data),
+      do: %SnakeBridge.Array{data: data, type: {List.to_atom([kind]), bits}, shape: List.to_tuple(shape)},
+      else: Wire.fail({:invalid_ext, @array})
+  end
+
   defp ext(type, <<0>>, _h) when type in [@tuple, @set], do: Wire.fail(:misplaced_marker)
 
-  defp ext(type, _payload, _h) when type in [@handle, @bigint, @tuple, @set, @atom] or type in @date..@datetime,
-    do: Wire.fail({:invalid_ext, type})
+  defp ext(type, _payload, _h)
+       when type in [@handle, @bigint, @tuple, @set, @atom, @array] or type in @date..@datetime,
+       do: Wire.fail({:invalid_ext, type})
 
   defp ext(type, _payload, _h), do: Wire.fail({:unknown_ext, type})
 

@@ -265,6 +265,8 @@ defmodule SnakeBridge.Runtime do
     {:error, unconvertible(reason, term, path)}
   end
 
+  defp failed({:not_array, _python_type, message}, _request, _opts), do: {:error, %ArgumentError{message: message}}
+
   defp failed({:conversion, type, repr}, _request, _opts) do
     {:error, %ConversionError{python_type: type, repr: repr}}
   end
@@ -325,6 +327,11 @@ defmodule SnakeBridge.Runtime do
   defp describe(%SnakeBridge.Object{owner: {:port, pid}}),
     do: "it lives in another port worker (#{inspect(pid)}); objects of two workers cannot meet in one call"
 
+  defp describe(%SnakeBridge.Array{}),
+    do:
+      "a SnakeBridge.Array needs a type {:s | :u, 8 | 16 | 32 | 64}, {:f, 16 | 32 | 64} or {:c, 64 | 128}, " <>
+        "a shape tuple of non-negative integers, and a binary of exactly as many bytes as they say"
+
   defp describe(%{__struct__: mod}), do: "#{inspect(mod)} does not implement SnakeBridge.Encoder"
   defp describe(_), do: "it has no Python equivalent"
 
@@ -359,7 +366,7 @@ defmodule SnakeBridge.Runtime do
   defp encode_request({op, code, globals}) when op in [:eval, :exec], do: {op, code, encode(globals)}
   defp encode_request(other), do: other
 
-  @passthrough [SnakeBridge.Object, SnakeBridge.Bytes, MapSet, Date, Time, NaiveDateTime, DateTime]
+  @passthrough [SnakeBridge.Object, SnakeBridge.Bytes, SnakeBridge.Array, MapSet, Date, Time, NaiveDateTime, DateTime]
 
   @doc false
   def encode(%mod{} = struct) when mod in @passthrough, do: struct

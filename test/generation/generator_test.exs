@@ -61,6 +61,11 @@ defmodule SnakeBridge.Generation.GeneratorTest do
   def count(n: int) -> int:
       return n + 1
 
+  def row_sums(a: "numpy.ndarray", weights: "numpy.typing.ArrayLike" = 1) -> "numpy.ndarray":
+      """Sums each row of a, times weights."""
+      import numpy
+      return numpy.asarray(a).sum(axis=-1) * numpy.asarray(weights)
+
   def names(xs: list[int], m: dict[str, int], u: Union[int, str], s: Optional[str] = None) -> list[str]:
       return [str(x) for x in xs]
 
@@ -349,6 +354,20 @@ defmodule SnakeBridge.Generation.GeneratorTest do
       # by name, too
       assert G.Probe.okind!(b: "abc") == "bytes"
     end
+
+    test "numpy.ndarray and ArrayLike parameters take a SnakeBridge.Array", %{ebin: ebin} do
+      rows = [[1.0, 2.5, -1.0], [4.0, 0.25, 8.0]]
+      data = for x <- List.flatten(rows), into: <<>>, do: <<x::float-64-native>>
+      a = %SnakeBridge.Array{data: data, type: {:f, 64}, shape: {2, 3}}
+
+      sums =
+        G.Probe.row_sums!(a, weights: %SnakeBridge.Array{data: <<2.0::float-64-native>>, type: {:f, 64}, shape: {}})
+
+      assert SnakeBridge.to_array!(sums) |> SnakeBridge.Array.to_flat_list() == Enum.map(rows, &(Enum.sum(&1) * 2))
+
+      assert spec_text(ebin, G.Probe, :row_sums, 4) =~
+               ~r/^row_sums\(SnakeBridge.Array.t\(\) \| SnakeBridge.Object.t\(\) \| list\(\), SnakeBridge.Array.t\(\) \| .* number\(\), /
+    end
   end
 
   describe "names" do
@@ -487,7 +506,14 @@ defmodule SnakeBridge.Generation.GeneratorTest do
       assert Types.spec("float", :param) == "number()"
       assert Types.spec("float", :return) == "float()"
       assert Types.spec("datetime.date", :param) == "Date.t()"
-      assert Types.spec("numpy.ndarray", :param) == "term()"
+      assert Types.spec("numpy.ndarray", :param) == "SnakeBridge.Array.t() | SnakeBridge.Object.t() | list()"
+      assert Types.spec("np.ndarray", :return) == "SnakeBridge.Object.t()"
+      assert Types.spec("numpy.typing.NDArray[numpy.float64]", :param) =~ "SnakeBridge.Array.t()"
+      assert Types.spec("npt.ArrayLike", :param) == "SnakeBridge.Array.t() | SnakeBridge.Object.t() | list() | number()"
+
+      assert Types.spec("Optional[numpy.ndarray]", :param) ==
+               "SnakeBridge.Array.t() | SnakeBridge.Object.t() | list() | nil"
+
       assert Types.spec("Union[int, SomeClass]", :param) == "term()"
       assert Types.spec("Callable[[int], str]", :param) == "term()"
       assert Types.spec("not (valid", :param) == "term()"

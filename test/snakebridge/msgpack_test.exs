@@ -845,12 +845,34 @@ defmodule SnakeBridge.MsgpackTest do
 
     test "extension types that are not in a reply" do
       # 5 (frozensets were), 10 (bytes are bin in a reply), 12 and 13 (request markers).
-      for type <- [0, 5, 10, 12, 13, 15, 127, -1, -128] do
+      for type <- [0, 5, 10, 12, 13, 16, 127, -1, -128] do
         assert dec(<<0xD4, type, 0>>) == {:error, {:unknown_ext, type}}
         assert dec(<<0x92, 0xD4, type, 0, 1>>) == {:error, {:unknown_ext, type}}
       end
 
       assert dec(<<0xC7, 0, 127>>) == {:error, {:unknown_ext, 127}}
+    end
+
+    test "ext 15 is a SnakeBridge.Array whose data is a sub-binary of the input; a payload that does not add up is invalid" do
+      data = for x <- 1..24, into: <<>>, do: <<x * 0.5::float-64-native>>
+      payload = <<?f, 64, 2, 3, 4::64, 6::64, 0, 0, 0, data::binary>>
+      frame = <<0xC9, byte_size(payload)::32, 15, payload::binary>>
+
+      assert {:ok, %SnakeBridge.Array{type: {:f, 64}, shape: {4, 6}, data: ^data} = a} = dec(frame)
+      assert :binary.referenced_byte_size(a.data) == byte_size(frame)
+      assert dec(<<0xC7, 5, 15, ?u, 8, 0, 0, 7>>) == {:ok, %SnakeBridge.Array{data: <<7>>, type: {:u, 8}, shape: {}}}
+
+      for bad <- [
+            <<?f, 64, 1, 0, 3::64, 0::64, 0::64>>,
+            <<?f, 8, 1, 0, 1::64, 0>>,
+            <<?x, 8, 1, 0, 1::64, 0>>,
+            <<?s, 64, 2, 0, 1::64>>,
+            <<?u, 8, 0>>,
+            <<?u, 8, 0, 2, 7>>,
+            <<?c, 64, 1, 0, 1::64, 0::32>>
+          ] do
+        assert dec(<<0xC7, byte_size(bad), 15, bad::binary>>) == {:error, {:invalid_ext, 15}}
+      end
     end
 
     test "malformed extension payloads" do

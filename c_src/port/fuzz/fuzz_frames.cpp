@@ -10,11 +10,12 @@
 //   - the whole frame built as a value, in a hashable position (a map key),
 //     and as args / kwargs / globals;
 //   - what was built walked back with ToElixir<MsgpackSink> in :auto, :value
-//     and :ref, and the reply bytes unpacked again (exactly one value).
+//     and :ref, and the reply bytes unpacked again (exactly one value);
+//   - a to_array request of a handle executed and its reply (ext 15) packed.
 // The documented failures are caught: std::exception from unpacking (malformed
 // msgpack, limits), Refusal, BadRequest and UnknownObject from the builder,
 // PythonException (a date out of range, an unhashable handle as a key),
-// NoElixirValue (:value only). Anything else escaping, a Python error left
+// NoElixirValue (:value only), NotAnArray (to_array of a handle that is not one). Anything else escaping, a Python error left
 // pending, a refusal whose path disagrees with its depth, or FrameReader
 // disagreeing with itself is a crash.
 //
@@ -30,10 +31,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "../../core/arrays.hpp"
 #include "../../core/errors.hpp"
+#include "../../core/executor.hpp"
 #include "../../core/from_elixir.hpp"
 #include "../../core/interpreter.hpp"
 #include "../../core/request.hpp"
@@ -59,8 +63,10 @@ namespace {
 const msgpack::unpack_limit kServerLimits(1 << 24, 1 << 24, 1 << 30, 1 << 30, 1 << 30, 1 << 30);
 constexpr size_t kSmallLimit = 16;
 
-// Handles 1..5 exist, so ext 1 payloads can resolve.
-const char* kHandleObjects[] = {"[1, 2, 3]", "'text'", "42", "(1, (2, 3))", "iter([1, 2])"};
+// Handles 1..7 exist, so ext 1 payloads can resolve (6 and 7 are arrays).
+const char* kHandleObjects[] = {"[1, 2, 3]", "'text'", "42", "(1, (2, 3))", "iter([1, 2])",
+                                "__import__('array').array('d', [1.5, 2.5])",
+                                "memoryview(bytes(range(12))).cast('B', (3, 4))[::2]"};
 
 using V = const msgpack::object*;
 
@@ -171,8 +177,25 @@ void guarded(F&& f) {
     invariant(!e.message.empty(), "a BadRequest without a message");
   } catch (const UnknownObject&) {
   } catch (const PythonException&) {
+  } catch (const NotAnArray& e) {
+    invariant(!e.message.empty(), "a NotAnArray without a message");
   }
   invariant(!PyErr_Occurred(), "a Python error left set");
+}
+
+// The reply of a request as the program packs it: readable msgpack, one value.
+void reply_back(MsgpackReader& r, const WireRequest<V>& w) {
+  guarded([&] {
+    Request q = build_request(r, w);
+    Outcome out = execute(q);
+    msgpack::sbuffer buf;
+    Packer pk(buf);
+    MsgpackSink sink(pk);
+    emit_outcome(sink, out, q.mode);
+    size_t offset = 0;
+    msgpack::object_handle again = msgpack::unpack(buf.data(), buf.size(), offset);
+    invariant(offset == buf.size(), "a reply value followed by other bytes");
+  });
 }
 
 // What the program would send for `v`: readable msgpack again, exactly one value.
@@ -257,7 +280,13 @@ void build_request_values(MsgpackReader& r, const WireRequest<V>& w) {
     case Op::Close:
     case Op::ToElixir:
     case Op::Repr:
+    case Op::ToColumns:
       target(w.target);
+      break;
+    case Op::ToArray:
+      target(w.target);
+      // Only handles: a module name would be imported.
+      if (r.kind(w.target) == WireKind::Object) reply_back(r, w);
       break;
   }
 }
@@ -372,6 +401,13 @@ class W {
   W& iso() { return atom("calendar").atom("Elixir.Calendar.ISO"); }
   W& us(int64_t v) { return atom("microsecond").tuple(2).i(v).i(v ? 6 : 0); }
   W& then(const W& w) { return s_ += w.s_, *this; }
+  // %SnakeBridge.Array{data: data, type: {kind, bits}, shape: shape}
+  W& array(const std::string& data, const char* kind, int64_t bits, std::initializer_list<int64_t> shape) {
+    strct("Elixir.SnakeBridge.Array", 3).atom("data").bin(data).atom("type").tuple(2).atom(kind).i(bits);
+    atom("shape").tuple(static_cast<uint32_t>(shape.size()));
+    for (int64_t d : shape) i(d);
+    return *this;
+  }
   const std::string& str() const { return s_; }
 
  private:
@@ -447,6 +483,15 @@ void write_seeds(const char* dir) {
                                  .atom("utc_offset").i(3600).atom("std_offset").i(3600)));
   add("user_struct", eval_x(39, W().strct("Elixir.MyApp.Point", 2).atom("x").i(1).atom("y").i(2)));
   add("opaque", eval_x(40, W().arr(2).i(1).marker(kOpaque)));
+  add("array_args", eval_x(44, W().arr(4).array(std::string(48, '\x01'), "f", 64, {2, 3})
+                                  .array(std::string(4, '\x07'), "s", 32, {}).array("", "c", 128, {0, 5})
+                                  .array(std::string(6, '\x02'), "u", 16, {3})));
+  add("array_args_bad", eval_x(45, W().arr(5).array(std::string(47, '\x01'), "f", 64, {2, 3})
+                                      .array("x", "f", 8, {1}).array("x", "q", 8, {1}).array("x", "u", 8, {-1})
+                                      .array(std::string(8, '\0'), "u", 8, {1LL << 62, 1LL << 62})));
+  add("to_array_handle", W().arr(5).u(46).atom("to_array").u(1).handle(6).t());
+  add("to_array_strided_handle", W().arr(5).u(47).atom("to_array").u(1).handle(7).f());
+  add("to_array_not_array", W().arr(5).u(48).atom("to_array").u(1).handle(1).f());
   add("handles", eval_x(41, W().arr(3).handle(1).handle(2).map(1).handle(3).handle(4)));
   add("collision", eval_x(42, W().map(2).i(1).nil().f64(1.0).nil()));
   {
@@ -513,6 +558,17 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // not mistaken for leaks of the first inputs.
   check(PyRun_String("import zoneinfo, collections.abc, traceback\nzoneinfo.ZoneInfo('Europe/Paris')\n", Py_file_input,
                      g.get(), g.get()));
+  // Arrays (arrays.hpp) take their no-numpy path here: numpy's import leaves
+  // objects LeakSanitizer cannot see owned (reported as leaks at the first
+  // input); the numpy path is covered by test_arrays.cpp and the ExUnit
+  // suite. Warmed: the buffer type, an export, an array over kept bytes.
+  check(PyRun_String("import sys\nsys.modules['numpy'] = None\n", Py_file_input, g.get(), g.get()));
+  for (ElementType t : {ElementType{'s', 8}, ElementType{'u', 16}, ElementType{'f', 32}, ElementType{'c', 128}}) {
+    std::string zeros(t.bytes() * 2, '\0');
+    PyRef a = make_array(t, {2}, copy_bytes(zeros.data(), zeros.size()));
+    export_array(a.get(), false);
+    export_array(a.get(), true);
+  }
   if (const char* dir = getenv("SNAKEBRIDGE_FUZZ_WRITE_SEEDS")) {
     write_seeds(dir);
     exit(0);

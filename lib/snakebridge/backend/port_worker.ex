@@ -275,6 +275,8 @@ defmodule SnakeBridge.Backend.PortWorker do
       {:close, it} -> ["close", it]
       {:to_elixir, obj} -> ["to_elixir", obj]
       {:repr, obj, max} -> ["repr", obj, max]
+      {:to_array, obj, copy} -> ["to_array", obj, copy]
+      {:to_columns, frame, index} -> ["to_columns", frame, index, mode]
       {:stats} -> ["stats"]
     end
   end

@@ -19,6 +19,8 @@ defmodule SnakeBridge.Generator.Types do
   | `Optional[T]`, `T \\| None` | `t \\| nil` |
   | `Union[A, B]`, `A \\| B` | `a \\| b` |
   | `datetime.date`, `.time`, `.datetime` | `Date.t()`, `Time.t()`, `NaiveDateTime.t() \\| DateTime.t()` |
+  | `numpy.ndarray`, `NDArray[...]` | `SnakeBridge.Array.t() \\| SnakeBridge.Object.t() \\| list()` (`SnakeBridge.Object.t()` for a result) |
+  | `ArrayLike` (`numpy.typing`) | `SnakeBridge.Array.t() \\| SnakeBridge.Object.t() \\| list() \\| number()` (`term()` for a result) |
   | anything else | `term()` |
   """
 
@@ -218,6 +220,12 @@ defmodule SnakeBridge.Generator.Types do
 
       {b, _, _} when b in ["set", "Set", "frozenset", "FrozenSet", "AbstractSet", "MutableSet"] ->
         "MapSet.t()"
+
+      {b, _, _} when b in ["ndarray", "NDArray"] ->
+        if role == :param, do: "SnakeBridge.Array.t() | SnakeBridge.Object.t() | list()", else: "SnakeBridge.Object.t()"
+
+      {"ArrayLike", _, _} ->
+        if role == :param, do: "SnakeBridge.Array.t() | SnakeBridge.Object.t() | list() | number()", else: "term()"
 
       {"Literal", _, _} ->
         "term()"
