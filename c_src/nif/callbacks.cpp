@@ -3,6 +3,7 @@
 #include <atomic>
 #include <new>
 
+#include "../core/callback_answer.hpp"
 #include "../core/errors.hpp"
 #include "../core/from_elixir.hpp"
 #include "../core/to_elixir.hpp"
@@ -31,49 +32,6 @@ void slot_dtor(ErlNifEnv*, void* p) {
   auto* slot = static_cast<Slot*>(p);
   enif_free_env(slot->env);
   slot->~Slot();
-}
-
-// A Python exception (new, set) for an answer that is not one of the three forms.
-PyObject* bad_answer() {
-  PyErr_SetString(PyExc_RuntimeError, "SnakeBridge: malformed answer from Elixir to a callback");
-  return nullptr;
-}
-
-std::string text_of(ErlNifEnv* env, ERL_NIF_TERM t) {
-  ErlNifBinary bin;
-  if (!enif_inspect_binary(env, t, &bin)) return {};
-  return std::string(reinterpret_cast<const char*>(bin.data), bin.size);
-}
-
-// GIL held. The Python value of an answer, or null with a Python error set.
-PyObject* read_answer(Slot* slot) {
-  ErlNifEnv* env = slot->env;
-  int arity;
-  const ERL_NIF_TERM* items;
-  if (!enif_get_tuple(env, slot->answer, &arity, &items) || arity < 2) return bad_answer();
-  if (items[0] == atoms.ok && arity == 2) {
-    try {
-      TermReader reader(env);
-      return FromElixir<TermReader>(reader).value(items[1]).release();
-    } catch (const Refusal&) {
-      char buf[200];
-      enif_snprintf(buf, sizeof buf, "the Elixir function's result has no Python form: %.120T", items[1]);
-      PyErr_SetString(PyExc_TypeError, buf);
-      return nullptr;
-    } catch (const PythonException& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-      return nullptr;
-    }
-  }
-  if (items[0] == atoms.type_error && arity == 2) {
-    PyErr_SetString(PyExc_TypeError, text_of(env, items[1]).c_str());
-    return nullptr;
-  }
-  if (items[0] == atoms.error && arity == 4) {
-    set_elixir_error(text_of(env, items[1]), text_of(env, items[2]), std::make_shared<NifTerm>(env, items[3]));
-    return nullptr;
-  }
-  return bad_answer();
 }
 
 class NifHost : public ElixirHost {
@@ -154,7 +112,8 @@ class NifHost : public ElixirHost {
       while (slot->state.load(std::memory_order_acquire) != kAnswered) {
       }
     }
-    return read_answer(slot);
+    TermReader reader(slot->env);
+    return callback_answer(reader, slot->answer);
   }
 
   bool send(const TermPayload& pid, PyObject* message) override {

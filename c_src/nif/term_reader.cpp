@@ -191,5 +191,6 @@ const void* TermReader::object_type(Value t) {
 }
 
 PyRef TermReader::term(Value t) { return python_term(env_, t); }
+std::shared_ptr<const TermPayload> TermReader::held(Value t) { return std::make_shared<NifTerm>(env_, t); }
 
 }  // namespace sb::nif

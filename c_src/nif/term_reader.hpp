@@ -66,6 +66,8 @@ class TermReader {
   }
   PyObject* object(Value t);
   PyRef term(Value t);
+  // Any term, kept as it is for Elixir (a callback's original error).
+  std::shared_ptr<const TermPayload> held(Value t);
   uintptr_t token(Value t) { return static_cast<uintptr_t>(t); }
   // The binary itself, kept alive in an environment of its own: no copy.
   KeptBytes keep(Value t);

@@ -174,6 +174,11 @@ PyRef MsgpackReader::term(Value o) {
   return make_elixir_term(kind, std::make_shared<EtfTerm>(std::move(etf)));
 }
 
+std::shared_ptr<const TermPayload> MsgpackReader::held(Value o) {
+  if (kind(o) != WireKind::Term) return nullptr;
+  return std::make_shared<EtfTerm>(std::string(o->via.ext.data(), o->via.ext.size));
+}
+
 bool EtfTerm::same(const TermPayload& other) const {
   auto* o = dynamic_cast<const EtfTerm*>(&other);
   return o && o->etf == etf;

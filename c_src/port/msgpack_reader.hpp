@@ -89,6 +89,8 @@ class MsgpackReader {
   // The object of a handle; throws UnknownObject when this program holds none.
   PyObject* object(Value o);
   PyRef term(Value o);
+  // ext 14 kept as it is for the client (a callback's original error), or null.
+  std::shared_ptr<const TermPayload> held(Value o);
   uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
   // The frame goes when the request ends: an array's bytes are copied.
   KeptBytes keep(Value o);

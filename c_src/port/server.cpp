@@ -15,6 +15,7 @@
 
 #include "../core/interpreter.hpp"
 #include "../core/to_elixir.hpp"
+#include "../core/callback_answer.hpp"
 #include "../core/elixir_terms.hpp"
 #include "../core/interrupts.hpp"
 #include "../core/stdio.hpp"
@@ -141,46 +142,6 @@ std::mutex g_slots_mu;
 std::unordered_map<uint64_t, std::shared_ptr<Slot>> g_slots;
 uint64_t g_next_slot = 0;
 
-std::string text_of(const msgpack::object& o) {
-  std::string t;
-  as_text(o, &t);
-  return t;
-}
-
-// GIL held. The Python value of an answer, or null with a Python error set.
-PyObject* read_answer(const msgpack::object& a) {
-  std::string tag;
-  if (a.type != msgpack::type::ARRAY || a.via.array.size < 2 || !as_text(a.via.array.ptr[0], &tag)) tag.clear();
-  const msgpack::object* items = a.via.array.ptr;
-  if (tag == "ok") {
-    try {
-      MsgpackReader reader;
-      return FromElixir<MsgpackReader>(reader).value(&items[1]).release();
-    } catch (const Refusal&) {
-      PyErr_SetString(PyExc_TypeError, "the Elixir function's result has no Python form");
-    } catch (const PythonException& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const UnknownObject&) {
-      PyErr_SetString(PyExc_TypeError, "the Elixir function returned an object this worker does not hold");
-    }
-    return nullptr;
-  }
-  if (tag == "type_error") {
-    PyErr_SetString(PyExc_TypeError, text_of(items[1]).c_str());
-    return nullptr;
-  }
-  if (tag == "error" && a.via.array.size == 4) {
-    std::shared_ptr<const TermPayload> original;
-    if (items[3].type == msgpack::type::EXT && items[3].via.ext.type() == kTerm && items[3].via.ext.size >= 2) {
-      original = std::make_shared<EtfTerm>(std::string(items[3].via.ext.data(), items[3].via.ext.size));
-    }
-    set_elixir_error(text_of(items[1]), text_of(items[2]), std::move(original));
-    return nullptr;
-  }
-  PyErr_SetString(PyExc_RuntimeError, "SnakeBridge: malformed answer from Elixir to a callback");
-  return nullptr;
-}
-
 class PortHost : public ElixirHost {
  public:
   PyObject* call(const TermPayload* fun, PyObject* module, PyObject* function, PyObject* args,
@@ -233,7 +194,13 @@ class PortHost : public ElixirHost {
       g_server->send(buf.data(), buf.size());
     }
     if (!slot->wait.wait([&] { return slot->answered.load(std::memory_order_acquire); })) return nullptr;
-    return read_answer(*slot->answer);
+    MsgpackReader reader;
+    try {
+      return callback_answer(reader, slot->answer);
+    } catch (const UnknownObject&) {
+      PyErr_SetString(PyExc_TypeError, "the Elixir function returned an object this worker does not hold");
+      return nullptr;
+    }
   }
 
   bool send(const TermPayload& pid, PyObject* message) override {

@@ -172,6 +172,10 @@ defmodule SnakeBridge.Msgpack do
   def encode!(term, opts \\ []), do: encode(term, opts)
 
   @doc false
+  # The start of a tuple of n elements: the elements, encoded, follow.
+  def tuple_header(n), do: [Wire.array_header(n + 1), @tuple_marker]
+
+  @doc false
   # Any term as ext 14 (its external term format), read back as the same term.
   def term(term), do: Wire.ext(@term, :erlang.term_to_binary(term))
 

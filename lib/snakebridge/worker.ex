@@ -428,16 +428,19 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  defp encode_answer({:ok, value}) do
-    encoded = Msgpack.encode(value, handle_id: SnakeBridge.Backend.PortWorker.handle_ids(self()))
-    [0x92, Msgpack.encode!("ok"), encoded]
-  end
-
-  defp encode_answer({:type_error, message}), do: [0x92, Msgpack.encode!("type_error"), Msgpack.encode!(message)]
-
+  # As the tuples the NIF reads (core/callback_answer.hpp); the original error
+  # as ext 14, the term itself.
   defp encode_answer({:error, message, stacktrace, original}) do
-    [0x94, Msgpack.encode!("error"), Msgpack.encode!(message), Msgpack.encode!(stacktrace), Msgpack.term(original)]
+    [
+      Msgpack.tuple_header(4),
+      Msgpack.encode!(:error),
+      Msgpack.encode!(message),
+      Msgpack.encode!(stacktrace),
+      Msgpack.term(original)
+    ]
   end
+
+  defp encode_answer(answer), do: Msgpack.encode(answer, handle_id: SnakeBridge.Backend.PortWorker.handle_ids(self()))
 
   defp queue_cancel(%{cancels: []} = state, id) do
     if port_command(state, Msgpack.encode!([0, "cancel", [id]])) == :busy do
