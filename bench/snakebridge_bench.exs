@@ -8,7 +8,8 @@
 
 defmodule SnakeBridgeBench do
   @names ~w(trivial json bytes list object concurrent pool_handoff stream sleep200 timeout describe generate memory
-            port_trivial port_start port_bytes port_list port_scaling port_stream port_sleep200)
+            port_trivial port_start port_bytes port_list port_scaling port_stream port_sleep200
+            array_nif array_port array_memory pipe_floor)
 
   @doc "Every benchmark, in the order `mix snakebridge.bench` runs them."
   def names, do: @names
@@ -301,6 +302,122 @@ defmodule SnakeBridgeBench do
     end)
   end
 
+  # Arrays (issue 12, docs/arrays.md): to_array beside to_elixir of the same
+  # arrays. In-process, to_array shares the array's memory: its time does not
+  # depend on the size.
+  defp bench("array_nif", ctx) do
+    for {label, n} <- [{"1 KiB", 128}, {"8 MiB", 1_048_576}, {"512 MiB", 67_108_864}] do
+      x = SnakeBridge.call!("numpy", "ones", [n])
+      f = fn -> {:ok, _} = SnakeBridge.to_array(x) end
+      warm(f, ctx, 1_000)
+      report("to_array of a #{label} float64 array, in-process", sample(f, n(ctx, 20_000)), "no copy")
+    end
+
+    for {label, n, count} <- [{"1 KiB", 128, 20_000}, {"8 MiB", 1_048_576, 10}, {"64 MiB", 8_388_608, 3}] do
+      x = SnakeBridge.call!("numpy", "ones", [n])
+      f = fn -> {:ok, _} = SnakeBridge.to_elixir(x) end
+      f.()
+
+      report(
+        "to_elixir of the #{label} float64 array, in-process (for comparison)",
+        sample(f, max(n(ctx, count), 3)),
+        "a list of floats"
+      )
+    end
+
+    a = SnakeBridge.to_array!(SnakeBridge.call!("numpy", "ones", [8_388_608]))
+    f = fn -> {:ok, _} = SnakeBridge.call("builtins", "len", [a]) end
+    warm(f, ctx, 100)
+    report("a 64 MiB Array argument (len), in-process", sample(f, n(ctx, 2_000)), "no copy")
+  end
+
+  # Through one worker: a 64 MiB float64 array to Elixir, and back as an
+  # argument summed by numpy (numpy's own sum of it alongside).
+  defp bench("array_port", ctx) do
+    with_pool(1, fn pool ->
+      o = [backend: pool]
+      x = SnakeBridge.call!("numpy", "ones", [8_388_608], [], o)
+      to = fn -> {:ok, _} = SnakeBridge.to_array(x, o) end
+      warm(to, ctx, 3)
+      to_samples = sample(to, max(n(ctx, 30), 5))
+      report("to_array of a 64 MiB float64 array through 1 worker", to_samples, "#{gbps(to_samples)} GB/s")
+
+      a = SnakeBridge.to_array!(x, o)
+      back = fn -> {:ok, _} = SnakeBridge.call("numpy", "sum", [a], [], o) end
+      warm(back, ctx, 3)
+      back_samples = sample(back, max(n(ctx, 30), 5))
+      in_python = fn -> {:ok, _} = SnakeBridge.call("numpy", "sum", [x], [], o) end
+      warm(in_python, ctx, 3)
+      sum_samples = sample(in_python, max(n(ctx, 30), 5))
+
+      report(
+        "a 64 MiB Array argument summed by numpy through 1 worker",
+        back_samples,
+        "numpy.sum of the array already in the worker: #{median_p99(sum_samples)}"
+      )
+
+      len = fn -> {:ok, _} = SnakeBridge.call("builtins", "len", [a], [], o) end
+      warm(len, ctx, 3)
+      len_samples = sample(len, max(n(ctx, 30), 5))
+      report("a 64 MiB Array argument (len) through 1 worker", len_samples, "#{gbps(len_samples)} GB/s")
+
+      deep = fn -> {:ok, _} = SnakeBridge.to_elixir(x, o) end
+
+      report(
+        "to_elixir of the same 64 MiB array through 1 worker (for comparison)",
+        sample(deep, 3),
+        "a list of floats"
+      )
+    end)
+  end
+
+  # 1,000 arrays of 8 MiB converted and dropped: RSS before and after.
+  defp bench("array_memory", ctx) do
+    count = max(n(ctx, 1_000), 20)
+
+    run = fn backend ->
+      o = [backend: backend]
+      np = SnakeBridge.call!("importlib", "import_module", ["numpy"], [], o)
+
+      rss = fn ->
+        SnakeBridge.eval!("int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1])", %{}, o)
+      end
+
+      once = fn i -> SnakeBridge.to_array!(SnakeBridge.method!(np, "full", [1_048_576, i * 1.0], [], o), o) end
+      for i <- 1..20, do: once.(i)
+      settle()
+      before = rss.()
+      {us, _} = :timer.tc(fn -> for i <- 1..count, do: byte_size(once.(i).data) end)
+      settle()
+      # The last releases reach Python a moment after the BEAM collects.
+      after_ = Enum.min(for _ <- 1..10, do: Process.sleep(300) && rss.())
+      {before, after_, us}
+    end
+
+    {b0, a0, us0} = run.(:nif)
+
+    IO.puts(
+      "| #{count} arrays of 8 MiB made, to_array'd and dropped, in-process | — | — | " <>
+        "RSS #{div(b0, 1024)} → #{div(a0, 1024)} MB; #{div(us0, count)} µs each (numpy.full + to_array) |"
+    )
+
+    with_pool(1, fn pool ->
+      {b1, a1, us1} = run.(pool)
+
+      IO.puts(
+        "| #{count} arrays of 8 MiB made, to_array'd and dropped, through 1 worker | — | — | " <>
+          "worker RSS #{div(b1, 1024)} → #{div(a1, 1024)} MB, BEAM RSS #{div(rss_kb(), 1024)} MB; #{div(us1, count)} µs each |"
+      )
+    end)
+  end
+
+  # The physical limit of a pipe on this machine: 1 GiB through `cat`.
+  defp bench("pipe_floor", _ctx) do
+    {out, 0} = System.cmd("sh", ["-c", "dd if=/dev/zero bs=1M count=1024 | cat > /dev/null"], stderr_to_stdout: true)
+    rate = out |> String.split("\n", trim: true) |> List.last()
+    IO.puts("| pipe floor: `dd if=/dev/zero bs=1M count=1024 \\| cat > /dev/null` | — | — | #{rate} |")
+  end
+
   defp bench("port_sleep200", _ctx) do
     with_pool(2, &sleep200("port: 200 concurrent time.sleep(0.5), 2 workers", &1))
   end
@@ -395,6 +512,12 @@ defmodule SnakeBridgeBench do
   defp stop_pool(sup) do
     Process.unlink(sup)
     Supervisor.stop(sup)
+  end
+
+  # 64 MiB over the median time, in GB/s.
+  defp gbps(samples) do
+    median = samples |> Enum.sort() |> Enum.at(div(length(samples), 2))
+    Float.round(64 * 1024 * 1024 / median, 2)
   end
 
   defp median_p99(samples) do

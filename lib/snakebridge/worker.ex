@@ -234,9 +234,9 @@ defmodule SnakeBridge.Worker do
         {:noreply, state}
 
       # No answer to the ping, or the port refusing even to take one (its
-      # queue to the program full all along: a healthy program drains it in
-      # milliseconds), for the whole bound.
-      {_id_or_busy, since} when now - since > @liveness_ms ->
+      # queue to the program full, and not written from, all along: a healthy
+      # program drains it in milliseconds), for the whole bound.
+      ping when is_tuple(ping) and now - elem(ping, 1) > @liveness_ms ->
         Logger.warning(
           "SnakeBridge: port worker #{inspect(self())} (os pid #{state.os_pid}) did not answer a ping " <>
             "in #{@liveness_ms} ms: killed and replaced"
@@ -258,7 +258,7 @@ defmodule SnakeBridge.Worker do
         ping =
           case port_command(state, Msgpack.encode!([id, "ping"])) do
             :ok -> {id, now}
-            :busy -> nil_or_busy || {:busy, now}
+            :busy -> busy(nil_or_busy, state.port, now)
             _closed -> nil
           end
 
@@ -345,6 +345,23 @@ defmodule SnakeBridge.Worker do
   # swamped program) is :busy and the data is not queued; Port.command/2
   # raises on a closed port (the program has exited and this process will
   # learn it from the {:exit_status, _} message): :closed.
+  # The port still busy at this tick. Bytes written to the program since the
+  # last look mean it is reading: the clock restarts (back-to-back arguments
+  # of 64 MiB keep the port's queue over its limit most of the time, and a
+  # tick would find it busy five times in a row more often than not).
+  defp busy(previous, port, now) do
+    written =
+      case {:erlang.port_info(port, :output), :erlang.port_info(port, :queue_size)} do
+        {{:output, out}, {:queue_size, queued}} -> out - queued
+        _closed -> 0
+      end
+
+    case previous do
+      {:busy, since, before} when written == before -> {:busy, since, written}
+      _progress_or_first -> {:busy, now, written}
+    end
+  end
+
   defp port_command(%{port: port}, data) do
     if Port.command(port, data, [:nosuspend]), do: :ok, else: :busy
   rescue

@@ -35,6 +35,14 @@ defmodule Mix.Tasks.Snakebridge.Bench do
   from `range` through a worker), `port_sleep200` (200 concurrent
   `time.sleep(0.5)` on 2 workers).
 
+  Arrays (issue 12, `docs/arrays.md`): `array_nif` (in-process `to_array` of
+  1 KiB, 8 MiB and 512 MiB float64 arrays, `to_elixir` of 1 KiB to 64 MiB
+  alongside, a 64 MiB `Array` argument), `array_port` (64 MiB through one
+  worker: `to_array`, an `Array` argument summed by numpy, `to_elixir`
+  alongside), `array_memory` (1,000 arrays of 8 MiB made, converted and
+  dropped: RSS before and after, in-process and in a worker), `pipe_floor`
+  (1 GiB through a plain pipe, `dd | cat`).
+
   Run it with `MIX_ENV=prod` for figures comparable to `docs/benchmarks.md`.
   The benchmarks themselves are in `bench/snakebridge_bench.exs`, loaded by
   this task.
