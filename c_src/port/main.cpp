@@ -12,7 +12,6 @@
 // SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
 // PYTHONPATH (honoured).
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -101,12 +100,6 @@ int main() {
   // Best effort: the system may cap pipe sizes.
   fcntl(kIn, F_SETPIPE_SZ, 1 << 20);
   fcntl(kOut, F_SETPIPE_SZ, 1 << 20);
-  // Blocks of 1 MiB and more always come from mmap and go back to the system
-  // when freed. glibc's default raises that threshold after the first such
-  // block is freed (up to 32 MiB), and the large arrays a worker moves
-  // (numpy's, frames, copies) then stay in its heap: RSS grew by tens of MB
-  // over 1,000 arrays of 8 MiB and never came back.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   signal(SIGPIPE, SIG_IGN);
   // Threads started from here on (the I/O thread, the interrupter, Python's
   // threads) inherit the blocked mask; the main thread unblocks before it serves.
