@@ -307,10 +307,6 @@ defmodule SnakeBridge.Runtime do
     }
   end
 
-  defp describe(term) when is_pid(term), do: "a pid has no Python equivalent"
-  defp describe(term) when is_port(term), do: "a port has no Python equivalent"
-  defp describe(term) when is_reference(term), do: "a reference has no Python equivalent"
-  defp describe(term) when is_function(term), do: "a function has no Python equivalent"
 
   defp describe(term) when is_bitstring(term) and not is_binary(term),
     do: "a bitstring that is not a whole number of bytes has no Python equivalent"
