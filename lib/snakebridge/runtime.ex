@@ -307,7 +307,6 @@ defmodule SnakeBridge.Runtime do
     }
   end
 
-
   defp describe(term) when is_bitstring(term) and not is_binary(term),
     do: "a bitstring that is not a whole number of bytes has no Python equivalent"
 
