@@ -45,6 +45,17 @@ void reply_header(Packer& pk, uint64_t id, const char* status) {
 
 void reply_ok_header(Packer& pk, uint64_t id) { reply_header(pk, id, "ok"); }
 
+// [0, op, [id...]] (release, cancel, forget: batched by the client): f(id)
+// for each id; anything else in the list is skipped.
+template <class F>
+void each_id(const msgpack::object_array& a, F&& f) {
+  if (a.size < 3 || a.ptr[2].type != msgpack::type::ARRAY) return;
+  for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
+    const msgpack::object& o = a.ptr[2].via.array.ptr[i];
+    if (o.type == msgpack::type::POSITIVE_INTEGER) f(o.via.u64);
+  }
+}
+
 // [id, "error", :cancelled]: the reply of a request cancelled before it ran
 // (the client drops it: it has given up on the request).
 void pack_cancelled(msgpack::sbuffer& out, uint64_t id) {
@@ -337,15 +348,7 @@ void Server::on_frame(Frame frame) {
     pk.pack(std::string("pong"));
     return send(buf.data(), buf.size());
   }
-  if (op == "release") {
-    if (a.size > 2 && a.ptr[2].type == msgpack::type::ARRAY) {
-      for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
-        const msgpack::object& h = a.ptr[2].via.array.ptr[i];
-        if (h.type == msgpack::type::POSITIVE_INTEGER) handles().release(h.via.u64);
-      }
-    }
-    return;
-  }
+  if (op == "release") return each_id(a, [](uint64_t h) { handles().release(h); });
   // [0, "cancel", [request_id...]]: batched by the client when its pipe was full.
   // [0, "answer", slot, answer]: Elixir's answer to a callback, for the
   // Python thread waiting for it (the frame is kept with it).
@@ -364,15 +367,7 @@ void Server::on_frame(Frame frame) {
     slot->wait.notify();
     return;
   }
-  if (op == "cancel") {
-    if (a.size > 2 && a.ptr[2].type == msgpack::type::ARRAY) {
-      for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
-        const msgpack::object& r = a.ptr[2].via.array.ptr[i];
-        if (r.type == msgpack::type::POSITIVE_INTEGER) cancel(r.via.u64);
-      }
-    }
-    return;
-  }
+  if (op == "cancel") return each_id(a, [this](uint64_t r) { cancel(r); });
   if (op == "stats") {
     msgpack::sbuffer buf;
     Packer pk(buf);
@@ -410,15 +405,7 @@ void Server::on_frame(Frame frame) {
   }
 
   // Forgotten callers ([0, "forget", [thread...]]): their threads may serve others.
-  if (op == "forget") {
-    if (a.size > 2 && a.ptr[2].type == msgpack::type::ARRAY) {
-      for (uint32_t i = 0; i < a.ptr[2].via.array.size; ++i) {
-        const msgpack::object& k = a.ptr[2].via.array.ptr[i];
-        if (k.type == msgpack::type::POSITIVE_INTEGER) forget(k.via.u64);
-      }
-    }
-    return;
-  }
+  if (op == "forget") return each_id(a, [this](uint64_t k) { forget(k); });
 
   if (a.size < 3 || a.ptr[2].type != msgpack::type::POSITIVE_INTEGER || !decode_request(a, op, &request->wire)) {
     return send_error(id, "bad_request", "unknown or malformed request: " + op);
