@@ -529,8 +529,12 @@ defmodule SnakeBridge.Worker do
       {from, ref, _mon} when is_pid(from) ->
         send(Map.get(state.routes, req_id, ref), {:snakebridge_callback, ref, slot, what, args, kwargs})
 
+      # (SnakeBridge.Callbacks is not running while the application stops:
+      # the callback then waits for its request's cancel, like any callback
+      # whose caller is gone.)
       nil ->
-        send(SnakeBridge.Callbacks, {:snakebridge_callback, nil, slot, what, args, kwargs})
+        if pid = Process.whereis(SnakeBridge.Callbacks),
+          do: send(pid, {:snakebridge_callback, nil, slot, what, args, kwargs})
 
       _gave_up ->
         :ok
