@@ -70,3 +70,17 @@ end
 
 Process.sleep(100)
 IO.puts("     the pool restarted it: math.sqrt(2.0) = #{SnakeBridge.call!("math", "sqrt", [2.0], [], pool)}")
+
+# 6. Python calls Elixir: functions as callables, snakebridge.call/send.
+IO.puts("\n6. Python calling Elixir (in-process, then through the pool):")
+
+for {name, opts} <- [{"in-process", []}, {"pool", pool}] do
+  sorted = SnakeBridge.call!("builtins", "sorted", [[3, -10, 2]], [key: fn x -> abs(x) end], opts)
+  IO.puts("     #{name}: sorted([3, -10, 2], key=<Elixir fn abs>) = #{inspect(sorted)}")
+end
+
+sum = SnakeBridge.eval!("__import__('snakebridge').call('Enum', 'sum', [1, 2, 3])", %{})
+IO.puts("     snakebridge.call('Enum', 'sum', [1, 2, 3]) = #{sum}")
+
+{:error, error} = SnakeBridge.eval("f()", %{"f" => fn -> raise ArgumentError, "from Elixir" end})
+IO.puts("     an Elixir raise in a callback => #{error.python_type}; the original: #{inspect(elem(error.elixir, 1))}")
