@@ -155,7 +155,11 @@ defmodule SnakeBridge.Callbacks do
     error(:error, %ArgumentError{message: "no Elixir function #{module}.#{function}/#{arity}"}, [])
   end
 
+  # An error's reason as the exception Elixir code would rescue ({:badkey, :k}
+  # becomes %KeyError{}); exits and throws as they are.
   defp error(kind, reason, stacktrace) do
+    reason = Exception.normalize(kind, reason, stacktrace)
+
     {:error, Exception.format_banner(kind, reason, stacktrace), Exception.format_stacktrace(stacktrace),
      {kind, reason, stacktrace}}
   end

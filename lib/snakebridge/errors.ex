@@ -9,8 +9,9 @@ defmodule SnakeBridge.PythonError do
     * `elixir` — for a `snakebridge.ElixirError` that an Elixir function
       called from Python raised and Python let escape: the original
       `{kind, reason, stacktrace}` (`kind` is `:error`, `:exit` or `:throw`, as
-      in `catch kind, reason`); re-raise it with
-      `:erlang.raise(kind, reason, stacktrace)`. `nil` otherwise.
+      in `catch kind, reason`; for `:error`, `reason` is the exception as
+      `rescue` sees it, `%KeyError{}` rather than `{:badkey, :k}`); re-raise
+      it with `:erlang.raise(kind, reason, stacktrace)`. `nil` otherwise.
   """
   defexception [:type, :python_type, :message, :traceback, elixir: nil]
 

@@ -128,6 +128,10 @@ defmodule SnakeBridge.CallbacksTest do
         assert {:error, %KeyError{key: :k}, [_ | _]} = e.elixir
         assert e.traceback =~ "ElixirError"
 
+        # An Erlang error reason comes normalized, as `rescue` would see it.
+        assert {:error, %PythonError{elixir: {:error, %KeyError{key: :k}, _}}} =
+                 SnakeBridge.eval("f()", %{"f" => fn -> Map.fetch!(%{}, :k) end}, o)
+
         # exits and throws too
         assert {:error, %PythonError{elixir: {:exit, :gone, _}}} =
                  SnakeBridge.eval("f()", %{"f" => fn -> exit(:gone) end}, o)
