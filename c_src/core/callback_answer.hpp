@@ -1,5 +1,6 @@
-// Elixir's answer to a callback (elixir_terms.hpp), read the same way from
-// both wires: {:ok, value} | {:type_error, message} |
+// A callback's request and Elixir's answer to it (elixir_terms.hpp), the
+// same on both wires. The request: what to run, then its arguments (see
+// emit_callback). The answer, read the same way from both wires: {:ok, value} | {:type_error, message} |
 // {:error, message, stacktrace, original}. The reader's `held(Value)` gives
 // the original error as the front end keeps terms (or null).
 #pragma once
@@ -8,8 +9,37 @@
 
 #include "elixir_terms.hpp"
 #include "from_elixir.hpp"
+#include "to_elixir.hpp"
 
 namespace sb {
+
+// GIL held. Emits three values: what to run (the function, or the tuple
+// {module, function} of snakebridge.call), the positional arguments as a
+// list, the keyword arguments as a map (empty without any), converted as any
+// result (:auto). `fun` null: the named function.
+template <class Sink>
+void emit_callback(Sink& sink, const TermPayload* fun, PyObject* module, PyObject* function, PyObject* args,
+                   PyObject* kwargs) {
+  ToElixir<Sink> walk(sink, ReturnMode::Auto);
+  if (fun) {
+    sink.elixir_term(*fun);
+  } else {
+    sink.begin_tuple(2);
+    walk.value(module, 0);
+    walk.value(function, 0);
+    sink.end_tuple();
+  }
+  Py_ssize_t n = PyTuple_GET_SIZE(args);
+  sink.begin_list(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) walk.value(PyTuple_GET_ITEM(args, i), 0);
+  sink.end_list();
+  if (kwargs && PyDict_GET_SIZE(kwargs) > 0) {
+    walk.value(kwargs, 0);
+  } else {
+    sink.begin_map(0);
+    sink.end_map();
+  }
+}
 
 // GIL held. The Python value of the answer (new reference), or null with the
 // Python error set: the Elixir function's error, or a TypeError.

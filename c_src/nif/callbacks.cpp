@@ -51,38 +51,7 @@ class NifHost : public ElixirHost {
       ErlNifEnv* e;
       ~FreeEnv() { enif_free_env(e); }
     } free_env{msg_env};
-    ERL_NIF_TERM what;
     try {
-      if (fun) {
-        what = enif_make_copy(msg_env, static_cast<const NifTerm*>(fun)->term);
-      } else {
-        TermSink sink(msg_env);
-        ToElixir<TermSink> walk(sink, ReturnMode::Auto);
-        sink.begin_tuple(2);
-        walk.value(module, 0);
-        walk.value(function, 0);
-        sink.end_tuple();
-        what = sink.take();
-      }
-      ERL_NIF_TERM arg_list;
-      {
-        TermSink sink(msg_env);
-        ToElixir<TermSink> walk(sink, ReturnMode::Auto);
-        Py_ssize_t n = PyTuple_GET_SIZE(args);
-        sink.begin_list(static_cast<size_t>(n));
-        for (Py_ssize_t i = 0; i < n; ++i) walk.value(PyTuple_GET_ITEM(args, i), 0);
-        sink.end_list();
-        arg_list = sink.take();
-      }
-      ERL_NIF_TERM kw;
-      if (kwargs && PyDict_GET_SIZE(kwargs) > 0) {
-        TermSink sink(msg_env);
-        ToElixir<TermSink> walk(sink, ReturnMode::Auto);
-        walk.value(kwargs, 0);
-        kw = sink.take();
-      } else {
-        kw = enif_make_new_map(msg_env);
-      }
       ErlNifPid to;
       ERL_NIF_TERM ref;
       if (!callback_target(msg_env, &to, &ref)) {
@@ -94,8 +63,14 @@ class NifHost : public ElixirHost {
           return nullptr;
         }
       }
-      ERL_NIF_TERM items[] = {atoms.snakebridge_callback, ref, enif_make_resource(msg_env, slot), what, arg_list, kw};
-      if (!enif_send(nullptr, &to, msg_env, enif_make_tuple_from_array(msg_env, items, 6))) {
+      TermSink sink(msg_env);
+      sink.begin_tuple(6);
+      sink.term(atoms.snakebridge_callback);
+      sink.term(ref);
+      sink.term(enif_make_resource(msg_env, slot));
+      emit_callback(sink, fun, module, function, args, kwargs);
+      sink.end_tuple();
+      if (!enif_send(nullptr, &to, msg_env, sink.take())) {
         PyErr_SetString(PyExc_RuntimeError, "the Elixir process that would run the callback is gone");
         return nullptr;
       }

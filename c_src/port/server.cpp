@@ -181,21 +181,7 @@ class PortHost : public ElixirHost {
       else pk.pack_nil();
       pk.pack_uint64(id);
       MsgpackSink sink(pk);
-      ToElixir<MsgpackSink> walk(sink, ReturnMode::Auto);
-      if (fun) {
-        sink.elixir_term(*fun);
-      } else {
-        sink.begin_list(2);
-        walk.value(module, 0);
-        walk.value(function, 0);
-        sink.end_list();
-      }
-      Py_ssize_t n = PyTuple_GET_SIZE(args);
-      sink.begin_list(static_cast<size_t>(n));
-      for (Py_ssize_t i = 0; i < n; ++i) walk.value(PyTuple_GET_ITEM(args, i), 0);
-      sink.end_list();
-      if (kwargs && PyDict_GET_SIZE(kwargs) > 0) walk.value(kwargs, 0);
-      else pk.pack_map(0);
+      emit_callback(sink, fun, module, function, args, kwargs);
     } catch (const PythonException& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
       return nullptr;

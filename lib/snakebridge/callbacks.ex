@@ -122,8 +122,6 @@ defmodule SnakeBridge.Callbacks do
     end
   end
 
-  defp target([module, function], args, kwargs), do: target({module, function}, args, kwargs)
-
   defp target({module, function}, args, _kwargs) when is_binary(module) and is_binary(function) do
     case {module_atom(module), existing_atom(function)} do
       {{:ok, mod}, {:ok, fun}} ->
