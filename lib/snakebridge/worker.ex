@@ -320,6 +320,10 @@ defmodule SnakeBridge.Worker do
   end
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
+    # A write (a queued cancel, a ping, an answer) that reaches the program
+    # after this worker SIGKILLed it closes the port with :epipe before the
+    # exit status can come: the cause is the kill, reported as its status.
+    reason = if reason == :epipe and state.killed, do: {:exit_status, 137}, else: reason
     crash(state, reason)
     {:stop, {:shutdown, {:worker_exited, reason}}, %{state | pending: %{}}}
   end
