@@ -140,6 +140,7 @@ void PythonThread::submit(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu_);
     tasks_.push_back(std::move(task));
     queued_.store(tasks_.size(), std::memory_order_release);
+    PythonThreads::instance().queued_.fetch_add(1, std::memory_order_acq_rel);
     wake = sleeping_;
   }
   if (wake) cv_.notify_one();
@@ -148,7 +149,12 @@ void PythonThread::submit(std::function<void()> task) {
 // The next task, polling for it first if this thread just ran one.
 bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
   PythonThreads& all = PythonThreads::instance();
-  if (spin_ns > 0 && queued_.load(std::memory_order_acquire) == 0) {
+  // In the port program, polling pays while this thread's caller is the only
+  // one about: with other threads' tasks queued or running, the cores are
+  // needed for those (a blocked thread is then woken while others run, and
+  // the wait costs no throughput).
+  if (spin_ns > 0 && queued_.load(std::memory_order_acquire) == 0 &&
+      (!all.poll_only_when_quiet_.load(std::memory_order_relaxed) || all.quiet())) {
     if (all.spinners_.fetch_add(1, std::memory_order_acq_rel) < kMaxSpinners) {
       // Yielding the core after a few microseconds (at once if the last caller
       // ran on this core): a caller (a BEAM scheduler, the port's I/O thread)
@@ -187,6 +193,7 @@ void PythonThread::pop_locked(std::function<void()>* task) {
   *task = std::move(tasks_.front());
   tasks_.pop_front();
   queued_.store(tasks_.size(), std::memory_order_release);
+  PythonThreads::instance().queued_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 // The next task if it is queued within kKeepGilNs (polling, GIL held).

@@ -96,8 +96,21 @@ class PythonThreads {
   void adopt_this_thread();
   [[noreturn]] void serve_adopted();
 
+  // Whether threads poll only while quiet() (the port program: its callers'
+  // requests come through one pipe, and its cores are better spent running
+  // them). Off by default: in-process, a BEAM scheduler waits for a quick
+  // request's reply, and a polling thread is what makes that wait short.
+  void set_poll_only_when_quiet(bool on) { poll_only_when_quiet_.store(on, std::memory_order_relaxed); }
+
   // Calls any thread is running or polling for (for the spin heuristics).
   int busy() const { return busy_.load(std::memory_order_acquire); }
+  // Tasks submitted to any thread and not started.
+  size_t queued() const { return queued_.load(std::memory_order_acquire); }
+  // At most two tasks queued or running (a lone caller's request just handed
+  // over while its thread keeps the GIL for it, or two callers' requests):
+  // polling for a caller's next request pays. With more, the cores are
+  // needed by those.
+  bool quiet() const { return queued() + static_cast<size_t>(busy()) <= 2; }
 
  private:
   friend class PythonThread;
@@ -110,6 +123,8 @@ class PythonThreads {
   std::atomic<uint64_t> spin_ns_{0};
   std::atomic<int> spinners_{0};
   std::atomic<int> busy_{0};
+  std::atomic<size_t> queued_{0};
+  std::atomic<bool> poll_only_when_quiet_{false};
 };
 
 }  // namespace sb

@@ -132,8 +132,11 @@ int main() {
   // The main thread is the first Python thread: the first caller's requests,
   // and with SNAKEBRIDGE_THREADS=1 everyone's, run on it.
   python.adopt_this_thread();
+  // Python threads poll for their next request only while their caller is
+  // the only one about (PythonThreads::quiet).
+  python.set_poll_only_when_quiet(true);
 
-  std::thread io_thread([spin_ns] {
+  std::thread io_thread([spin_ns, &python] {
     boost::asio::io_context io;
     boost::asio::posix::stream_descriptor in(io, kIn);
     sb::port::FrameReader reader;
@@ -166,9 +169,12 @@ int main() {
       uint64_t idle = 0;
       if (io.poll() > 0) {
         last_activity = sb::monotonic_ns();
-      } else if ((idle = sb::monotonic_ns() - last_activity) < spin_ns) {
+      } else if ((idle = sb::monotonic_ns() - last_activity) < spin_ns && python.quiet()) {
         // Past the first microseconds, the core goes to whoever else is ready
-        // (on a busy machine, maybe the Python thread that is to reply).
+        // (on a busy machine, maybe the Python thread that is to reply). Only
+        // while at most one caller's request is in Python: with several, the
+        // next frame is no hurry (the thread running them is busy), and the
+        // cores are theirs.
         if (idle < 3'000) sb::cpu_relax();
         else sched_yield();
       } else if (sb::port::drop_spare_buffers(kSpareIdleNs)) {
