@@ -1,0 +1,70 @@
+# The floors a worker's round trip is measured against (docs/benchmarks.md,
+# "Where a worker's time goes"): a futex hand-off between two threads on the
+# same core and on different cores, and a C echo port, blocking and polling,
+# answered directly and through a middleman process as a worker's replies are.
+#
+#     MIX_ENV=prod mix run bench/floor.exs
+dir = Path.join(System.tmp_dir!(), "snakebridge_floor_#{System.unique_integer([:positive])}")
+File.mkdir_p!(dir)
+src = Path.expand("floor", __DIR__)
+{_, 0} = System.cmd("cc", ["-O2", "-o", Path.join(dir, "echo_port"), Path.join(src, "echo_port.c")])
+{_, 0} = System.cmd("c++", ["-O2", "-pthread", "-o", Path.join(dir, "handoff"), Path.join(src, "handoff.cpp")])
+
+for {a, b} <- [{0, 0}, {0, 1}, {-1, -1}] do
+  {out, 0} = System.cmd(Path.join(dir, "handoff"), [to_string(a), to_string(b)])
+  IO.write("futex hand-off, " <> out)
+end
+
+defmodule Floor.Middleman do
+  def loop(port, waiting) do
+    receive do
+      {:pending, from} -> loop(port, [from | waiting])
+      {^port, {:data, data}} -> Enum.each(waiting, &send(&1, {:reply, data})) && loop(port, [])
+    end
+  end
+end
+
+median = fn samples -> Enum.at(Enum.sort(samples), div(length(samples), 2)) / 1000 end
+
+time = fn f ->
+  for _ <- 1..2_000, do: f.()
+
+  median.(
+    for _ <- 1..20_000,
+        do:
+          (fn ->
+             t0 = System.monotonic_time(:nanosecond)
+             f.()
+             System.monotonic_time(:nanosecond) - t0
+           end).()
+  )
+end
+
+for spin <- ["0", "100"] do
+  opts = [:binary, {:packet, 4}, {:env, [{~c"SPIN_US", String.to_charlist(spin)}]}]
+  port = Port.open({:spawn_executable, Path.join(dir, "echo_port")}, opts)
+
+  direct =
+    time.(fn ->
+      Port.command(port, "hello")
+      receive do: ({^port, {:data, _}} -> :ok)
+    end)
+
+  me = self()
+  middleman = spawn(fn -> receive(do: (:go -> Floor.Middleman.loop(port, []))) end)
+  Port.connect(port, middleman)
+  Process.unlink(port)
+  send(middleman, :go)
+
+  forwarded =
+    time.(fn ->
+      send(middleman, {:pending, me})
+      Port.command(port, "hello")
+      receive do: ({:reply, _} -> :ok)
+    end)
+
+  IO.puts("echo port, polling #{spin} µs: #{direct} µs direct, #{forwarded} µs through a middleman (medians)")
+  Port.close(port)
+end
+
+File.rm_rf!(dir)

@@ -1,0 +1,81 @@
+# A pool's figures for one build, for before/after comparisons run
+# alternately from two checkouts (docs/benchmarks.md, "Where a worker's time
+# goes"): a lone caller's math.sqrt and Fraction new + method through a pool
+# of 1 (medians), then 100 processes x 1,000 math.sqrt through a pool of 1
+# (two bursts) and of 2 (calls/s).
+#
+#     MIX_ENV=prod mix run bench/pool_concurrency.exs
+defmodule PoolConcurrency do
+  def with_pool(size, fun) do
+    name = :"pool_concurrency_#{size}"
+    {:ok, sup} = SnakeBridge.Pool.start_link(name: name, size: size)
+    ready(name)
+
+    try do
+      fun.({:pool, name})
+    after
+      Process.unlink(sup)
+      ref = Process.monitor(sup)
+      Process.exit(sup, :shutdown)
+      receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
+    end
+  end
+
+  defp ready(name) do
+    case SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, name}) do
+      {:ok, _} -> :ok
+      _ -> Process.sleep(10) && ready(name)
+    end
+  end
+
+  def median_us(f, n) do
+    for _ <- 1..div(n, 5), do: f.()
+
+    samples =
+      for _ <- 1..n,
+          do:
+            (fn ->
+               t0 = System.monotonic_time(:nanosecond)
+               f.()
+               System.monotonic_time(:nanosecond) - t0
+             end).()
+
+    Float.round(Enum.at(Enum.sort(samples), div(n, 2)) / 1000, 1)
+  end
+
+  def burst(backend, callers, per) do
+    f = fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: backend) end
+    for _ <- 1..2_000, do: f.()
+    t0 = System.monotonic_time(:nanosecond)
+
+    1..callers
+    |> Enum.map(fn _ -> Task.async(fn -> for _ <- 1..per, do: f.() end) end)
+    |> Task.await_many(:infinity)
+
+    round(callers * per / ((System.monotonic_time(:nanosecond) - t0) / 1.0e9))
+  end
+end
+
+PoolConcurrency.with_pool(1, fn pool ->
+  trivial =
+    PoolConcurrency.median_us(fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: pool) end, 20_000)
+
+  object =
+    PoolConcurrency.median_us(
+      fn ->
+        {:ok, frac} = SnakeBridge.new("fractions", "Fraction", [3, 4], [], backend: pool)
+        {:ok, _} = SnakeBridge.method(frac, "limit_denominator", [2])
+      end,
+      5_000
+    )
+
+  bursts = for _ <- 1..2, do: PoolConcurrency.burst(pool, 100, 1_000)
+
+  IO.puts(
+    "pool of 1: math.sqrt #{trivial} µs, Fraction new + method #{object} µs, 100 x 1,000 calls: #{inspect(bursts)} calls/s"
+  )
+end)
+
+PoolConcurrency.with_pool(2, fn pool ->
+  IO.puts("pool of 2: 100 x 1,000 calls: #{PoolConcurrency.burst(pool, 100, 1_000)} calls/s")
+end)
