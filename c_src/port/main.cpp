@@ -38,6 +38,7 @@
 #include "../core/spin.hpp"
 #include "../core/python_threads.hpp"
 #include "framing.hpp"
+#include "placement.hpp"
 #include "server.hpp"
 
 #ifndef SNAKEBRIDGE_LIBPYTHON
@@ -140,6 +141,7 @@ int main() {
     boost::asio::io_context io;
     boost::asio::posix::stream_descriptor in(io, kIn);
     sb::port::FrameReader reader;
+    uint64_t frames_read = 0;
     // The next read is issued after the frames just read are handed over:
     // issued before, its speculative read() would sit between a request and
     // its reply.
@@ -157,6 +159,7 @@ int main() {
           if (next == sb::port::FrameReader::Next::Oversized) {
             server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
           } else {
+            ++frames_read;
             server.on_frame(std::move(frame));
           }
         }
@@ -165,8 +168,10 @@ int main() {
     };
     read_more();
     uint64_t last_activity = sb::monotonic_ns();
+    sb::port::Placement placement(sb::port::Placement::enabled_by_env());
     for (;;) {
       uint64_t idle = 0;
+      placement.update(!python.quiet(), frames_read, sb::monotonic_ns());
       if (io.poll() > 0) {
         last_activity = sb::monotonic_ns();
       } else if ((idle = sb::monotonic_ns() - last_activity) < spin_ns && python.quiet()) {
@@ -177,6 +182,10 @@ int main() {
         // cores are theirs.
         if (idle < 3'000) sb::cpu_relax();
         else sched_yield();
+      } else if (placement.gathered()) {
+        // Looked at again soon: the threads get their cores back once quiet.
+        io.run_one_for(std::chrono::milliseconds(20));
+        last_activity = sb::monotonic_ns();
       } else if (sb::port::drop_spare_buffers(kSpareIdleNs)) {
         // Large buffers kept for the next large frame go after a second unused.
         io.run_one_for(std::chrono::seconds(1));
