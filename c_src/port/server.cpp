@@ -469,12 +469,19 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
     if (PyErr_Occurred()) PyErr_Clear();
     t_request = outer_request;
     running->finished = true;
-    drain_released(256);
   }
   // The reply goes out before the request leaves running_: a "drained" reply
   // sent by whichever request finishes last then always follows every reply.
   send_reply(reply, spliced);
   finished(id);
+  // Objects the client let go of (and the arrays this reply was written
+  // from) are dropped once the caller has its reply, not before: their
+  // finalizers are not on its path. (The GIL is usually still this thread's:
+  // kept between requests, PythonThread::serve.)
+  if (pending_releases() > 0) {
+    Gil gil;
+    drain_released(256);
+  }
 }
 
 void Server::finished(uint64_t id) {
