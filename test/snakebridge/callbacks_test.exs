@@ -4,7 +4,7 @@ defmodule SnakeBridge.CallbacksTest do
   # pids and references held by Python.
   use ExUnit.Case, async: false
 
-  import SnakeBridge.Test.Helpers, only: [proper_check: 3]
+  import SnakeBridge.Test.Helpers, only: [proper_check: 3, wait_until: 2]
 
   alias SnakeBridge.{PythonError, TestBackends}
   alias SnakeBridge.Test.PythonTerms, as: Terms
@@ -18,13 +18,6 @@ defmodule SnakeBridge.CallbacksTest do
     for {worker, _} <- SnakeBridge.Pool.workers(pool), reduce: 0 do
       n -> n + (SnakeBridge.Runtime.run({:stats}, backend: {:worker, worker}) |> elem(1) |> Map.fetch!("requests"))
     end
-  end
-
-  defp wait_until(fun, ms \\ 5_000) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn -> fun.() or (Process.sleep(20) && false) end)
-    |> Enum.find(fn ok -> ok or System.monotonic_time(:millisecond) > deadline end)
   end
 
   # Python calls back, the callback calls Python, `n` levels deep.
@@ -216,7 +209,7 @@ defmodule SnakeBridge.CallbacksTest do
 
       test "the calling process killed mid-callback: Python is interrupted, nothing hangs", %{o: o} do
         me = self()
-        assert wait_until(fn -> in_flight(@backend) == 0 end)
+        assert wait_until(5_000, fn -> in_flight(@backend) == 0 end)
 
         caller =
           spawn(fn ->
@@ -227,7 +220,7 @@ defmodule SnakeBridge.CallbacksTest do
         assert in_flight(@backend) == 1
         Process.exit(caller, :kill)
         # The Python side gave up its wait (Cancelled) and the request ended.
-        assert wait_until(fn -> in_flight(@backend) == 0 end)
+        assert wait_until(5_000, fn -> in_flight(@backend) == 0 end)
         refute Process.alive?(runner)
         assert SnakeBridge.eval("2 + 2", %{}, o) == {:ok, 4}
       end
@@ -243,7 +236,7 @@ defmodule SnakeBridge.CallbacksTest do
           assert {:error, %SnakeBridge.WorkerCrashError{}} =
                    SnakeBridge.eval("f()", %{"f" => kill}, o ++ [timeout: 10_000])
 
-          assert wait_until(fn -> match?({:ok, 2}, SnakeBridge.eval("1 + 1", %{}, o)) end, 10_000)
+          assert wait_until(10_000, fn -> match?({:ok, 2}, SnakeBridge.eval("1 + 1", %{}, o)) end)
         end
       end
 

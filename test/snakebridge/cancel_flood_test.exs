@@ -4,6 +4,7 @@ defmodule SnakeBridge.CancelFloodTest do
   # never a kill), so unrelated work in flight on the same worker finishes, and
   # what the flood left behind (helper processes, the worker's mailbox) drains.
   use ExUnit.Case, async: false
+  import SnakeBridge.Test.Helpers, only: [wait_until: 2]
 
   @moduletag timeout: 60_000
 
@@ -28,12 +29,5 @@ defmodule SnakeBridge.CancelFloodTest do
              length(Process.list()) <= baseline + 10 and
                Process.info(worker, :message_queue_len) == {:message_queue_len, 0}
            end)
-  end
-
-  defp wait_until(ms, fun) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn -> fun.() or (Process.sleep(50) && false) end)
-    |> Enum.find(fn ok -> ok or System.monotonic_time(:millisecond) > deadline end)
   end
 end

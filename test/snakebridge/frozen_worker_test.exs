@@ -4,6 +4,7 @@ defmodule SnakeBridge.FrozenWorkerTest do
   # by their timeout, the worker's cancels do not block it (they wait for the
   # pipe), and the liveness check replaces the program.
   use ExUnit.Case, async: false
+  import SnakeBridge.Test.Helpers, only: [wait_until: 2]
 
   @moduletag timeout: 60_000
 
@@ -117,14 +118,5 @@ defmodule SnakeBridge.FrozenWorkerTest do
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     {_, 0} = System.cmd("kill", ["-STOP", Integer.to_string(os_pid)])
     {opts, worker, os_pid}
-  end
-
-  defp wait_until(ms, fun) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn ->
-      fun.() or (Process.sleep(50) && false)
-    end)
-    |> Enum.find(fn ok -> ok or System.monotonic_time(:millisecond) > deadline end)
   end
 end

@@ -6,6 +6,7 @@ defmodule SnakeBridge.WorkerPlacementTest do
   # tests check what must hold either way: no thread of the worker, those
   # Python starts included, is left confined after a burst.
   use ExUnit.Case, async: false
+  import SnakeBridge.Test.Helpers, only: [wait_until: 2]
 
   @moduletag timeout: 60_000
 
@@ -59,12 +60,5 @@ defmodule SnakeBridge.WorkerPlacementTest do
       Task.async(fn -> for _ <- 1..400, do: {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], o) end)
     end)
     |> Task.await_many(30_000)
-  end
-
-  defp wait_until(ms, fun) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn -> fun.() or (Process.sleep(20) && false) end)
-    |> Enum.find(fn ok -> ok or System.monotonic_time(:millisecond) > deadline end)
   end
 end
