@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "../core/errors.hpp"
 #include "handles.hpp"
 #include "msgpack_reader.hpp"
 
@@ -99,6 +100,15 @@ void MsgpackSink::array(PyObject* owner, const char* data, size_t n, ElementType
     return;
   }
   pk_.pack_ext_body(data, n);
+}
+
+void MsgpackSink::fits(size_t n, const char* what) {
+  if (n <= 0xFFFFFFFFu) return;
+  PyErr_Format(PyExc_OverflowError,
+               "a %s of %zu bytes is longer than a port worker can send (4 GiB - 1): keep the value in the "
+               "worker (return: :ref) and take it in parts, or call it in-process",
+               what, n);
+  throw_python_error();
 }
 
 void MsgpackSink::object(PyObject* o) {

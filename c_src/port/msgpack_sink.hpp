@@ -45,10 +45,12 @@ class MsgpackSink {
   void float64(double d);
   void atom(const char* name);
   void str(PyObject*, const char* data, size_t n) {
+    fits(n, "string");
     pk_.pack_str(static_cast<uint32_t>(n));
     pk_.pack_str_body(data, static_cast<uint32_t>(n));
   }
   void bytes(PyObject*, const char* data, size_t n) {
+    fits(n, "binary");
     pk_.pack_bin(static_cast<uint32_t>(n));
     pk_.pack_bin_body(data, static_cast<uint32_t>(n));
   }
@@ -68,6 +70,10 @@ class MsgpackSink {
   void array(PyObject* owner, const char* data, size_t n, ElementType type, const std::vector<int64_t>& shape);
 
  private:
+  // MessagePack states a string's or binary's length in at most 4 bytes:
+  // a longer one is refused (an OverflowError) rather than cut short.
+  static void fits(size_t n, const char* what);
+
   void marked_array(int8_t marker, size_t n) {
     pk_.pack_array(static_cast<uint32_t>(n + 1));
     const char zero = 0;

@@ -226,6 +226,10 @@ PortHost g_host;
 }  // namespace
 
 Server::Server(int out_fd) : out_fd_(out_fd) {
+  if (const char* v = getenv("SNAKEBRIDGE_MAX_REPLY_BYTES"); v && *v) {
+    unsigned long long n = strtoull(v, nullptr, 10);
+    if (n > 0 && n < kMaxReply) max_reply_ = static_cast<size_t>(n);
+  }
   g_server = this;
   set_elixir_host(&g_host);
 }
@@ -454,6 +458,18 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
       reply_ok_header(pk, id);
       MsgpackSink sink(pk, &made, &reply, &spliced);
       emit_outcome(sink, out, q.mode);
+      // A frame states its length in 4 bytes: a larger reply cannot be sent
+      // (written anyway, its length would wrap and the client would read the
+      // rest of the stream as garbage). Refused as Python would refuse it.
+      size_t total = reply.size();
+      for (const Spliced& s : spliced) total += s.size;
+      if (total > max_reply_) {
+        PyErr_Format(PyExc_OverflowError,
+                     "the reply is %zu bytes, more than a port worker can send (%zu): keep the value in the "
+                     "worker (return: :ref) and take it in parts, or call it in-process",
+                     total, max_reply_);
+        throw_python_error();
+      }
     } catch (...) {
       // The one place where a failure becomes the port's [id, "error", reason].
       // A reply abandoned half way never reaches the client: the handles made

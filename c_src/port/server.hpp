@@ -35,6 +35,9 @@ class Server {
 
   size_t in_flight();
 
+  // The largest reply body a frame's 4-byte length can state.
+  static constexpr size_t kMaxReply = 0xFFFFFFFFu;
+
  private:
   // A request read and not yet answered. `phase`: queued on its caller's
   // thread, started there, or cancelled before it started (then answered at
@@ -62,6 +65,9 @@ class Server {
   void forget(uint64_t key);
 
   int out_fd_;
+  // Replies larger than this are refused with an OverflowError
+  // (SNAKEBRIDGE_MAX_REPLY_BYTES, at most kMaxReply).
+  size_t max_reply_ = kMaxReply;
   std::mutex write_mu_;
   std::mutex running_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Running>> running_;

@@ -366,6 +366,32 @@ TEST_CASE("ToElixir<MsgpackSink>: str is str, bytes-likes are bin, lone surrogat
   release_since(mark);
 }
 
+TEST_CASE("MsgpackSink: a string or binary longer than 4 GiB - 1 is an OverflowError, not cut short",
+          "[port][msgpack]") {
+  Gil gil;
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  MsgpackSink sink(pk);
+  // The length is checked before a byte is read: no 4 GiB buffer needed.
+  const char* nowhere = reinterpret_cast<const char*>(&buf);
+  const size_t too_long = size_t(1) << 32;
+  for (bool binary : {true, false}) {
+    INFO((binary ? "bytes" : "str"));
+    try {
+      if (binary) sink.bytes(nullptr, nowhere, too_long);
+      else sink.str(nullptr, nowhere, too_long);
+      FAIL("not refused");
+    } catch (const sb::PythonException& e) {
+      CHECK(e.info().type == "OverflowError");
+      CHECK(e.info().message.find(std::to_string(too_long) + " bytes") != std::string::npos);
+    }
+    CHECK(buf.size() == 0);  // nothing written
+  }
+  // The longest allowed length passes the check (only the header is written here).
+  sink.bytes(nullptr, nowhere, 0);
+  CHECK(buf.size() == 2);
+}
+
 TEST_CASE("ToElixir<MsgpackSink>: tuples and sets are arrays led by markers 3 and 4", "[port][msgpack][to_elixir]") {
   Gil gil;
   PyRef g = env();
