@@ -34,11 +34,14 @@ defmodule SnakeBridge.Worker do
   # what comes after (kind "stopping"), so a request that fails with
   # {:shutdown, :recycled} never ran.
   use GenServer
+  import Bitwise, only: [<<<: 2]
   require Logger
 
   alias SnakeBridge.{Msgpack, WorkerCrashError, Workers}
 
   # After a cancel, how long a request may take to wind down before the process is killed.
+  # The largest frame the program reads (docs/protocol.md).
+  @max_frame 1 <<< 30
   @grace_ms 1_000
   @memory_check_ms 1_000
   # While requests are in flight, the program is pinged every @liveness_tick_ms
@@ -160,7 +163,22 @@ defmodule SnakeBridge.Worker do
 
   # A callback's answer, for the Python thread waiting for it.
   def handle_info({:answer, slot, answer}, state) do
-    frame = [0x94, Msgpack.encode!(0), Msgpack.encode!("answer"), Msgpack.encode!(slot), encode_answer(answer)]
+    frame = answer_frame(slot, answer)
+
+    # The program reads at most 1 GiB at once: a larger answer would be
+    # skipped, and the Python side left waiting for it.
+    frame =
+      case IO.iodata_length(frame) do
+        size when size > @max_frame ->
+          answer_frame(
+            slot,
+            {:type_error,
+             "the Elixir function's result is #{size} bytes, more than a port worker reads at once (1 GiB)"}
+          )
+
+        _ ->
+          frame
+      end
 
     if port_command(state, frame) == :busy do
       Process.send_after(self(), {:answer, slot, answer}, 10)
@@ -448,6 +466,9 @@ defmodule SnakeBridge.Worker do
         state
     end
   end
+
+  defp answer_frame(slot, answer),
+    do: [0x94, Msgpack.encode!(0), Msgpack.encode!("answer"), Msgpack.encode!(slot), encode_answer(answer)]
 
   # As the tuples the NIF reads (core/callback_answer.hpp); the original error
   # as ext 14, the term itself.

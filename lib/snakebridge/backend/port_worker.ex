@@ -8,6 +8,8 @@ defmodule SnakeBridge.Backend.PortWorker do
   # with the request's ref, as in-process.
   @behaviour SnakeBridge.Backend
 
+  import Bitwise, only: [<<<: 2]
+
   alias SnakeBridge.{Backend.Job, Msgpack, Object, Output, Pool, PythonThread, Worker, WorkerCrashError}
 
   @doc false
@@ -21,6 +23,10 @@ defmodule SnakeBridge.Backend.PortWorker do
 
   def owner(_request), do: nil
 
+  # The program reads requests of up to 1 GiB (docs/protocol.md): a larger one
+  # would be skipped unanswered, its caller left waiting.
+  @max_request (1 <<< 30) - 16
+
   @impl true
   def start(request, mode, timeout, where) do
     owner = find_owner(request)
@@ -28,29 +34,49 @@ defmodule SnakeBridge.Backend.PortWorker do
     with {:ok, load_key, worker, pool} <- pick(owner, where) do
       key = PythonThread.key()
       {count, body} = encode(request, mode, worker, key)
-      # Replies come to an alias: once the caller deactivates it (done/1, or a
-      # cancel whose acknowledgement does not come in time), whatever the worker
-      # sends for this request later is dropped, never left in the mailbox.
-      ref = :erlang.alias()
-      mon = Process.monitor(worker)
 
-      job = %Job{
-        backend: __MODULE__,
-        ref: ref,
-        monitor: mon,
-        state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
-      }
+      case IO.iodata_length(body) do
+        size when size > @max_request ->
+          Pool.checkin(load_key, pool)
+          {:done, {:error, too_large(size)}}
 
-      case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
-        :ok ->
-          {:running, job}
-
-        error ->
-          done(job)
-          {:done, error}
+        _ ->
+          send_request(request, worker, owner, load_key, pool, key, count, body, timeout)
       end
     else
       error -> {:done, error}
+    end
+  end
+
+  defp too_large(size) do
+    %ArgumentError{
+      message:
+        "the request is #{size} bytes, more than a port worker reads in one request (1 GiB): " <>
+          "pass the data in parts (or through a file), or call in-process"
+    }
+  end
+
+  defp send_request(request, worker, owner, load_key, pool, key, count, body, timeout) do
+    # Replies come to an alias: once the caller deactivates it (done/1, or a
+    # cancel whose acknowledgement does not come in time), whatever the worker
+    # sends for this request later is dropped, never left in the mailbox.
+    ref = :erlang.alias()
+    mon = Process.monitor(worker)
+
+    job = %Job{
+      backend: __MODULE__,
+      ref: ref,
+      monitor: mon,
+      state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
+    }
+
+    case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
+      :ok ->
+        {:running, job}
+
+      error ->
+        done(job)
+        {:done, error}
     end
   end
 
