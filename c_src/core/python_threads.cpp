@@ -162,8 +162,12 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
       int cpu = sched_getcpu();
       cpu_.store(cpu, std::memory_order_relaxed);
       Poll poll(monotonic_ns() + spin_ns, cpu == caller_cpu_.load(std::memory_order_relaxed) ? 0 : 3'000);
+      void (*hook)() = all.poll_hook_.load(std::memory_order_acquire);
+      all.pollers_.fetch_add(1, std::memory_order_acq_rel);
       while (queued_.load(std::memory_order_acquire) == 0 && !poll.expired()) {
+        if (hook) hook();
       }
+      all.pollers_.fetch_sub(1, std::memory_order_acq_rel);
     }
     all.spinners_.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -200,8 +204,18 @@ void PythonThread::pop_locked(std::function<void()>* task) {
 bool PythonThread::next_soon(std::function<void()>* task) {
   uint64_t until = monotonic_ns() + kKeepGilNs;
   unsigned steps = 0;
+  PythonThreads& all = PythonThreads::instance();
+  // The port's pipe is read here only for a lone caller: with others about,
+  // their requests would wait behind the GIL this thread keeps meanwhile.
+  void (*hook)() = all.quiet() ? all.poll_hook_.load(std::memory_order_acquire) : nullptr;
+  struct Polling {
+    std::atomic<int>& n;
+    explicit Polling(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_acq_rel); }
+    ~Polling() { n.fetch_sub(1, std::memory_order_acq_rel); }
+  } polling(all.pollers_);
   while (queued_.load(std::memory_order_acquire) == 0) {
-    cpu_relax();
+    if (hook) hook();
+    else cpu_relax();
     if ((++steps & 15) == 0 && monotonic_ns() > until) return false;
   }
   std::lock_guard<std::mutex> lock(mu_);

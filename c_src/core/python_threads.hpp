@@ -96,6 +96,11 @@ class PythonThreads {
   void adopt_this_thread();
   [[noreturn]] void serve_adopted();
 
+  // Called over and over by a thread polling for its next task (the port
+  // program reads its request pipe there, port/input.hpp); pollers() is how
+  // many threads are doing so.
+  void set_poll_hook(void (*hook)()) { poll_hook_.store(hook, std::memory_order_release); }
+  int pollers() const { return pollers_.load(std::memory_order_acquire); }
   // Whether threads poll only while quiet() (the port program: its callers'
   // requests come through one pipe, and its cores are better spent running
   // them). Off by default: in-process, a BEAM scheduler waits for a quick
@@ -125,6 +130,8 @@ class PythonThreads {
   std::atomic<int> busy_{0};
   std::atomic<size_t> queued_{0};
   std::atomic<bool> poll_only_when_quiet_{false};
+  std::atomic<void (*)()> poll_hook_{nullptr};
+  std::atomic<int> pollers_{0};
 };
 
 }  // namespace sb

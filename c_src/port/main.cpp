@@ -20,7 +20,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/read.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +38,7 @@
 #include "../core/spin.hpp"
 #include "../core/python_threads.hpp"
 #include "framing.hpp"
+#include "input.hpp"
 #include "placement.hpp"
 #include "server.hpp"
 
@@ -51,13 +52,6 @@ constexpr int kIn = 3;
 constexpr int kOut = 4;
 // How long a spare large buffer (framing.hpp) is kept unused before it is freed.
 constexpr uint64_t kSpareIdleNs = 1'000'000'000;
-
-// Kills what Python started (subprocesses share our process group) and exits.
-[[noreturn]] void shut_down() {
-  signal(SIGTERM, SIG_IGN);
-  kill(0, SIGTERM);
-  _exit(0);
-}
 
 uint64_t spin_window_ns() {
   const char* v = getenv("SNAKEBRIDGE_SPIN_US");
@@ -137,64 +131,57 @@ int main() {
   // the only one about (PythonThreads::quiet).
   python.set_poll_only_when_quiet(true);
 
+  // Requests are read by the I/O thread, or by a Python thread polling
+  // between its tasks (input.hpp): a lone caller's next request then runs on
+  // the thread that reads it, with no hand-over.
+  static sb::port::Input input(kIn, server);
+  python.set_poll_hook([] { input.read_available(true); });
+
   std::thread io_thread([spin_ns, &python] {
     boost::asio::io_context io;
     boost::asio::posix::stream_descriptor in(io, kIn);
-    sb::port::FrameReader reader;
-    uint64_t frames_read = 0;
-    // The next read is issued after the frames just read are handed over:
-    // issued before, its speculative read() would sit between a request and
-    // its reply.
-    std::function<void()> read_more = [&] {
-      size_t room;
-      char* into = reader.space(&room);
-      in.async_read_some(boost::asio::buffer(into, room), [&](const boost::system::error_code& ec, size_t n) {
-        if (ec) shut_down();  // EOF: the BEAM closed the port or died
-        reader.commit(n);
-        while (true) {
-          sb::port::Frame frame;
-          uint64_t size = 0;
-          auto next = reader.next(&frame, &size);
-          if (next == sb::port::FrameReader::Next::NeedMore) break;
-          if (next == sb::port::FrameReader::Next::Oversized) {
-            server.send_error(0, "bad_request", "frame of " + std::to_string(size) + " bytes is over the 1 GiB limit");
-          } else {
-            ++frames_read;
-            server.on_frame(std::move(frame));
-          }
-        }
-        read_more();
-      });
-    };
-    read_more();
     uint64_t last_activity = sb::monotonic_ns();
     sb::port::Placement placement(sb::port::Placement::enabled_by_env());
     for (;;) {
-      uint64_t idle = 0;
-      placement.update(!python.quiet(), frames_read, sb::monotonic_ns());
-      if (io.poll() > 0) {
+      placement.update(!python.quiet(), input.frames(), sb::monotonic_ns());
+      // (Not while a Python thread polls the pipe: two readers would only
+      // contend for it.)
+      if (python.pollers() == 0 && input.read_available(false)) {
         last_activity = sb::monotonic_ns();
-      } else if ((idle = sb::monotonic_ns() - last_activity) < spin_ns && python.quiet()) {
-        // Past the first microseconds, the core goes to whoever else is ready
-        // (on a busy machine, maybe the Python thread that is to reply). Only
-        // while at most one caller's request is in Python: with several, the
-        // next frame is no hurry (the thread running them is busy), and the
-        // cores are theirs.
-        if (idle < 3'000) sb::cpu_relax();
-        else sched_yield();
-      } else if (placement.gathered()) {
-        // Looked at again soon: the threads get their cores back once quiet.
-        io.run_one_for(std::chrono::milliseconds(20));
-        last_activity = sb::monotonic_ns();
-      } else if (sb::port::drop_spare_buffers(kSpareIdleNs)) {
-        // Large buffers kept for the next large frame go after a second unused.
-        io.run_one_for(std::chrono::seconds(1));
-        last_activity = sb::monotonic_ns();
-      } else {
-        io.run_one();
-        last_activity = sb::monotonic_ns();
+        continue;
       }
-      if (io.stopped()) io.restart();
+      // Polled for a while after the last frame read (here or by a Python
+      // thread), while at most a couple of requests are about. A Python
+      // thread polling reads in this one's place, which then only looks in
+      // between yields for requests that come while that one runs what it
+      // read: blocked on the pipe, it would be woken for each of its frames,
+      // and a core left idle takes ~50 µs to wake for the BEAM's next
+      // message. With several callers' requests in Python, the next frame is
+      // no hurry (the thread running them is busy) and the cores are theirs.
+      uint64_t now = sb::monotonic_ns();
+      uint64_t last = std::max(last_activity, input.last_python_read());
+      if (now - last < spin_ns && (python.quiet() || python.pollers() > 0)) {
+        // Past the first microseconds, the core goes to whoever else is ready
+        // (on a busy machine, maybe the Python thread that is to reply).
+        if (now - last < 3'000) sb::cpu_relax();
+        else sched_yield();
+        continue;
+      }
+      // Until the pipe is readable: looked at again soon while the threads
+      // are gathered (they get their cores back once quiet); large buffers
+      // kept for the next large frame go after a second unused.
+      bool readable = false;
+      in.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                    [&](const boost::system::error_code&) { readable = true; });
+      if (placement.gathered()) io.run_one_for(std::chrono::milliseconds(20));
+      else if (sb::port::drop_spare_buffers(kSpareIdleNs)) io.run_one_for(std::chrono::seconds(1));
+      else io.run_one();
+      if (!readable) {
+        in.cancel();
+        io.run();  // the cancelled wait's handler
+      }
+      io.restart();
+      last_activity = sb::monotonic_ns();
     }
   });
   io_thread.detach();
