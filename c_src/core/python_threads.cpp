@@ -21,6 +21,14 @@ constexpr auto kIdleTick = std::chrono::milliseconds(50);
 constexpr int kMaxSpinners = 2;
 // How long a thread keeps the GIL after a task for its caller's next one.
 constexpr uint64_t kKeepGilNs = 10'000;
+// One more in `n` while it lives (PythonThreads::pollers_).
+struct Counted {
+  std::atomic<int>& n;
+  explicit Counted(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_acq_rel); }
+  ~Counted() { n.fetch_sub(1, std::memory_order_acq_rel); }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+};
 // How long a thread waiting for a callback's answer polls before it sleeps.
 constexpr uint64_t kCallbackPollNs = 30'000;
 }  // namespace
@@ -163,11 +171,10 @@ bool PythonThread::next(std::function<void()>* task, uint64_t spin_ns) {
       cpu_.store(cpu, std::memory_order_relaxed);
       Poll poll(monotonic_ns() + spin_ns, cpu == caller_cpu_.load(std::memory_order_relaxed) ? 0 : 3'000);
       void (*hook)() = all.poll_hook_.load(std::memory_order_acquire);
-      all.pollers_.fetch_add(1, std::memory_order_acq_rel);
+      Counted polling(all.pollers_);
       while (queued_.load(std::memory_order_acquire) == 0 && !poll.expired()) {
         if (hook) hook();
       }
-      all.pollers_.fetch_sub(1, std::memory_order_acq_rel);
     }
     all.spinners_.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -208,11 +215,7 @@ bool PythonThread::next_soon(std::function<void()>* task) {
   // The port's pipe is read here only for a lone caller: with others about,
   // their requests would wait behind the GIL this thread keeps meanwhile.
   void (*hook)() = all.quiet() ? all.poll_hook_.load(std::memory_order_acquire) : nullptr;
-  struct Polling {
-    std::atomic<int>& n;
-    explicit Polling(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_acq_rel); }
-    ~Polling() { n.fetch_sub(1, std::memory_order_acq_rel); }
-  } polling(all.pollers_);
+  Counted polling(all.pollers_);
   while (queued_.load(std::memory_order_acquire) == 0) {
     if (hook) hook();
     else cpu_relax();
