@@ -39,9 +39,9 @@ defmodule SnakeBridge.Worker do
 
   alias SnakeBridge.{Msgpack, WorkerCrashError, Workers}
 
-  # After a cancel, how long a request may take to wind down before the process is killed.
   # The largest frame the program reads (docs/protocol.md).
   @max_frame 1 <<< 30
+  # After a cancel, how long a request may take to wind down before the process is killed.
   @grace_ms 1_000
   @memory_check_ms 1_000
   # While requests are in flight, the program is pinged every @liveness_tick_ms
@@ -108,6 +108,10 @@ defmodule SnakeBridge.Worker do
        group: opts[:group]
      }}
   end
+
+  @doc false
+  # The largest frame the program reads: callers refuse larger requests.
+  def max_frame, do: @max_frame
 
   @doc false
   # The frame for request `id`: [id | elements], `body` being the elements,
@@ -363,10 +367,6 @@ defmodule SnakeBridge.Worker do
     ArgumentError -> :ok
   end
 
-  # Writes never block this process: a port whose pipe is full (a frozen or
-  # swamped program) is :busy and the data is not queued; Port.command/2
-  # raises on a closed port (the program has exited and this process will
-  # learn it from the {:exit_status, _} message): :closed.
   # The port still busy at this tick. Bytes written to the program since the
   # last look mean it is reading: the clock restarts (back-to-back arguments
   # of 64 MiB keep the port's queue over its limit most of the time, and a
@@ -384,6 +384,10 @@ defmodule SnakeBridge.Worker do
     end
   end
 
+  # Writes never block this process: a port whose pipe is full (a frozen or
+  # swamped program) is :busy and the data is not queued; Port.command/2
+  # raises on a closed port (the program has exited and this process will
+  # learn it from the {:exit_status, _} message): :closed.
   defp port_command(%{port: port}, data) do
     if Port.command(port, data, [:nosuspend]), do: :ok, else: :busy
   rescue

@@ -8,8 +8,6 @@ defmodule SnakeBridge.Backend.PortWorker do
   # with the request's ref, as in-process.
   @behaviour SnakeBridge.Backend
 
-  import Bitwise, only: [<<<: 2]
-
   alias SnakeBridge.{Backend.Job, Msgpack, Object, Output, Pool, PythonThread, Worker, WorkerCrashError}
 
   @doc false
@@ -23,10 +21,6 @@ defmodule SnakeBridge.Backend.PortWorker do
 
   def owner(_request), do: nil
 
-  # The program reads requests of up to 1 GiB (docs/protocol.md): a larger one
-  # would be skipped unanswered, its caller left waiting.
-  @max_request (1 <<< 30) - 16
-
   @impl true
   def start(request, mode, timeout, where) do
     owner = find_owner(request)
@@ -35,13 +29,16 @@ defmodule SnakeBridge.Backend.PortWorker do
       key = PythonThread.key()
       {count, body} = encode(request, mode, worker, key)
 
-      case IO.iodata_length(body) do
-        size when size > @max_request ->
-          Pool.checkin(load_key, pool)
-          {:done, {:error, too_large(size)}}
+      # The program reads frames of up to Worker.max_frame/0: a larger request
+      # would be skipped unanswered, its caller left waiting. (The body leaves
+      # room for the frame's array header and id.)
+      size = IO.iodata_length(body)
 
-        _ ->
-          send_request(request, worker, owner, load_key, pool, key, count, body, timeout)
+      if size > Worker.max_frame() - 16 do
+        Pool.checkin(load_key, pool)
+        {:done, {:error, too_large(size)}}
+      else
+        send_request(request, worker, owner, load_key, pool, key, count, body, timeout)
       end
     else
       error -> {:done, error}
