@@ -341,11 +341,13 @@ defmodule SnakeBridge.Worker do
     {:stop, {:shutdown, {:worker_exited, status}}, %{state | pending: %{}}}
   end
 
+  # A write (a queued cancel, a ping, an answer) that reaches the program
+  # after this worker SIGKILLed it closes the port with :epipe before the exit
+  # status can come: the cause is the kill, reported exactly as its status.
+  def handle_info({:EXIT, port, :epipe}, %{port: port, killed: true} = state),
+    do: handle_info({port, {:exit_status, 137}}, state)
+
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
-    # A write (a queued cancel, a ping, an answer) that reaches the program
-    # after this worker SIGKILLed it closes the port with :epipe before the
-    # exit status can come: the cause is the kill, reported as its status.
-    reason = if reason == :epipe and state.killed, do: {:exit_status, 137}, else: reason
     crash(state, reason)
     {:stop, {:shutdown, {:worker_exited, reason}}, %{state | pending: %{}}}
   end
