@@ -3,7 +3,9 @@
 #include "../port/framing.hpp"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -315,4 +317,36 @@ TEST_CASE("a long stream of small frames fed in odd chunks keeps its order", "[p
   std::vector<size_t> cuts;
   for (size_t c = 13, step = 1; c < stream.size(); step = step * 7 % 101 + 1, c += step) cuts.push_back(c);
   CHECK(read_cut(stream, cuts, 64) == expected);
+}
+
+TEST_CASE("a large frame read in pipe-sized pieces lands in one buffer, never copied to a bigger one",
+          "[port][framing]") {
+  // As Input reads: into space(), then commit(). The last piece is smaller than
+  // the reader's usual minimum room (64 KiB): asking for that much then would
+  // move the whole frame into a bigger buffer.
+  const std::string body = binary_body((3 << 20) + 111, 7);
+  const std::string stream = framed(body);
+  for (size_t piece : {size_t(65536), size_t(1) << 20, size_t(4096) * 3 + 5}) {
+    FrameReader r;
+    size_t from = 0;
+    const char* start = nullptr;  // where the frame's bytes began, once the buffer fits it
+    while (from < stream.size()) {
+      size_t room = 0;
+      char* into = r.space(&room);
+      REQUIRE(room > 0);
+      size_t n = std::min({piece, room, stream.size() - from});
+      if (from >= 4 && start == nullptr) start = into - from;
+      // The same buffer, where the frame left off.
+      if (start) CHECK(static_cast<const void*>(into) == static_cast<const void*>(start + from));
+      std::memcpy(into, stream.data() + from, n);
+      r.commit(n);
+      from += n;
+    }
+    sb::port::Frame f;
+    uint64_t size = 0;
+    REQUIRE(r.next(&f, &size) == FrameReader::Next::Frame);
+    CHECK((std::string(f.data, f.size) == body));
+    // Handed over, not copied.
+    CHECK(static_cast<const void*>(f.data) == static_cast<const void*>(start + 4));
+  }
 }
