@@ -1,5 +1,13 @@
 #include "msgpack_reader.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
 #include "../core/request.hpp"
 #include "framing.hpp"
 #include "handles.hpp"
@@ -84,6 +92,8 @@ WireKind MsgpackReader::kind(Value o) {
           return WireKind::Bytes;
         case kTerm:
           return o->via.ext.size >= 2 ? WireKind::Term : WireKind::Opaque;
+        case kShared:
+          return o->via.ext.size > 8 ? WireKind::Binary : WireKind::Opaque;
         default:
           return WireKind::Opaque;
       }
@@ -107,10 +117,57 @@ std::string_view MsgpackReader::text(Value o) {
     case msgpack::type::BIN:
       return {o->via.bin.ptr, o->via.bin.size};
     case msgpack::type::EXT:
+      if (o->via.ext.type() == kShared && o->via.ext.size > 8) {
+        auto m = shared(o);
+        return {static_cast<const char*>(m->data), m->size};
+      }
       return {o->via.ext.data(), o->via.ext.size};
     default:
       return {};
   }
+}
+
+MsgpackReader::Mapping::~Mapping() {
+  if (data) munmap(data, size);
+}
+
+std::shared_ptr<MsgpackReader::Mapping> MsgpackReader::shared(Value o) {
+  if (auto it = shared_.find(o); it != shared_.end()) return it->second;
+  const char* p = o->via.ext.data();
+  uint64_t size = 0;
+  for (int i = 0; i < 8; ++i) size = (size << 8) | static_cast<unsigned char>(p[i]);
+  std::string name(p + 8, o->via.ext.size - 8);
+  // Only objects named for this program: a frame cannot make it open, or
+  // unlink, anything else.
+  std::string prefix = "/snakebridge-";
+  prefix += std::to_string(getpid());
+  prefix += '-';
+  bool ours = name.size() > prefix.size() && name.size() < 64 && name.compare(0, prefix.size(), prefix) == 0 &&
+              name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
+  if (!ours) {
+    PyErr_Format(PyExc_OSError, "shared bytes %s: not a name this worker reads", name.c_str());
+    throw_python_error();
+  }
+  int fd = shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  shm_unlink(name.c_str());  // mapped or not, it is read once
+  auto m = std::make_shared<Mapping>();
+  struct stat st {};
+  if (!err && fstat(fd, &st) != 0) err = errno;
+  if (!err && static_cast<uint64_t>(st.st_size) != size) err = EBADMSG;
+  if (!err && size > 0) {
+    void* data = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (data == MAP_FAILED) err = errno;
+    else m->data = data, m->size = size;
+  }
+  if (fd >= 0) close(fd);
+  if (err) {
+    errno = err;
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, name.c_str());
+    throw_python_error();
+  }
+  shared_.emplace(o, m);
+  return m;
 }
 
 bool MsgpackReader::length(Value o, size_t* n) {
@@ -143,6 +200,15 @@ PyObject* MsgpackReader::object(Value o) {
 }
 
 KeptBytes MsgpackReader::keep(Value o) {
+  if (o->type == msgpack::type::EXT && o->via.ext.type() == kShared) {
+    KeptBytes k;
+    auto held = new std::shared_ptr<Mapping>(shared(o));
+    k.data = static_cast<const char*>((*held)->data);
+    k.size = (*held)->size;
+    k.ctx = held;
+    k.release = [](void* ctx) { delete static_cast<std::shared_ptr<Mapping>*>(ctx); };
+    return k;
+  }
   // Into a buffer of the frames' kind (framing.hpp): a large one comes from
   // the spares and goes back to them when Python drops the array.
   std::string_view b = text(o);

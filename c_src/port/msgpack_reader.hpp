@@ -8,6 +8,8 @@
 #include <msgpack.hpp>
 
 #include <cstring>
+#include <memory>
+#include <unordered_map>
 #include <string_view>
 
 #include "../core/elixir_terms.hpp"
@@ -18,7 +20,7 @@ namespace sb::port {
 // Extension types of the protocol.
 enum Ext : int8_t {
   kHandle = 1, kBigInt = 2, kTupleMarker = 3, kSetMarker = 4, kDate = 6, kTime = 7, kNaiveDateTime = 8,
-  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14, kArray = 15,
+  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14, kArray = 15, kShared = 16,
 };
 
 // The largest array payload a reply carries: a frame's length is 32 bits.
@@ -92,12 +94,28 @@ class MsgpackReader {
   // ext 14 kept as it is for the client (a callback's original error), or null.
   std::shared_ptr<const TermPayload> held(Value o);
   uintptr_t token(Value o) { return reinterpret_cast<uintptr_t>(o); }
-  // The frame goes when the request ends: an array's bytes are copied.
+  // The frame goes when the request ends: an array's bytes are copied; bytes
+  // in shared memory (ext 16) are kept mapped instead, no copy.
   KeptBytes keep(Value o);
   // For call-site keys, without the GIL.
   const void* object_type(Value o);
 
  private:
+  // ext 16, shared bytes: "/snakebridge-<this program's pid>-<n>", written by
+  // the client, mapped here once per value and unlinked (docs/protocol.md).
+  // GIL held: a name that is not ours, or an object that is gone or of another
+  // size, raises OSError.
+  struct Mapping {
+    void* data = nullptr;
+    size_t size = 0;
+    Mapping() = default;
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping();
+  };
+  std::shared_ptr<Mapping> shared(Value o);
+  std::unordered_map<Value, std::shared_ptr<Mapping>> shared_;
+
   // An array that spells a tuple, a set or a struct (its first item one of
   // those markers). Other fixext 1 values lead plain lists: a one-byte
   // SnakeBridge.Bytes (ext 10), the opaque marker of a pid.

@@ -4,6 +4,10 @@
 // plus the handle table, the reason terms, and call-site keys read through
 // MsgpackReader. Replies are read back with wire.hpp's oracle (reply_value),
 // requests are built by hand (Mp), so neither direction checks itself.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -1556,3 +1560,84 @@ TEST_CASE("claims_fit: a frame may not claim more elements than it has bytes", "
 }
 
 // ============================================================= call-site keys
+
+// ext 16: bytes the client wrote into a POSIX shared-memory object named for
+// this program (docs/protocol.md, "Shared bytes").
+namespace {
+Mp shared_ext(const std::string& name, uint64_t size) {
+  std::string payload(8, '\0');
+  for (int i = 0; i < 8; ++i) payload[i] = static_cast<char>(size >> (56 - 8 * i));
+  return Mp().ext(sb::port::kShared, payload + name);
+}
+
+std::string shm_name(const char* tag) { return "/snakebridge-" + std::to_string(getpid()) + "-" + tag; }
+
+bool shm_exists(const std::string& name) {
+  int fd = shm_open(name.c_str(), O_RDONLY, 0);
+  if (fd >= 0) close(fd);
+  return fd >= 0;
+}
+
+void shm_put(const std::string& name, const std::string& bytes) {
+  int fd = shm_open(name.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  close(fd);
+}
+
+// The Python error a request value raised while being built.
+std::string build_error(const Mp& m) {
+  msgpack::object_handle oh = m.unpack();
+  try {
+    build(oh.get(), Entry::Value);
+  } catch (const PythonException& e) {
+    return e.info().type + ": " + e.info().message;
+  }
+  FAIL("expected a Python error");
+  return {};
+}
+}  // namespace
+
+TEST_CASE("FromElixir<MsgpackReader>: ext 16 reads shared memory named for this program, once", "[port][msgpack][from_elixir]") {
+  Gil gil;
+  PyRef g = env();
+  SECTION("a binary: its bytes, and the object is gone") {
+    std::string name = shm_name("1");
+    shm_put(name, "caf\xc3\xa9");
+    PyRef got = in(shared_ext(name, 5));
+    CHECK(same(g.get(), got.get(), "'caf\\u00e9'"));
+    CHECK_FALSE(shm_exists(name));
+  }
+  SECTION("an Array's data: a read-only numpy array over the mapping") {
+    std::string name = shm_name("2");
+    std::string bytes;
+    for (double d : {1.5, -2.0, 4.25}) bytes.append(reinterpret_cast<const char*>(&d), sizeof d);
+    shm_put(name, bytes);
+    Mp m = Mp().strct("Elixir.SnakeBridge.Array", 3);
+    m.atom("data").then(shared_ext(name, bytes.size())).atom("type").tuple(2).atom("f").i(64).atom("shape").tuple(1).i(3);
+    PyRef got = in(m);
+    PyRef locals = check(Py_BuildValue("{s:O}", "x", got.get()));
+    PyRef ok = check(PyRun_String("type(x).__name__ == 'ndarray' and x.tolist() == [1.5, -2.0, 4.25] and "
+                                  "not x.flags.writeable",
+                                  Py_eval_input, g.get(), locals.get()));
+    CHECK(ok.get() == Py_True);
+    CHECK_FALSE(shm_exists(name));
+  }
+  SECTION("a name that is not this program's is an OSError, and nothing is unlinked") {
+    std::string other = "/snakebridge-1-7";
+    shm_put(other, "x");
+    CHECK(build_error(shared_ext(other, 1)).rfind("OSError: shared bytes /snakebridge-1-7", 0) == 0);
+    CHECK(shm_exists(other));
+    shm_unlink(other.c_str());
+    CHECK(build_error(shared_ext("/etc/passwd", 1)).rfind("OSError:", 0) == 0);
+    CHECK(build_error(shared_ext(shm_name("../x"), 1)).rfind("OSError:", 0) == 0);
+  }
+  SECTION("a missing object, or one of another size, is an OSError naming it") {
+    std::string name = shm_name("3");
+    CHECK(build_error(shared_ext(name, 4)).find(name) != std::string::npos);
+    shm_put(name, "abc");
+    CHECK(build_error(shared_ext(name, 4)).find(name) != std::string::npos);
+    CHECK_FALSE(shm_exists(name));  // read once, even when refused
+  }
+  CHECK_FALSE(PyErr_Occurred());
+}

@@ -29,6 +29,7 @@ defmodule SnakeBridge.Msgpack do
   | map (not a struct) | map, entries in `:maps.to_list/1` order |
   | `MapSet` of n | array of n + 1: the set marker, then the elements in `MapSet.to_list/1` order |
   | `%SnakeBridge.Object{}` | ext 1: the 8-byte big-endian handle id that `:handle_id` gives |
+  | `%SnakeBridge.Msgpack.Shared{}` (bytes a port worker reads from shared memory) | ext 16: their size (8 bytes big-endian), then the object's name |
   | any other struct (`Date`, `Time`, `NaiveDateTime`, `DateTime`, user structs) | array of 3: the struct marker, the module name as str (`"Elixir.Date"`), a map of the fields without `__struct__` |
   | pid, port, reference, function | ext 14: the term's external term format (`:erlang.term_to_binary/1`) |
   | anything else: improper list, bitstring, an `Object` without a handle id | the opaque marker |
@@ -108,6 +109,7 @@ defmodule SnakeBridge.Msgpack do
   @opaque_ext 13
   @term 14
   @array 15
+  @shared 16
 
   @tuple_marker IO.iodata_to_binary(Wire.ext(@tuple, <<0>>))
   @set_marker IO.iodata_to_binary(Wire.ext(@set, <<0>>))
@@ -234,6 +236,7 @@ defmodule SnakeBridge.Msgpack do
   defp struct_spelling(%MapSet{map: m}) when is_map(m), do: :set
   defp struct_spelling(%SnakeBridge.Bytes{data: b}) when is_binary(b) and is_length(byte_size(b)), do: :bytes
   defp struct_spelling(%SnakeBridge.Object{}), do: :object
+  defp struct_spelling(%SnakeBridge.Msgpack.Shared{name: n, size: s}) when is_binary(n) and is_integer(s), do: :shared
   defp struct_spelling(_), do: :fields
 
   defp enc_struct(:set, %MapSet{map: m} = set, h),
@@ -241,6 +244,7 @@ defmodule SnakeBridge.Msgpack do
 
   defp enc_struct(:bytes, %{data: b}, _h), do: Wire.ext(@bytes, b)
   defp enc_struct(:object, object, h), do: object(object, h)
+  defp enc_struct(:shared, %{name: name, size: size}, _h), do: Wire.ext(@shared, [<<size::64>> | name])
 
   defp enc_struct(:fields, %{__struct__: mod} = s, h) do
     fields = Map.delete(s, :__struct__)

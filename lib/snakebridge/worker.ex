@@ -359,7 +359,16 @@ defmodule SnakeBridge.Worker do
     Workers.unregister(self())
     crash(state, if(reason == {:shutdown, :recycled}, do: reason, else: :worker_stopped))
     close(state.port)
+    forget_shared(state.os_pid)
     :ok
+  end
+
+  # Shared-memory objects written for the program that it did not read (it
+  # died first; docs/protocol.md, "Shared bytes"): named for its OS pid.
+  defp forget_shared(os_pid) do
+    SnakeBridge.Native.shm_clean("/snakebridge-#{os_pid}-")
+  rescue
+    _not_loaded -> :ok
   end
 
   defp close(port) do

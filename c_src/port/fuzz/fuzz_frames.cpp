@@ -469,6 +469,11 @@ void write_seeds(const char* dir) {
   add("terms", eval_x(37, W().arr(5).ext(kTerm, std::string("\x83\x58\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73\x74\x00\x00\x00\x60\x00\x00\x00\x00\x00\x00\x00\x00", 30)).ext(kTerm, std::string("\x83\x5a\x00\x03\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73\x74\x00\x00\x00\x00\x00\x03\x79\x5a\x5d\x30\x00\x01\x34\x9a\x20\xa7", 36)).ext(kTerm, std::string("\x83\x71\x64\x00\x0b\x45\x6c\x69\x78\x69\x72\x2e\x45\x6e\x75\x6d\x64\x00\x03\x73\x75\x6d\x61\x01", 24))
                               .map(1).ext(kTerm, std::string("\x83\x71\x64\x00\x0b\x45\x6c\x69\x78\x69\x72\x2e\x45\x6e\x75\x6d\x64\x00\x03\x73\x75\x6d\x61\x01", 24)).i(1).ext(kTerm, std::string("\x83", 1))));
   add("term_empty", eval_x(38, W().arr(1).ext(kTerm, "")));
+  // ext 16: shared bytes; the names are never this process's objects (a
+  // missing one, someone else's, a path), so each is an OSError.
+  add("shared_bytes", eval_x(39, W().arr(3).ext(kShared, std::string("\0\0\0\0\0\0\0\x08", 8) + "/snakebridge-1-1")
+                                     .ext(kShared, std::string(8, '\0') + "/snakebridge-1")
+                                     .ext(kShared, std::string("\0\0\0\0\0\0\0\x01", 8) + "/etc/passwd")));
   add("tuple_set", eval_x(33, W().tuple(3).i(1).set(2).i(2).i(3).tuple(0), "value"));
   add("map_keys", eval_x(34, W().map(4).i(1).bin("a").bin("k").arr(0).arr(2).i(1).i(2).bin("list key")
                                  .set(1).i(1).bin("set key")));

@@ -7,6 +7,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # reply frame undecoded, and the caller decodes it. Output arrives tagged
   # with the request's ref, as in-process.
   @behaviour SnakeBridge.Backend
+  import Bitwise, only: [<<<: 2]
 
   alias SnakeBridge.{Backend.Job, Msgpack, Object, Output, Pool, PythonThread, Worker, WorkerCrashError}
 
@@ -28,22 +29,82 @@ defmodule SnakeBridge.Backend.PortWorker do
     with {:ok, load_key, worker, pool} <- pick(owner, where) do
       key = PythonThread.key()
       {count, body} = encode(request, mode, worker, key)
+      size = IO.iodata_length(body)
+      {count, body, size, shared} = share(request, mode, worker, key, {count, body, size})
 
       # The program reads frames of up to Worker.max_frame/0: a larger request
       # would be skipped unanswered, its caller left waiting. (The body leaves
       # room for the frame's array header and id.)
-      size = IO.iodata_length(body)
-
       if size > Worker.max_frame() - 16 do
+        unshare(shared)
         Pool.checkin(load_key, pool)
         {:done, {:error, too_large(size)}}
       else
-        send_request(request, worker, owner, load_key, pool, key, count, body, timeout)
+        send_request(request, worker, owner, load_key, pool, key, count, body, timeout, shared)
       end
     else
       error -> {:done, error}
     end
   end
+
+  # Arrays of @share_at bytes or more go to a worker on this node through
+  # shared memory (docs/protocol.md, "Shared bytes"): written once here, on a
+  # dirty scheduler, and mapped by the program, where the port would copy them
+  # twice on this scheduler before the pipe copies them again. The objects are
+  # named for the worker's OS process; the program unlinks each as it reads
+  # it, this caller those it wrote for a request it then could not send, and
+  # the worker, as it stops, any its program did not read.
+  @share_at 1 <<< 20
+
+  defp share(request, mode, worker, key, {_count, _body, size} = encoded)
+       when size >= @share_at and node(worker) == node() do
+    with {port, _ids} <- SnakeBridge.Workers.lookup(worker),
+         {:os_pid, os_pid} <- Port.info(port, :os_pid),
+         {shared_request, names} when names != [] <- shared_arrays(request, os_pid) do
+      {count, body} = encode(shared_request, mode, worker, key)
+      {count, body, IO.iodata_length(body), names}
+    else
+      _ -> Tuple.append(encoded, [])
+    end
+  end
+
+  defp share(_request, _mode, _worker, _key, encoded), do: Tuple.append(encoded, [])
+
+  defp shared_arrays(request, os_pid) do
+    Process.put(:snakebridge_shared, [])
+    shared = request |> Tuple.to_list() |> Enum.map(&shared_in(&1, os_pid)) |> List.to_tuple()
+    {shared, Process.delete(:snakebridge_shared)}
+  end
+
+  defp shared_in(%SnakeBridge.Array{data: data} = array, os_pid) when byte_size(data) >= @share_at do
+    name = "/snakebridge-#{os_pid}-#{System.unique_integer([:positive])}"
+
+    case SnakeBridge.Native.shm_write(name, data) do
+      :ok ->
+        Process.put(:snakebridge_shared, [name | Process.get(:snakebridge_shared)])
+        %{array | data: %Msgpack.Shared{name: name, size: byte_size(data)}}
+
+      # No room in /dev/shm (or none at all): through the pipe.
+      {:error, _} ->
+        array
+    end
+  end
+
+  defp shared_in(%MapSet{} = set, os_pid), do: MapSet.new(set, &shared_in(&1, os_pid))
+  defp shared_in(%{__struct__: _} = struct, _os_pid), do: struct
+  defp shared_in(map, os_pid) when is_map(map), do: Map.new(map, fn {k, v} -> {k, shared_in(v, os_pid)} end)
+  defp shared_in(list, os_pid) when is_list(list), do: shared_list(list, os_pid)
+
+  defp shared_in(tuple, os_pid) when is_tuple(tuple),
+    do: tuple |> Tuple.to_list() |> shared_list(os_pid) |> List.to_tuple()
+
+  defp shared_in(other, _os_pid), do: other
+
+  # (Improper lists are sent opaque and refused: their tail is left as it is.)
+  defp shared_list([h | t], os_pid), do: [shared_in(h, os_pid) | shared_list(t, os_pid)]
+  defp shared_list(tail, _os_pid), do: tail
+
+  defp unshare(names), do: Enum.each(names, &SnakeBridge.Native.shm_unlink/1)
 
   defp too_large(size) do
     %ArgumentError{
@@ -53,7 +114,7 @@ defmodule SnakeBridge.Backend.PortWorker do
     }
   end
 
-  defp send_request(request, worker, owner, load_key, pool, key, count, body, timeout) do
+  defp send_request(request, worker, owner, load_key, pool, key, count, body, timeout, shared) do
     # Replies come to an alias: once the caller deactivates it (done/1, or a
     # cancel whose acknowledgement does not come in time), whatever the worker
     # sends for this request later is dropped, never left in the mailbox.
@@ -72,6 +133,8 @@ defmodule SnakeBridge.Backend.PortWorker do
         {:running, job}
 
       error ->
+        # Never written: nobody else will unlink what was shared for it.
+        unshare(shared)
         done(job)
         {:done, error}
     end
