@@ -57,11 +57,18 @@ defmodule SnakeBridge.SharedBytesTest do
     assert leftovers(os_pid) == []
   end
 
-  test "a request refused before it is sent leaves nothing behind", %{o: o, os_pid: os_pid} do
+  test "a failed request leaves nothing behind, whether or not the program read the array", %{o: o, os_pid: os_pid} do
     big = float_array(1 <<< 17, 0.0)
-    # An argument Python cannot take (a tuple key in the map is fine; an
-    # improper list is not) is refused by the program after it read the array.
+    # An argument Python cannot take, after the array (read, then refused).
     assert {:error, _} = SnakeBridge.call("numpy", "sum", [big, [1 | 2]], [], o)
+    # A module that does not exist: the arguments are never built.
+    assert {:error, %SnakeBridge.PythonError{type: "ModuleNotFoundError"}} =
+             SnakeBridge.call("no_such_module_sb", "f", [big], [], o)
+
+    # A call that times out.
+    assert {:error, %SnakeBridge.TimeoutError{}} =
+             SnakeBridge.eval("__import__('time').sleep(0.5) or len(x)", %{"x" => big}, o ++ [timeout: 100])
+
     assert leftovers(os_pid) == []
   end
 

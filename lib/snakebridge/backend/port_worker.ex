@@ -51,58 +51,62 @@ defmodule SnakeBridge.Backend.PortWorker do
   # shared memory (docs/protocol.md, "Shared bytes"): written once here, on a
   # dirty scheduler, and mapped by the program, where the port would copy them
   # twice on this scheduler before the pipe copies them again. The objects are
-  # named for the worker's OS process; the program unlinks each as it reads
-  # it, this caller those it wrote for a request it then could not send, and
-  # the worker, as it stops, any its program did not read.
+  # named for the worker's OS process. The program unlinks each as it reads
+  # it; this caller unlinks them all once the request is over (done/1: the
+  # program may have failed the request before reading them, or never run it);
+  # the worker, as it stops, unlinks any left by a caller killed meanwhile.
   @share_at 1 <<< 20
 
-  defp share(request, mode, worker, key, {_count, _body, size} = encoded)
+  defp share(request, mode, worker, key, {count, body, size})
        when size >= @share_at and node(worker) == node() do
     with {port, _ids} <- SnakeBridge.Workers.lookup(worker),
          {:os_pid, os_pid} <- Port.info(port, :os_pid),
-         {shared_request, names} when names != [] <- shared_arrays(request, os_pid) do
-      {count, body} = encode(shared_request, mode, worker, key)
+         {shared_request, [_ | _] = names} <- request |> Tuple.to_list() |> shared_list(os_pid, []) do
+      {count, body} = encode(List.to_tuple(shared_request), mode, worker, key)
       {count, body, IO.iodata_length(body), names}
     else
-      _ -> Tuple.append(encoded, [])
+      _ -> {count, body, size, []}
     end
   end
 
-  defp share(_request, _mode, _worker, _key, encoded), do: Tuple.append(encoded, [])
+  defp share(_request, _mode, _worker, _key, {count, body, size}), do: {count, body, size, []}
 
-  defp shared_arrays(request, os_pid) do
-    Process.put(:snakebridge_shared, [])
-    shared = request |> Tuple.to_list() |> Enum.map(&shared_in(&1, os_pid)) |> List.to_tuple()
-    {shared, Process.delete(:snakebridge_shared)}
-  end
-
-  defp shared_in(%SnakeBridge.Array{data: data} = array, os_pid) when byte_size(data) >= @share_at do
+  # The term with its large arrays' data written to shared memory, and the
+  # names written (prepended to `names`).
+  defp shared_in(%SnakeBridge.Array{data: data} = array, os_pid, names) when byte_size(data) >= @share_at do
     name = "/snakebridge-#{os_pid}-#{System.unique_integer([:positive])}"
 
     case SnakeBridge.Native.shm_write(name, data) do
-      :ok ->
-        Process.put(:snakebridge_shared, [name | Process.get(:snakebridge_shared)])
-        %{array | data: %Msgpack.Shared{name: name, size: byte_size(data)}}
-
+      :ok -> {%{array | data: %Msgpack.Shared{name: name, size: byte_size(data)}}, [name | names]}
       # No room in /dev/shm (or none at all): through the pipe.
-      {:error, _} ->
-        array
+      {:error, _} -> {array, names}
     end
   end
 
-  defp shared_in(%MapSet{} = set, os_pid), do: MapSet.new(set, &shared_in(&1, os_pid))
-  defp shared_in(%{__struct__: _} = struct, _os_pid), do: struct
-  defp shared_in(map, os_pid) when is_map(map), do: Map.new(map, fn {k, v} -> {k, shared_in(v, os_pid)} end)
-  defp shared_in(list, os_pid) when is_list(list), do: shared_list(list, os_pid)
+  defp shared_in(%{__struct__: _} = struct, _os_pid, names), do: {struct, names}
 
-  defp shared_in(tuple, os_pid) when is_tuple(tuple),
-    do: tuple |> Tuple.to_list() |> shared_list(os_pid) |> List.to_tuple()
+  defp shared_in(map, os_pid, names) when is_map(map) do
+    {entries, names} = map |> Map.to_list() |> shared_list(os_pid, names)
+    {Map.new(entries), names}
+  end
 
-  defp shared_in(other, _os_pid), do: other
+  defp shared_in(list, os_pid, names) when is_list(list), do: shared_list(list, os_pid, names)
+
+  defp shared_in(tuple, os_pid, names) when is_tuple(tuple) do
+    {items, names} = tuple |> Tuple.to_list() |> shared_list(os_pid, names)
+    {List.to_tuple(items), names}
+  end
+
+  defp shared_in(other, _os_pid, names), do: {other, names}
 
   # (Improper lists are sent opaque and refused: their tail is left as it is.)
-  defp shared_list([h | t], os_pid), do: [shared_in(h, os_pid) | shared_list(t, os_pid)]
-  defp shared_list(tail, _os_pid), do: tail
+  defp shared_list([h | t], os_pid, names) do
+    {h, names} = shared_in(h, os_pid, names)
+    {t, names} = shared_list(t, os_pid, names)
+    {[h | t], names}
+  end
+
+  defp shared_list(tail, _os_pid, names), do: {tail, names}
 
   defp unshare(names), do: Enum.each(names, &SnakeBridge.Native.shm_unlink/1)
 
@@ -125,7 +129,7 @@ defmodule SnakeBridge.Backend.PortWorker do
       backend: __MODULE__,
       ref: ref,
       monitor: mon,
-      state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request}
+      state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request, shared: shared}
     }
 
     case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
@@ -133,8 +137,6 @@ defmodule SnakeBridge.Backend.PortWorker do
         {:running, job}
 
       error ->
-        # Never written: nobody else will unlink what was shared for it.
-        unshare(shared)
         done(job)
         {:done, error}
     end
@@ -219,6 +221,7 @@ defmodule SnakeBridge.Backend.PortWorker do
     :erlang.unalias(ref)
     Process.demonitor(mon, [:flush])
     Pool.checkin(s.load_key, s.pool)
+    unshare(s.shared)
     :ok
   end
 
