@@ -17,6 +17,8 @@
 #include <cstring>
 #include <string>
 
+#include "shared_bytes.hpp"
+
 #include "atoms.hpp"
 #include "boundary.hpp"
 
@@ -92,8 +94,72 @@ Term shm_clean(ErlNifEnv* env, std::string prefix) {
   return enif_make_int64(env, count);
 }
 
+// An object a worker wrote for a reply: "/snakebridge-<os pid>-r<n>".
+bool reply_name(const std::string& name) {
+  static const std::string prefix = "/snakebridge-";
+  size_t r = name.find("-r", prefix.size());
+  if (name.size() >= 64 || name.compare(0, prefix.size(), prefix) != 0 || r == std::string::npos) return false;
+  auto digits = [&](size_t from, size_t to) {
+    if (from >= to) return false;
+    for (size_t i = from; i < to; ++i) {
+      if (name[i] < '0' || name[i] > '9') return false;
+    }
+    return true;
+  };
+  return digits(prefix.size(), r) && digits(r + 2, name.size());
+}
+
+// A mapping an Elixir binary points into: unmapped with the binary's last reference.
+ErlNifResourceType* g_mapping_type = nullptr;
+struct Mapping {
+  void* data;
+  size_t size;
+};
+void mapping_dtor(ErlNifEnv*, void* p) {
+  auto* m = static_cast<Mapping*>(p);
+  if (m->data) munmap(m->data, m->size);
+}
+
+// shm_take(name, size) -> {:ok, binary} | {:error, reason}. Dirty (I/O): the
+// mapping's pages are populated here. The object is unlinked whatever comes
+// of it (it is read once); the binary points into the mapping, no copy.
+Term shm_take(ErlNifEnv* env, std::string name, uint64_t size) {
+  if (!reply_name(name)) throw ArgumentError("expected a shared-bytes name \"/snakebridge-<os pid>-r<n>\"");
+  int fd = shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  shm_unlink(name.c_str());
+  struct stat st {};
+  if (!err && fstat(fd, &st) != 0) err = errno;
+  if (!err && static_cast<uint64_t>(st.st_size) != size) err = EBADMSG;
+  void* data = nullptr;
+  if (!err && size > 0) {
+    data = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (data == MAP_FAILED) err = errno, data = nullptr;
+  }
+  if (fd >= 0) close(fd);
+  if (err == EBADMSG) return enif_make_tuple2(env, atoms.error, enif_make_atom(env, "size"));
+  if (err) return errno_error(env, err);
+  if (size == 0) {
+    ErlNifBinary empty;
+    enif_alloc_binary(0, &empty);
+    return enif_make_tuple2(env, atoms.ok, enif_make_binary(env, &empty));
+  }
+  auto* m = static_cast<Mapping*>(enif_alloc_resource(g_mapping_type, sizeof(Mapping)));
+  m->data = data;
+  m->size = size;
+  ERL_NIF_TERM bin = enif_make_resource_binary(env, m, data, size);
+  enif_release_resource(m);
+  return enif_make_tuple2(env, atoms.ok, bin);
+}
+
 }  // namespace
 
+void open_shared_bytes_types(ErlNifEnv* env) {
+  auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
+  g_mapping_type = enif_open_resource_type(env, nullptr, "snakebridge_shared_mapping", mapping_dtor, flags, nullptr);
+}
+
+SB_NIF("shm_take", shm_take, ERL_NIF_DIRTY_JOB_IO_BOUND);
 SB_NIF("shm_write", shm_write, ERL_NIF_DIRTY_JOB_IO_BOUND);
 SB_NIF("shm_unlink", shm_unlink_nif, 0);
 SB_NIF("shm_clean", shm_clean, ERL_NIF_DIRTY_JOB_IO_BOUND);

@@ -14,6 +14,7 @@
 #include "jobs.hpp"
 #include "object_resource.hpp"
 #include "port_handle.hpp"
+#include "shared_bytes.hpp"
 #include "python_output.hpp"
 
 #ifndef SNAKEBRIDGE_LIBPYTHON
@@ -81,6 +82,7 @@ int load(ErlNifEnv* env, void**, ERL_NIF_TERM) {
   open_port_handle_type(env);
   open_job_types(env);
   open_callback_types(env);
+  open_shared_bytes_types(env);
   return 0;
 }
 

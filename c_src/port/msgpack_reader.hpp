@@ -20,7 +20,7 @@ namespace sb::port {
 // Extension types of the protocol.
 enum Ext : int8_t {
   kHandle = 1, kBigInt = 2, kTupleMarker = 3, kSetMarker = 4, kDate = 6, kTime = 7, kNaiveDateTime = 8,
-  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14, kArray = 15, kShared = 16,
+  kDateTime = 9, kBytes = 10, kAtom = 11, kStructMarker = 12, kOpaque = 13, kTerm = 14, kArray = 15, kShared = 16, kSharedArray = 17,
 };
 
 // The largest array payload a reply carries: a frame's length is 32 bits.

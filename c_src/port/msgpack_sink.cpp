@@ -1,10 +1,18 @@
 #include "msgpack_sink.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
 #include <cstring>
 #include <initializer_list>
 #include <string>
 
 #include "../core/errors.hpp"
+#include "../core/interpreter.hpp"
 #include "handles.hpp"
 #include "msgpack_reader.hpp"
 
@@ -85,6 +93,18 @@ void MsgpackSink::array(PyObject* owner, const char* data, size_t n, ElementType
   for (size_t d = 0; d < shape.size(); ++d) {
     for (int i = 0; i < 8; ++i) head[4 + 8 * d + i] = static_cast<char>(static_cast<uint64_t>(shape[d]) >> (56 - 8 * i));
   }
+  std::string name;
+  if (shared_ && owner && n >= kShareAtLeast && share(owner, data, n, &name)) {
+    // ext 17: the same head without padding, then the size (8 bytes
+    // big-endian) and the object's name, in place of the elements.
+    head[3] = 0;
+    head.resize(head_size);
+    for (int i = 0; i < 8; ++i) head.push_back(static_cast<char>(static_cast<uint64_t>(n) >> (56 - 8 * i)));
+    head += name;
+    pk_.pack_ext(head.size(), kSharedArray);
+    pk_.pack_ext_body(head.data(), head.size());
+    return;
+  }
   if (n > kMaxArrayPayload - head.size()) {
     NotAnArray e;
     e.type_name = "array";
@@ -100,6 +120,51 @@ void MsgpackSink::array(PyObject* owner, const char* data, size_t n, ElementType
     return;
   }
   pk_.pack_ext_body(data, n);
+}
+
+bool MsgpackSink::share(PyObject* owner, const char* data, size_t n, std::string* name) {
+  static std::atomic<uint64_t> counter{0};
+  *name = "/snakebridge-";
+  *name += std::to_string(getpid());
+  *name += "-r";
+  *name += std::to_string(counter.fetch_add(1) + 1);
+  int fd = shm_open(name->c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  // The room reserved now, so that filling it later cannot fail for want of
+  // it (no /dev/shm room: the array goes in the reply instead).
+  if (posix_fallocate(fd, 0, static_cast<off_t>(n)) != 0) {
+    close(fd);
+    shm_unlink(name->c_str());
+    return false;
+  }
+  Py_INCREF(owner);
+  shared_->push_back({fd, *name, data, n, owner});
+  return true;
+}
+
+void write_shared_arrays(std::vector<SharedOut>& shared) {
+  for (SharedOut& s : shared) {
+    size_t done = 0;
+    while (done < s.size) {
+      ssize_t w = pwrite(s.fd, s.data + done, s.size - done, static_cast<off_t>(done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      done += static_cast<size_t>(w);
+    }
+    if (done < s.size) shm_unlink(s.name.c_str());
+    close(s.fd);
+    release_later(s.owner);
+  }
+  shared.clear();
+}
+
+void discard_shared_arrays(std::vector<SharedOut>& shared) {
+  for (SharedOut& s : shared) {
+    close(s.fd);
+    shm_unlink(s.name.c_str());
+    Py_DECREF(s.owner);
+  }
+  shared.clear();
 }
 
 void MsgpackSink::fits(size_t n, const char* what) {

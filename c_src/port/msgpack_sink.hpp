@@ -5,6 +5,7 @@
 #include "msgpack_reader.hpp"
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../core/to_elixir.hpp"
@@ -26,6 +27,30 @@ struct Spliced {
 // Arrays of at least this many bytes are spliced rather than copied, when the
 // sink was given a buffer and a list to splice them into.
 constexpr size_t kSpliceAtLeast = 64 * 1024;
+
+// The bytes of a large array sent through shared memory (ext 17,
+// docs/protocol.md "Shared bytes"): a POSIX shared-memory object `name`,
+// created and sized when the reply is packed (`fd`), filled from the array's
+// memory when the reply is written (write_shared_arrays), then left for the
+// client, which maps and unlinks it. `owner` keeps the bytes alive until then.
+struct SharedOut {
+  int fd;
+  std::string name;
+  const char* data;
+  size_t size;
+  PyObject* owner;
+};
+// Arrays of at least this many bytes go through shared memory when the client
+// asked for it (a caller on the worker's node).
+constexpr size_t kShareAtLeast = size_t(1) << 20;
+
+// Fills and closes each object (no GIL needed); one that cannot be filled is
+// unlinked (the client then fails to read it). The owners go to
+// release_later. `shared` is emptied.
+void write_shared_arrays(std::vector<SharedOut>& shared);
+// GIL held. For a reply abandoned half way: closes and unlinks each object and
+// drops its owner. `shared` is emptied.
+void discard_shared_arrays(std::vector<SharedOut>& shared);
 
 class MsgpackSink {
  public:
@@ -85,6 +110,16 @@ class MsgpackSink {
   std::vector<uint64_t>* made_;
   msgpack::sbuffer* buf_;
   std::vector<Spliced>* spliced_;
+  std::vector<SharedOut>* shared_ = nullptr;
+
+ public:
+  // Large arrays go through shared memory, collected in `out`.
+  void share_large_arrays(std::vector<SharedOut>* out) { shared_ = out; }
+
+ private:
+  // Creates and sizes the object for an array of n bytes; false (nothing
+  // left behind) when it cannot be made: the array then goes in the reply.
+  bool share(PyObject* owner, const char* data, size_t n, std::string* name);
 };
 
 }  // namespace sb::port

@@ -400,6 +400,9 @@ void Server::on_frame(Frame frame) {
   if (a.size < 3 || a.ptr[2].type != msgpack::type::POSITIVE_INTEGER || !decode_request(a, op, &request->wire)) {
     return send_error(id, "bad_request", "unknown or malformed request: " + op);
   }
+  // [id, "to_array" | "to_columns", thread, target, flag, mode, shared]
+  request->shared_replies = (request->wire.op == Op::ToArray || request->wire.op == Op::ToColumns) && a.size > 6 &&
+                            a.ptr[6].type == msgpack::type::BOOLEAN && a.ptr[6].via.boolean;
   // Every request of one caller runs on the caller's thread, in arrival order
   // (core/python_threads.hpp); the I/O thread only hands it over.
   PythonThread* thread = thread_for(a.ptr[2].via.u64);
@@ -436,6 +439,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
   running->tstate.store(this_thread_state());
   msgpack::sbuffer reply;
   std::vector<Spliced> spliced;  // large arrays of the reply, written from their own memory
+  std::vector<SharedOut> shared;  // or through shared memory, for a caller on this machine
   GilTurn turn([&] { return running->interrupted.load(); });
   if (!turn.ok()) {
     // Cancelled while waiting for its turn: it never ran (the client drops
@@ -457,6 +461,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
       Outcome out = execute(q);
       reply_ok_header(pk, id);
       MsgpackSink sink(pk, &made, &reply, &spliced);
+      if (request->shared_replies) sink.share_large_arrays(&shared);
       emit_outcome(sink, out, q.mode);
       // A frame states its length in 4 bytes: a larger reply cannot be sent
       // (written anyway, its length would wrap and the client would read the
@@ -477,6 +482,7 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
       for (uint64_t h : made) handles().release(h);
       for (const Spliced& s : spliced) Py_DECREF(s.owner);
       spliced.clear();
+      discard_shared_arrays(shared);
       reply.clear();
       reply_header(pk, id, "error");
       MsgpackSink sink(pk);
@@ -488,6 +494,8 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
   }
   // The reply goes out before the request leaves running_: a "drained" reply
   // sent by whichever request finishes last then always follows every reply.
+  // The shared objects are filled before the reply naming them goes out.
+  write_shared_arrays(shared);
   send_reply(reply, spliced);
   finished(id);
   // Objects the client let go of (and the arrays this reply was written

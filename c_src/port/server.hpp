@@ -52,6 +52,9 @@ class Server {
     Frame frame;
     msgpack::object_handle handle;
     WireRequest<const msgpack::object*> wire;
+    // to_array/to_columns from a caller on this machine: large arrays of the
+    // reply may go through shared memory (ext 17).
+    bool shared_replies = false;
   };
 
   void write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced);

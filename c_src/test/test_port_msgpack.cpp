@@ -1641,3 +1641,53 @@ TEST_CASE("FromElixir<MsgpackReader>: ext 16 reads shared memory named for this 
   }
   CHECK_FALSE(PyErr_Occurred());
 }
+
+TEST_CASE("MsgpackSink: large arrays through shared memory for a local client (ext 17)", "[port][msgpack][sink]") {
+  Gil gil;
+  const size_t n = kShareAtLeast;  // 1 MiB of uint8, 2 x (n / 2)
+  PyRef owner = check(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n)));
+  char* data = PyBytes_AS_STRING(owner.get());
+  for (size_t i = 0; i < n; ++i) data[i] = static_cast<char>(i * 7);
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  std::vector<Spliced> spliced;
+  std::vector<SharedOut> shared;
+  MsgpackSink sink(pk, nullptr, &buf, &spliced);
+  sink.share_large_arrays(&shared);
+  sink.array(owner.get(), data, n, ElementType{'u', 8}, {2, static_cast<int64_t>(n / 2)});
+  sink.array(owner.get(), data, n - 1, ElementType{'u', 8}, {static_cast<int64_t>(n - 1)});  // under 1 MiB
+  REQUIRE(shared.size() == 1);
+  CHECK(spliced.size() == 1);  // the small one, spliced into the pipe as before
+  msgpack::object_handle oh = msgpack::unpack(buf.data(), buf.size());
+  const msgpack::object& o = oh.get();
+  REQUIRE(o.type == msgpack::type::EXT);
+  REQUIRE(o.via.ext.type() == sb::port::kSharedArray);
+  std::string payload(o.via.ext.data(), o.via.ext.size);
+  // kind, bits, 2 dimensions, no padding, the dimensions, the size, the name.
+  CHECK(payload.substr(0, 4) == std::string("u\x08\x02\x00", 4));
+  uint64_t size = 0;
+  for (int i = 0; i < 8; ++i) size = (size << 8) | static_cast<unsigned char>(payload[20 + i]);
+  CHECK(size == n);
+  std::string name = payload.substr(28);
+  CHECK(name.rfind("/snakebridge-" + std::to_string(getpid()) + "-r", 0) == 0);
+  CHECK(name == shared[0].name);
+
+  SECTION("written: the object holds the array's bytes, for the client to take") {
+    write_shared_arrays(shared);
+    CHECK(shared.empty());
+    int fd = shm_open(name.c_str(), O_RDONLY, 0);
+    REQUIRE(fd >= 0);
+    std::string got(n, '\0');
+    CHECK(pread(fd, got.data(), n, 0) == static_cast<ssize_t>(n));
+    close(fd);
+    shm_unlink(name.c_str());
+    CHECK((got == std::string(data, n)));
+    drain_released();
+  }
+  SECTION("discarded (a reply abandoned half way): the object is gone") {
+    discard_shared_arrays(shared);
+    CHECK(shared.empty());
+    CHECK_FALSE(shm_exists(name));
+  }
+  for (const Spliced& s : spliced) Py_DECREF(s.owner);
+}

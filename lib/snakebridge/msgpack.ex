@@ -67,6 +67,7 @@ defmodule SnakeBridge.Msgpack do
   | ext 11: a name | that atom, if it exists |
   | ext 14: external term format | that term (a pid, port, reference or function sent before) |
   | ext 15: kind (`?s`, `?u`, `?f` or `?c`), bits, number of dimensions `n`, padding `p` (a byte each), `n` dimensions (8 bytes big-endian each), `p` bytes, then the elements | `%SnakeBridge.Array{}`, its data a sub-binary of the input |
+  | ext 17: kind, bits, `n`, a zero byte, `n` dimensions, the size (8 bytes big-endian), the name of a shared-memory object `/snakebridge-<pid>-r<n>` | `%SnakeBridge.Array{}`, its data a binary over a mapping of the object (taken: unlinked) |
 
       iex> SnakeBridge.Msgpack.decode(<<0x93, 0xD4, 3, 0, 0xD4, 11, "a", 0x01>>)
       {:ok, {:a, 1}}
@@ -110,6 +111,7 @@ defmodule SnakeBridge.Msgpack do
   @term 14
   @array 15
   @shared 16
+  @shared_array 17
 
   @tuple_marker IO.iodata_to_binary(Wire.ext(@tuple, <<0>>))
   @set_marker IO.iodata_to_binary(Wire.ext(@set, <<0>>))
@@ -439,9 +441,11 @@ defmodule SnakeBridge.Msgpack do
     :error, _ -> Wire.fail({:invalid_ext, @term})
   end
 
+  @array_types [{?s, 8}, {?s, 16}, {?s, 32}, {?s, 64}, {?u, 8}, {?u, 16}, {?u, 32}, {?u, 64}] ++
+                 [{?f, 16}, {?f, 32}, {?f, 64}, {?c, 64}, {?c, 128}]
+
   defp ext(@array, <<kind, bits, ndim, pad, dims::binary-size(ndim * 8), _::binary-size(pad), data::binary>>, _h)
-       when {kind, bits} in [{?s, 8}, {?s, 16}, {?s, 32}, {?s, 64}, {?u, 8}, {?u, 16}, {?u, 32}, {?u, 64}] or
-              {kind, bits} in [{?f, 16}, {?f, 32}, {?f, 64}, {?c, 64}, {?c, 128}] do
+       when {kind, bits} in @array_types do
     shape = for <<d::64 <- dims>>, do: d
 
     if Enum.product(shape) * div(bits, 8) == byte_size(data),
@@ -449,10 +453,25 @@ defmodule SnakeBridge.Msgpack do
       else: Wire.fail({:invalid_ext, @array})
   end
 
+  # An array whose elements a worker on this node left in shared memory: the
+  # binary points into the mapping (the object is unlinked as it is taken).
+  defp ext(@shared_array, <<kind, bits, ndim, 0, dims::binary-size(ndim * 8), size::64, name::binary>>, _h)
+       when {kind, bits} in @array_types and byte_size(name) < 64 do
+    shape = for <<d::64 <- dims>>, do: d
+
+    with true <- shared_name?(name),
+         {:ok, data} <- SnakeBridge.Native.shm_take(name, size),
+         true <- Enum.product(shape) * div(bits, 8) == size do
+      %SnakeBridge.Array{data: data, type: {List.to_atom([kind]), bits}, shape: List.to_tuple(shape)}
+    else
+      _ -> Wire.fail({:invalid_ext, @shared_array})
+    end
+  end
+
   defp ext(type, <<0>>, _h) when type in [@tuple, @set], do: Wire.fail(:misplaced_marker)
 
   defp ext(type, _payload, _h)
-       when type in [@handle, @bigint, @tuple, @set, @atom, @array] or type in @date..@datetime,
+       when type in [@handle, @bigint, @tuple, @set, @atom, @array, @shared_array] or type in @date..@datetime,
        do: Wire.fail({:invalid_ext, type})
 
   defp ext(type, _payload, _h), do: Wire.fail({:unknown_ext, type})
@@ -510,4 +529,16 @@ defmodule SnakeBridge.Msgpack do
   end
 
   defp calendar(type, _fields), do: Wire.fail({:invalid_ext, type})
+
+  # "/snakebridge-<os pid>-r<n>", the names workers give shared replies.
+  defp shared_name?("/snakebridge-" <> rest) do
+    case String.split(rest, "-r") do
+      [pid, n] -> digits?(pid) and digits?(n)
+      _ -> false
+    end
+  end
+
+  defp shared_name?(_), do: false
+
+  defp digits?(s), do: s != "" and s |> String.to_charlist() |> Enum.all?(&(&1 in ?0..?9))
 end

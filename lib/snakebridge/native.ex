@@ -27,6 +27,7 @@ defmodule SnakeBridge.Native do
   def port_handle_id(_handle), do: :erlang.nif_error(:nif_not_loaded)
   def kill_port_program(_os_pid), do: :erlang.nif_error(:nif_not_loaded)
   def shm_write(_name, _binary), do: :erlang.nif_error(:nif_not_loaded)
+  def shm_take(_name, _size), do: :erlang.nif_error(:nif_not_loaded)
   def shm_unlink(_name), do: :erlang.nif_error(:nif_not_loaded)
   def shm_clean(_prefix), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -326,6 +326,8 @@ defmodule SnakeBridge.Worker do
             if from do
               Process.demonitor(mon, [:flush])
               send(ref, {ref, {:frame, frame, self()}})
+            else
+              dropped(frame)
             end
 
             callers = if mon, do: Map.delete(state.callers, mon), else: state.callers
@@ -369,6 +371,17 @@ defmodule SnakeBridge.Worker do
     crash(state, if(reason == {:shutdown, :recycled}, do: reason, else: :worker_stopped))
     close(state.port)
     forget_shared(state.os_pid)
+    :ok
+  end
+
+  # The reply of a request whose caller gave up: the arrays its program left
+  # in shared memory for it (docs/protocol.md, "Shared bytes") are taken
+  # here, so that nothing stays in /dev/shm (decoding takes each, the
+  # garbage collector unmaps it).
+  defp dropped(frame) do
+    if :binary.match(frame, "/snakebridge-") != :nomatch,
+      do: Msgpack.decode(frame, handle: SnakeBridge.Backend.PortWorker.handles(self()))
+
     :ok
   end
 

@@ -98,6 +98,49 @@ defmodule SnakeBridge.SharedBytesTest do
     assert leftovers(os_pid) == []
   end
 
+  describe "replies (to_array, to_columns)" do
+    test "a 4 MiB array comes back as Python has it, and stays readable once the object is gone",
+         %{o: o, os_pid: os_pid} do
+      x = SnakeBridge.eval!("__import__('numpy').arange(1 << 19, dtype='float64') * 1.5", %{}, o ++ [return: :ref])
+      expected = SnakeBridge.eval!("x.tobytes()", %{"x" => x}, o)
+      assert {:ok, %Array{type: {:f, 64}, shape: {524_288}} = a} = SnakeBridge.to_array(x)
+      assert leftovers(os_pid) == []
+      # Dropped in the worker; the binary maps its own copy of the bytes.
+      SnakeBridge.exec!("del x", %{"x" => x}, o)
+      :erlang.garbage_collect()
+      assert a.data == expected
+    end
+
+    test "a DataFrame's large numeric column", %{o: o, os_pid: os_pid} do
+      df =
+        SnakeBridge.eval!(
+          "__import__('pandas').DataFrame({'a': range(1 << 18), 'b': ['x'] * (1 << 18)})",
+          %{},
+          o ++ [return: :ref]
+        )
+
+      assert {:ok, %{"a" => %Array{shape: {262_144}} = a, "b" => b}} = SnakeBridge.to_columns(df)
+      assert Enum.take(Array.to_flat_list(a), 3) == [0, 1, 2] and List.last(Array.to_flat_list(a)) == 262_143
+      assert length(b) == 262_144
+      assert leftovers(os_pid) == []
+    end
+
+    test "the array of a caller that gave up is taken by the worker", %{o: o, os_pid: os_pid} do
+      # Transposed: made contiguous by numpy in C (tens of milliseconds for
+      # 64 MiB, no bytecode to interrupt), so the reply comes after the cancel.
+      x = SnakeBridge.eval!("__import__('numpy').ones((4096, 2048)).T", %{}, o ++ [return: :ref])
+
+      for _ <- 1..3 do
+        assert {:error, %SnakeBridge.TimeoutError{}} = SnakeBridge.to_array(x, timeout: 2)
+      end
+
+      assert wait_until(3_000, fn -> leftovers(os_pid) == [] end)
+      # The worker goes on.
+      assert {:ok, %Array{shape: {2048, 4096}}} = SnakeBridge.to_array(x)
+      assert leftovers(os_pid) == []
+    end
+  end
+
   test "names other than /snakebridge-<pid>-<n> are refused by the NIF" do
     for name <- ["/etc-passwd", "/snakebridge-../x", "snakebridge-1-2", "/snakebridge-1-2/3"] do
       assert_raise ArgumentError, fn -> SnakeBridge.Native.shm_write(name, "x") end

@@ -346,11 +346,18 @@ defmodule SnakeBridge.Backend.PortWorker do
     elements =
       case elements(request, Atom.to_string(mode)) do
         ["stats"] = stats -> stats
+        [op | args] when node(worker) == node() -> shared_replies([op, key | args])
         [op | args] -> [op, key | args]
       end
 
     {length(elements), Enum.map(elements, &Msgpack.encode(&1, handle_id: handle_id))}
   end
+
+  # A caller on the worker's node takes large arrays of a reply through shared
+  # memory (docs/protocol.md, "Shared bytes"): the request's last element.
+  defp shared_replies(["to_array" | _] = elements), do: elements ++ [nil, true]
+  defp shared_replies(["to_columns" | _] = elements), do: elements ++ [true]
+  defp shared_replies(elements), do: elements
 
   defp elements(request, mode) do
     case request do
