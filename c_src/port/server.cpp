@@ -466,8 +466,11 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
       // A frame states its length in 4 bytes: a larger reply cannot be sent
       // (written anyway, its length would wrap and the client would read the
       // rest of the stream as garbage). Refused as Python would refuse it.
+      // (Arrays sent through shared memory count too: the limit bounds what a
+      // reply brings to the BEAM, SNAKEBRIDGE_MAX_REPLY_BYTES included.)
       size_t total = reply.size();
       for (const Spliced& s : spliced) total += s.size;
+      for (const SharedOut& s : shared) total += s.size;
       if (total > max_reply_) {
         PyErr_Format(PyExc_OverflowError,
                      "the reply is %zu bytes, more than a port worker can send (%zu): keep the value in the "
