@@ -9,7 +9,6 @@
 #include <erl_nif.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +18,7 @@
 
 #include "shared_bytes.hpp"
 
+#include "../core/shared_memory.hpp"
 #include "atoms.hpp"
 #include "boundary.hpp"
 
@@ -49,16 +49,8 @@ Term shm_write(ErlNifEnv* env, std::string name, Term data) {
   if (!enif_inspect_binary(env, data.t, &bin)) throw ArgumentError("expected a binary");
   int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) return errno_error(env, errno);
-  size_t done = 0;
-  int err = 0;
   // The size first: tmpfs then refuses at once a size it cannot hold.
-  if (ftruncate(fd, static_cast<off_t>(bin.size)) != 0) err = errno;
-  while (!err && done < bin.size) {
-    ssize_t n = pwrite(fd, bin.data + done, bin.size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) err = n < 0 ? errno : EIO;
-    else done += static_cast<size_t>(n);
-  }
+  int err = ftruncate(fd, static_cast<off_t>(bin.size)) != 0 ? errno : write_all(fd, reinterpret_cast<const char*>(bin.data), bin.size);
   close(fd);
   if (err) {
     shm_unlink(name.c_str());
@@ -125,18 +117,8 @@ void mapping_dtor(ErlNifEnv*, void* p) {
 // of it (it is read once); the binary points into the mapping, no copy.
 Term shm_take(ErlNifEnv* env, std::string name, uint64_t size) {
   if (!reply_name(name)) throw ArgumentError("expected a shared-bytes name \"/snakebridge-<os pid>-r<n>\"");
-  int fd = shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
-  int err = fd < 0 ? errno : 0;
-  shm_unlink(name.c_str());
-  struct stat st {};
-  if (!err && fstat(fd, &st) != 0) err = errno;
-  if (!err && static_cast<uint64_t>(st.st_size) != size) err = EBADMSG;
   void* data = nullptr;
-  if (!err && size > 0) {
-    data = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (data == MAP_FAILED) err = errno, data = nullptr;
-  }
-  if (fd >= 0) close(fd);
+  int err = take_shared(name, size, &data);
   if (err == EBADMSG) return enif_make_tuple2(env, atoms.error, enif_make_atom(env, "size"));
   if (err) return errno_error(env, err);
   if (size == 0) {

@@ -1,14 +1,13 @@
 #include "msgpack_reader.hpp"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
 
 #include "../core/request.hpp"
+#include "../core/shared_memory.hpp"
 #include "framing.hpp"
 #include "handles.hpp"
 
@@ -148,24 +147,13 @@ std::shared_ptr<MsgpackReader::Mapping> MsgpackReader::shared(Value o) {
     PyErr_Format(PyExc_OSError, "shared bytes %s: not a name this worker reads", name.c_str());
     throw_python_error();
   }
-  int fd = shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
-  int err = fd < 0 ? errno : 0;
-  shm_unlink(name.c_str());  // mapped or not, it is read once
   auto m = std::make_shared<Mapping>();
-  struct stat st {};
-  if (!err && fstat(fd, &st) != 0) err = errno;
-  if (!err && static_cast<uint64_t>(st.st_size) != size) err = EBADMSG;
-  if (!err && size > 0) {
-    void* data = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (data == MAP_FAILED) err = errno;
-    else m->data = data, m->size = size;
-  }
-  if (fd >= 0) close(fd);
-  if (err) {
+  if (int err = take_shared(name, size, &m->data)) {
     errno = err;
     PyErr_SetFromErrnoWithFilename(PyExc_OSError, name.c_str());
     throw_python_error();
   }
+  m->size = size;
   shared_.emplace(o, m);
   return m;
 }

@@ -13,6 +13,7 @@
 
 #include "../core/errors.hpp"
 #include "../core/interpreter.hpp"
+#include "../core/shared_memory.hpp"
 #include "handles.hpp"
 #include "msgpack_reader.hpp"
 
@@ -144,14 +145,7 @@ bool MsgpackSink::share(PyObject* owner, const char* data, size_t n, std::string
 
 void write_shared_arrays(std::vector<SharedOut>& shared) {
   for (SharedOut& s : shared) {
-    size_t done = 0;
-    while (done < s.size) {
-      ssize_t w = pwrite(s.fd, s.data + done, s.size - done, static_cast<off_t>(done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      done += static_cast<size_t>(w);
-    }
-    if (done < s.size) shm_unlink(s.name.c_str());
+    if (write_all(s.fd, s.data, s.size) != 0) shm_unlink(s.name.c_str());
     close(s.fd);
     release_later(s.owner);
   }
