@@ -4,6 +4,8 @@
 # answered directly and through a middleman process as a worker's replies are.
 #
 #     MIX_ENV=prod mix run bench/floor.exs
+Code.require_file("support/timing.exs", __DIR__)
+
 dir = Path.join(System.tmp_dir!(), "snakebridge_floor_#{System.unique_integer([:positive])}")
 File.mkdir_p!(dir)
 src = Path.expand("floor", __DIR__)
@@ -24,21 +26,7 @@ defmodule Floor.Middleman do
   end
 end
 
-median = fn samples -> Enum.at(Enum.sort(samples), div(length(samples), 2)) / 1000 end
-
-time = fn f ->
-  for _ <- 1..2_000, do: f.()
-
-  median.(
-    for _ <- 1..20_000,
-        do:
-          (fn ->
-             t0 = System.monotonic_time(:nanosecond)
-             f.()
-             System.monotonic_time(:nanosecond) - t0
-           end).()
-  )
-end
+time = fn f -> BenchTiming.median_us(f, 20_000, 2_000) end
 
 for spin <- ["0", "100"] do
   opts = [:binary, {:packet, 4}, {:env, [{~c"SPIN_US", String.to_charlist(spin)}]}]

@@ -5,6 +5,8 @@
 # (two bursts) and of 2 (calls/s).
 #
 #     MIX_ENV=prod mix run bench/pool_concurrency.exs
+Code.require_file("support/timing.exs", __DIR__)
+
 defmodule PoolConcurrency do
   def with_pool(size, fun) do
     name = :"pool_concurrency_#{size}"
@@ -28,20 +30,7 @@ defmodule PoolConcurrency do
     end
   end
 
-  def median_us(f, n) do
-    for _ <- 1..div(n, 5), do: f.()
-
-    samples =
-      for _ <- 1..n,
-          do:
-            (fn ->
-               t0 = System.monotonic_time(:nanosecond)
-               f.()
-               System.monotonic_time(:nanosecond) - t0
-             end).()
-
-    Float.round(Enum.at(Enum.sort(samples), div(n, 2)) / 1000, 1)
-  end
+  def median_us(f, n), do: Float.round(BenchTiming.median_us(f, n, div(n, 5)), 1)
 
   def burst(backend, callers, per) do
     f = fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: backend) end
