@@ -234,7 +234,10 @@ defmodule SnakeBridge.Worker do
     # Batched: one frame for the handles collected since the last one.
     if state.releases == [], do: Process.send_after(self(), :flush_releases, @release_batch_ms)
     state = %{state | releases: [id | state.releases], release_count: state.release_count + 1}
-    if state.release_count >= @release_batch, do: {:noreply, flush_releases(state)}, else: {:noreply, state}
+    # One early flush when the batch is full; if the pipe is busy then, the
+    # retry timer it sets takes the rest (not one write, and one timer, per
+    # further release).
+    if state.release_count == @release_batch, do: {:noreply, flush_releases(state)}, else: {:noreply, state}
   end
 
   def handle_info(:flush_releases, state), do: {:noreply, flush_releases(state)}
