@@ -59,6 +59,20 @@ struct UnknownObject : std::exception {
   const char* what() const noexcept override { return "unknown object"; }
 };
 
+// GIL held. A call of `callable` found already, with its arguments converted.
+template <class Reader>
+Request call_request(Reader& r, PyRef callable, typename Reader::Value args, typename Reader::Value kwargs,
+                     ReturnMode mode) {
+  FromElixir<Reader> b(r);
+  Request q;
+  q.op = Op::Call;
+  q.mode = mode;
+  q.target = std::move(callable);
+  q.args = b.args(args);
+  q.kwargs = b.kwargs(kwargs);
+  return q;
+}
+
 // GIL held. Resolves targets (importing modules) and converts every argument;
 // throws Refusal, BadRequest, UnknownObject or PythonException. The order is
 // the user's: the target and the attribute are looked up before arguments are
@@ -85,10 +99,7 @@ Request build_request(Reader& r, const WireRequest<typename Reader::Value>& w) {
     case Op::Call: {
       PyRef t = target(w.target);
       std::string name = r.kind(w.name) == WireKind::Nil ? std::string() : b.text(w.name, "the function name");
-      q.target = name.empty() ? t : get_path(t.get(), name);
-      q.args = b.args(w.args);
-      q.kwargs = b.kwargs(w.kwargs);
-      break;
+      return call_request(r, name.empty() ? t : get_path(t.get(), name), w.args, w.kwargs, w.mode);
     }
     case Op::GetAttr:
     case Op::SetAttr:

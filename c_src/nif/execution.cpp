@@ -87,24 +87,40 @@ bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireR
   return false;
 }
 
-ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* w) {
+namespace {
+
+// GIL held. Runs the request `build` makes: the one place where a failure
+// becomes the BEAM's {:error, reason}.
+template <class Build>
+ERL_NIF_TERM run_built(ErlNifEnv* env, Build build) {
   ERL_NIF_TERM reply;
   try {
-    if (!w) throw BadRequest("malformed SnakeBridge request");
     TermReader reader(env);
-    Request q = build_request(reader, *w);
+    Request q = build(reader);
     Outcome out = execute(q);
     TermSink sink(env);
     emit_outcome(sink, out, q.mode);
     reply = enif_make_tuple2(env, atoms.ok, sink.take());
   } catch (...) {
-    // The one place where a failure becomes the BEAM's {:error, reason}.
     TermSink sink(env);
     emit_current_failure(sink, [&](const Refusal& e) { sink.term(refusal_term(env, e)); });
     reply = enif_make_tuple2(env, atoms.error, sink.take());
   }
   if (PyErr_Occurred()) PyErr_Clear();  // never return to the BEAM with one pending
   return reply;
+}
+
+}  // namespace
+
+ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* w) {
+  return run_built(env, [&](TermReader& reader) {
+    if (!w) throw BadRequest("malformed SnakeBridge request");
+    return build_request(reader, *w);
+  });
+}
+
+ERL_NIF_TERM run_call(ErlNifEnv* env, PyObject* callable, ERL_NIF_TERM args, ERL_NIF_TERM kwargs, ReturnMode mode) {
+  return run_built(env, [&](TermReader& reader) { return call_request(reader, PyRef::borrow(callable), args, kwargs, mode); });
 }
 
 }  // namespace sb::nif

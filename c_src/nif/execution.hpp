@@ -18,4 +18,7 @@ bool decode_request(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, WireR
 // refused) is a bad request.
 ERL_NIF_TERM run_request(ErlNifEnv* env, const WireRequest<ERL_NIF_TERM>* request);
 
+// GIL held. callable(*args, **kwargs), args and kwargs as in a call request.
+ERL_NIF_TERM run_call(ErlNifEnv* env, PyObject* callable, ERL_NIF_TERM args, ERL_NIF_TERM kwargs, ReturnMode mode);
+
 }  // namespace sb::nif

@@ -15,6 +15,7 @@
 #include "decoders.hpp"
 #include "execution.hpp"
 #include "python_output.hpp"
+#include "thread_free.hpp"
 
 namespace sb::nif {
 
@@ -238,6 +239,15 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   if (!interpreter_ready()) return enif_make_tuple2(env, atoms.error, atoms.not_started);
   PythonThread* thread = binding->thread;
 
+  // A call that cannot tell which thread runs it (a math function given
+  // numbers) runs right here when nothing else is in Python and the process
+  // has nothing queued on its thread (thread_free.hpp).
+  ERL_NIF_TERM reply;
+  if (g_wait_for_quick.load(std::memory_order_relaxed) && thread->queued() == 0 &&
+      PythonThreads::instance().busy() == 0 && run_thread_free(env, request, mode, &reply)) {
+    return reply;
+  }
+
   Job* job = binding->spare.exchange(nullptr, std::memory_order_acq_rel);
   if (job == nullptr) {
     job = static_cast<Job*>(enif_alloc_resource(g_job_type, sizeof(Job)));
@@ -275,7 +285,7 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   thread->submit([job] { run_job(job); });
 
   if (wait && wait_for_reply(job)) {
-    ERL_NIF_TERM reply = enif_make_copy(env, job->reply);
+    reply = enif_make_copy(env, job->reply);
     if (job->wrote) {
       int arity;
       const ERL_NIF_TERM* items;

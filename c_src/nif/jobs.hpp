@@ -1,5 +1,6 @@
 // Where an in-process request runs: on the calling Elixir process's own Python
-// thread (core/python_threads.hpp), never on a BEAM scheduler. The scheduler
+// thread (core/python_threads.hpp), not on a BEAM scheduler (the one exception,
+// calls that cannot tell which thread runs them: thread_free.hpp). The scheduler
 // hands the request over and, when the thread is awake and the process's recent
 // requests were quick, waits a few microseconds for the reply and returns it
 // itself; otherwise the thread replies with a message. See docs/backends.md,

@@ -16,6 +16,7 @@
 #include "port_handle.hpp"
 #include "shared_bytes.hpp"
 #include "python_output.hpp"
+#include "thread_free.hpp"
 
 #ifndef SNAKEBRIDGE_LIBPYTHON
 #define SNAKEBRIDGE_LIBPYTHON ""
@@ -55,16 +56,18 @@ Term init(ErlNifEnv* env, InitOptions o) {
   return atoms.ok;
 }
 
-// stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads, wedged_calls}
+// stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads, wedged_calls,
+//              scheduler_calls}
 Term stats(ErlNifEnv* env) {
   PythonThreads& threads = PythonThreads::instance();
-  ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads,     atoms.bound_processes,
-                         atoms.busy_threads,     atoms.max_threads, atoms.wedged_calls};
+  ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads,     atoms.bound_processes, atoms.busy_threads,
+                         atoms.max_threads,      atoms.wedged_calls, atoms.scheduler_calls};
   ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, threads.count()),
                            enif_make_uint64(env, threads.callers()),  enif_make_int(env, threads.busy()),
-                           enif_make_uint64(env, threads.max()),      enif_make_uint64(env, wedged_calls())};
+                           enif_make_uint64(env, threads.max()),      enif_make_uint64(env, wedged_calls()),
+                           enif_make_uint64(env, thread_free_calls())};
   ERL_NIF_TERM map;
-  enif_make_map_from_arrays(env, keys, values, 6, &map);
+  enif_make_map_from_arrays(env, keys, values, 7, &map);
   return map;
 }
 
