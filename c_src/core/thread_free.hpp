@@ -16,6 +16,9 @@
 #include <cstddef>
 #include <string_view>
 
+#include "from_elixir.hpp"
+#include "request.hpp"
+
 namespace sb {
 
 // How many arguments (and items of a list argument) such a call may have,
@@ -28,6 +31,72 @@ constexpr unsigned kThreadFreeMaxKwargs = 4;
 // of at most kThreadFreeMaxItems numbers, and thread_free_function must find a
 // C function.
 bool thread_free_name(std::string_view module, std::string_view name);
+
+// Whether a call request may be such a call, from its terms alone (no GIL):
+// the module and function names (thread_free_name), and arguments that are
+// numbers (floats, integers within 64 bits) or lists of at most
+// kThreadFreeMaxItems numbers, keyword arguments (a keyword list or a map) at
+// most kThreadFreeMaxKwargs names given numbers. Either front end's reader.
+template <class Reader>
+bool thread_free_call(Reader& r, const WireRequest<typename Reader::Value>& w) {
+  using V = typename Reader::Value;
+  auto text = [&](V v, std::string_view* out) {
+    WireKind k = r.kind(v);
+    if (k != WireKind::Atom && k != WireKind::Binary) return false;
+    *out = r.text(v);
+    return true;
+  };
+  auto number = [&](V v) {
+    int64_t i;
+    WireKind k = r.kind(v);
+    return k == WireKind::Float || (k == WireKind::Integer && r.int64(v, &i));
+  };
+  auto short_list = [&](V v, size_t most) {
+    size_t n;
+    return r.kind(v) == WireKind::List && r.length(v, &n) && n <= most;
+  };
+  auto numbers = [&](V v) {
+    bool ok = short_list(v, kThreadFreeMaxItems);
+    if (ok) r.each_item(v, [&](V item) { ok = ok && number(item); });
+    return ok;
+  };
+  std::string_view module, name;
+  if (w.op != Op::Call || !text(w.target, &module) || !text(w.name, &name) || !thread_free_name(module, name)) {
+    return false;
+  }
+  bool ok = short_list(w.args, kThreadFreeMaxItems);
+  if (ok) r.each_item(w.args, [&](V item) { ok = ok && (number(item) || numbers(item)); });
+  if (!ok) return false;
+  auto named_number = [&](V key, V value) {
+    WireKind k = r.kind(key);
+    ok = ok && (k == WireKind::Atom || k == WireKind::Binary) && number(value);
+  };
+  size_t n;
+  switch (r.kind(w.kwargs)) {
+    case WireKind::Nil:
+      return true;
+    case WireKind::Map:
+      if (!r.length(w.kwargs, &n) || n > kThreadFreeMaxKwargs) return false;
+      r.each_entry(w.kwargs, named_number);
+      return ok;
+    case WireKind::List:
+      if (!short_list(w.kwargs, kThreadFreeMaxKwargs)) return false;
+      r.each_item(w.kwargs, [&](V pair) {
+        size_t two;
+        if (!ok || r.kind(pair) != WireKind::Tuple || !r.length(pair, &two) || two != 2) {
+          ok = false;
+          return;
+        }
+        V kv[2];
+        size_t i = 0;
+        r.each_item(pair, [&](V item) { kv[i++] = item; });
+        named_number(kv[0], kv[1]);
+      });
+      return ok;
+    default:
+      return false;
+  }
+}
 
 // GIL held. The C function `name` of the extension module `module`, already
 // imported (borrowed), or null. Nothing is imported (an import runs Python

@@ -21,6 +21,8 @@
 #include "../core/stdio.hpp"
 #include "../core/python_threads.hpp"
 #include "../core/executor.hpp"
+#include "../core/gil_probe.h"
+#include "../core/thread_free.hpp"
 #include "framing.hpp"
 #include "handles.hpp"
 #include "msgpack_sink.hpp"
@@ -367,7 +369,9 @@ void Server::on_frame(Frame frame) {
     for (std::string line; std::getline(status, line);) {
       if (line.rfind("VmRSS:", 0) == 0) rss_kb = std::stol(line.substr(6));
     }
-    pk.pack_map(4);
+    pk.pack_map(5);
+    pk.pack(std::string("answered_here"));
+    pk.pack_uint64(answered_here_.load(std::memory_order_relaxed));
     pk.pack(std::string("handles"));
     pk.pack_uint64(handles().size());
     pk.pack(std::string("requests"));
@@ -404,7 +408,10 @@ void Server::on_frame(Frame frame) {
   request->shared_replies = (request->wire.op == Op::ToArray || request->wire.op == Op::ToColumns) && a.size > 6 &&
                             a.ptr[6].type == msgpack::type::BOOLEAN && a.ptr[6].via.boolean;
   // Every request of one caller runs on the caller's thread, in arrival order
-  // (core/python_threads.hpp); the I/O thread only hands it over.
+  // (core/python_threads.hpp); the I/O thread only hands it over. Except a
+  // call that cannot tell which thread runs it (core/thread_free.hpp): when
+  // nothing else is in Python and its caller has nothing queued, the thread
+  // that read it answers it, with no hand-over.
   PythonThread* thread = thread_for(a.ptr[2].via.u64);
   auto running = std::make_shared<Running>();
   {
@@ -413,6 +420,7 @@ void Server::on_frame(Frame frame) {
     else running_[id] = running;
   }
   if (!running) return send_error(id, "stopping", "the worker is stopping; the request did not run");
+  if (thread->queued() == 0 && answer_here(id, *request, *running)) return;
   thread->submit([this, id, request, running] { run(id, request, running); });
 }
 
@@ -437,69 +445,101 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
   int queued = Running::kQueued;
   if (!running->phase.compare_exchange_strong(queued, Running::kStarted)) return;  // cancelled, answered
   running->tstate.store(this_thread_state());
-  msgpack::sbuffer reply;
-  std::vector<Spliced> spliced;  // large arrays of the reply, written from their own memory
-  std::vector<SharedOut> shared;  // or through shared memory, for a caller on this machine
+  Reply out;
   GilTurn turn([&] { return running->interrupted.load(); });
   if (!turn.ok()) {
     // Cancelled while waiting for its turn: it never ran (the client drops
     // the reply of a request it cancelled).
     running->finished = true;
-    pack_cancelled(reply, id);
+    pack_cancelled(out.body, id);
   } else {
     Gil gil;
     turn.done();
     clear_interrupt();
-    uint64_t outer_request = std::exchange(t_request, id);
-    CurrentRequest current(running.get());
-    Packer pk(reply);
-    std::vector<uint64_t> made;  // handles of the reply, until it is complete
-    try {
-      InterruptibleScope interruptible;
-      MsgpackReader reader;
-      Request q = build_request(reader, request->wire);
-      Outcome out = execute(q);
-      reply_ok_header(pk, id);
-      MsgpackSink sink(pk, &made, &reply, &spliced);
-      if (request->shared_replies) sink.share_large_arrays(&shared);
-      emit_outcome(sink, out, q.mode);
-      // A frame states its length in 4 bytes: a larger reply cannot be sent
-      // (written anyway, its length would wrap and the client would read the
-      // rest of the stream as garbage). Refused as Python would refuse it.
-      // (Arrays sent through shared memory count too: the limit bounds what a
-      // reply brings to the BEAM, SNAKEBRIDGE_MAX_REPLY_BYTES included.)
-      size_t total = reply.size();
-      for (const Spliced& s : spliced) total += s.size;
-      for (const SharedOut& s : shared) total += s.size;
-      if (total > max_reply_) {
-        PyErr_Format(PyExc_OverflowError,
-                     "the reply is %zu bytes, more than a port worker can send (%zu): keep the value in the "
-                     "worker (return: :ref) and take it in parts, or call it in-process",
-                     total, max_reply_);
-        throw_python_error();
-      }
-    } catch (...) {
-      // The one place where a failure becomes the port's [id, "error", reason].
-      // A reply abandoned half way never reaches the client: the handles made
-      // for it would never be released.
-      for (uint64_t h : made) handles().release(h);
-      for (const Spliced& s : spliced) Py_DECREF(s.owner);
-      spliced.clear();
-      discard_shared_arrays(shared);
-      reply.clear();
-      reply_header(pk, id, "error");
-      MsgpackSink sink(pk);
-      emit_current_failure(sink, [&](const Refusal& e) { pack_refusal(pk, e); });
-    }
-    if (PyErr_Occurred()) PyErr_Clear();
-    t_request = outer_request;
-    running->finished = true;
+    respond(id, *request, *running, &out);
   }
+  deliver(id, out);
+}
+
+bool Server::answer_here(uint64_t id, const Incoming& request, Running& running) {
+  MsgpackReader reader;
+  if (!thread_free_call(reader, request.wire)) return false;
+  // Nothing else in Python (a Python thread reading the pipe between its
+  // caller's requests may hold the GIL itself, kept for the next one), so
+  // taking the GIL here waits for nobody.
+  bool kept = gil_kept();
+  if (PythonThreads::instance().busy() != (kept ? 1 : 0) || (!kept && sb_gil_probe() != SB_GIL_FREE)) return false;
+  Reply out;
+  {
+    Gil gil;
+    if (thread_free_function(reader.text(request.wire.target), reader.text(request.wire.name)) == nullptr) return false;
+    running.phase.store(Running::kStarted);
+    running.tstate.store(this_thread_state());
+    clear_interrupt();
+    respond(id, request, running, &out);
+  }
+  deliver(id, out);
+  answered_here_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+// GIL held.
+void Server::respond(uint64_t id, const Incoming& request, Running& running, Reply* out) {
+  msgpack::sbuffer& reply = out->body;
+  std::vector<Spliced>& spliced = out->spliced;
+  std::vector<SharedOut>& shared = out->shared;
+  uint64_t outer_request = std::exchange(t_request, id);
+  CurrentRequest current(&running);
+  Packer pk(reply);
+  std::vector<uint64_t> made;  // handles of the reply, until it is complete
+  try {
+    InterruptibleScope interruptible;
+    MsgpackReader reader;
+    Request q = build_request(reader, request.wire);
+    Outcome result = execute(q);
+    reply_ok_header(pk, id);
+    MsgpackSink sink(pk, &made, &reply, &spliced);
+    if (request.shared_replies) sink.share_large_arrays(&shared);
+    emit_outcome(sink, result, q.mode);
+    // A frame states its length in 4 bytes: a larger reply cannot be sent
+    // (written anyway, its length would wrap and the client would read the
+    // rest of the stream as garbage). Refused as Python would refuse it.
+    // (Arrays sent through shared memory count too: the limit bounds what a
+    // reply brings to the BEAM, SNAKEBRIDGE_MAX_REPLY_BYTES included.)
+    size_t total = reply.size();
+    for (const Spliced& s : spliced) total += s.size;
+    for (const SharedOut& s : shared) total += s.size;
+    if (total > max_reply_) {
+      PyErr_Format(PyExc_OverflowError,
+                   "the reply is %zu bytes, more than a port worker can send (%zu): keep the value in the "
+                   "worker (return: :ref) and take it in parts, or call it in-process",
+                   total, max_reply_);
+      throw_python_error();
+    }
+  } catch (...) {
+    // The one place where a failure becomes the port's [id, "error", reason].
+    // A reply abandoned half way never reaches the client: the handles made
+    // for it would never be released.
+    for (uint64_t h : made) handles().release(h);
+    for (const Spliced& s : spliced) Py_DECREF(s.owner);
+    spliced.clear();
+    discard_shared_arrays(shared);
+    reply.clear();
+    reply_header(pk, id, "error");
+    MsgpackSink sink(pk);
+    emit_current_failure(sink, [&](const Refusal& e) { pack_refusal(pk, e); });
+  }
+  if (PyErr_Occurred()) PyErr_Clear();
+  t_request = outer_request;
+  running.finished = true;
+}
+
+void Server::deliver(uint64_t id, Reply& out) {
   // The reply goes out before the request leaves running_: a "drained" reply
   // sent by whichever request finishes last then always follows every reply.
   // The shared objects are filled before the reply naming them goes out.
-  write_shared_arrays(shared);
-  send_reply(reply, spliced);
+  write_shared_arrays(out.shared);
+  send_reply(out.body, out.spliced);
   finished(id);
   // Objects the client let go of (and the arrays this reply was written
   // from) are dropped once the caller has its reply, not before: their

@@ -57,8 +57,24 @@ class Server {
     bool shared_replies = false;
   };
 
+  // A reply being made: its body, and the arrays that go with it.
+  struct Reply {
+    msgpack::sbuffer body;
+    std::vector<Spliced> spliced;  // large arrays, written from their own memory
+    std::vector<SharedOut> shared;  // or through shared memory, for a caller on this machine
+  };
+
   void write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced);
+  // On the caller's thread: takes its turn and the GIL, responds, delivers.
   void run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running);
+  // On the thread that read the request: runs it there and true when it
+  // cannot tell which thread runs it and nothing else is in Python; false
+  // (nothing done) otherwise.
+  bool answer_here(uint64_t id, const Incoming& request, Running& running);
+  // GIL held: runs the request and makes its reply (or error).
+  void respond(uint64_t id, const Incoming& request, Running& running, Reply* out);
+  // Sends the reply; the request is over.
+  void deliver(uint64_t id, Reply& out);
   void cancel(uint64_t id);
   void reply_drained(uint64_t id);
   // The request leaves running_ (its reply sent); a pending drain may answer.
@@ -78,6 +94,7 @@ class Server {
   uint64_t drain_reply_id_ = 0;  // under running_mu_: answered once nothing is in flight
   std::mutex threads_mu_;
   std::unordered_map<uint64_t, PythonThread*> threads_;
+  std::atomic<uint64_t> answered_here_{0};  // requests answer_here ran (stats)
 };
 
 // The emit function of sys.stdout/sys.stderr (core/stdio.hpp): `output` frames

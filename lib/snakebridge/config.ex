@@ -43,7 +43,9 @@ defmodule SnakeBridge.Config do
     * `config :snakebridge, fast_path: true` (boolean, default `true`) — let
       the calling scheduler wait a few microseconds for the reply of a call it
       expects to be quick (the process's last call was), instead of waiting in
-      `receive`.
+      `receive`, and run itself the calls that cannot tell which thread runs
+      them (a C function of `math` or `cmath` given numbers; see
+      `docs/backends.md`, "Calls that run where they arrive").
     * `config :snakebridge, thread_spin_us: 50` (integer from 0 to 4294967295,
       default 50) — how long a thread that just finished a call polls for the
       next one before it sleeps (0: sleep at once; a sleeping thread takes

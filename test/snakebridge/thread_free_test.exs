@@ -150,4 +150,65 @@ defmodule SnakeBridge.ThreadFreeTest do
     assert {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0])
     assert scheduler_calls() == before + 1
   end
+
+  describe "through a port worker" do
+    setup do
+      name = :"thread_free_pool_#{System.unique_integer([:positive])}"
+      start_supervised!({SnakeBridge.Pool, name: name, size: 1})
+      [{worker, _node}] = SnakeBridge.Pool.workers(name)
+      o = [backend: {:pool, name}]
+      {:ok, _} = SnakeBridge.exec("import math, cmath", %{}, o)
+      %{o: o, worker: worker}
+    end
+
+    defp answered_here(worker) do
+      {:ok, %{"answered_here" => n}} = SnakeBridge.Runtime.run({:stats}, backend: {:worker, worker}, timeout: 5_000)
+      n
+    end
+
+    defp worker_thread(o, expr), do: SnakeBridge.eval("(lambda math: #{expr})(__import__('math'))", %{}, o)
+
+    test "the thread that reads a math call answers it, with the caller's thread's result", %{o: o, worker: worker} do
+      before = answered_here(worker)
+
+      for x <- 1..20 do
+        assert SnakeBridge.call("math", "sqrt", [x * 1.0], [], o) == worker_thread(o, "math.sqrt(#{x}.0)")
+      end
+
+      assert SnakeBridge.call("math", "isclose", [1.0, 1.001], [rel_tol: 0.01], o) ==
+               worker_thread(o, "math.isclose(1.0, 1.001, rel_tol=0.01)")
+
+      assert {:error, %SnakeBridge.PythonError{type: "ValueError"}} = SnakeBridge.call("math", "sqrt", [-1.0], [], o)
+      # Each call follows an eval, whose thread may still keep the GIL for a
+      # few microseconds: most calls, not necessarily all, are answered here.
+      assert answered_here(worker) > before
+    end
+
+    test "while another caller's request is in Python, math calls go to their caller's thread", %{o: o, worker: worker} do
+      busy = Task.async(fn -> SnakeBridge.call("time", "sleep", [1.5], [], o) end)
+      Process.sleep(100)
+      before = answered_here(worker)
+      results = for x <- 1..5, do: SnakeBridge.call("math", "sqrt", [x * 1.0], [], o)
+      assert answered_here(worker) == before
+      assert {:ok, nil} = Task.await(busy, 10_000)
+      assert results == for(x <- 1..5, do: worker_thread(o, "math.sqrt(#{x}.0)"))
+    end
+
+    test "a Python function in math's place runs on the caller's thread", %{o: o, worker: worker} do
+      thread = SnakeBridge.eval!("__import__('threading').get_ident()", %{}, o)
+      SnakeBridge.exec!("import math, threading\nmath.sqrt = lambda x: threading.get_ident()", %{}, o)
+      before = answered_here(worker)
+      for _ <- 1..5, do: assert({:ok, ^thread} = SnakeBridge.call("math", "sqrt", [2.0], [], o))
+      assert answered_here(worker) == before
+    end
+
+    test "other calls go to the caller's thread", %{o: o, worker: worker} do
+      before = answered_here(worker)
+      assert {:ok, 2_432_902_008_176_640_000} == SnakeBridge.call("math", "factorial", [20], [], o)
+      assert {:ok, 1} == SnakeBridge.call("math", "gcd", [2 ** 70, 3], [], o)
+      assert {:ok, "[1]"} == SnakeBridge.call("json", "dumps", [[1]], [], o)
+      assert {:error, %SnakeBridge.PythonError{type: "TypeError"}} = SnakeBridge.call("math", "sqrt", ["4"], [], o)
+      assert answered_here(worker) == before
+    end
+  end
 end
