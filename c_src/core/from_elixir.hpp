@@ -32,6 +32,7 @@
 
 #include "arrays.hpp"
 #include "errors.hpp"
+#include "prebuilt_bytes.hpp"
 #include "limits.hpp"
 #include "values.hpp"
 
@@ -216,6 +217,8 @@ class FromElixir {
       }
       case WireKind::Bytes: {
         std::string_view b = r_.text(v);
+        // Made already where the data was (prebuilt_bytes.hpp), for a large one.
+        if (PyObject* made = take_prebuilt_bytes(b.data(), b.size())) return PyRef::steal(made);
         return check(PyBytes_FromStringAndSize(b.data(), static_cast<Py_ssize_t>(b.size())));
       }
       case WireKind::List:

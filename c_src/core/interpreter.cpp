@@ -1,4 +1,5 @@
 #include "interpreter.hpp"
+#include "prebuilt_bytes.hpp"
 
 #include "elixir_terms.hpp"
 
@@ -147,6 +148,7 @@ void start(const InterpreterConfig& cfg) {
                              (st.func ? std::string(st.func) + ": " : "") +
                              (st.err_msg ? st.err_msg : "unknown error"));
   }
+  note_allocators_at_start();
 
   // ERTS ignores SIGCHLD; an ignored SIGCHLD makes the kernel reap children itself,
   // so subprocess's waitpid() fails with ECHILD. The BEAM's own children belong to

@@ -9,12 +9,14 @@
 #include "../core/interpreter.hpp"
 #include "../core/interrupter.hpp"
 #include "../core/interrupts.hpp"
+#include "../core/prebuilt_bytes.hpp"
 #include "../core/python_threads.hpp"
 #include "../core/spin.hpp"
 #include "atoms.hpp"
 #include "decoders.hpp"
 #include "execution.hpp"
 #include "python_output.hpp"
+#include "term_reader.hpp"
 #include "thread_free.hpp"
 
 namespace sb::nif {
@@ -76,12 +78,15 @@ struct Job {
   // (route_callbacks); before that, to the caller.
   ErlNifPid route;
   std::atomic<bool> routed{false};
+  // Large bytes arguments made on the scheduler (core/prebuilt_bytes.hpp).
+  PrebuiltBytes prebuilt;
 };
 
 ErlNifResourceType* g_job_type = nullptr;
 
 void job_dtor(ErlNifEnv*, void* p) {
   auto* job = static_cast<Job*>(p);
+  job->prebuilt.release_rest();
   if (job->env) enif_free_env(job->env);
   if (job->binding) enif_release_resource(job->binding);
   job->~Job();
@@ -95,6 +100,7 @@ thread_local Job* t_job = nullptr;
 void run_job(Job* job) {
   int expected = kQueued;
   if (!job->state.compare_exchange_strong(expected, kRunning)) {
+    job->prebuilt.release_rest();
     enif_release_resource(job);  // cancelled before it started
     return;
   }
@@ -105,6 +111,7 @@ void run_job(Job* job) {
     GilTurn turn([job] { return job->state.load() == kCancelled; });
     if (!turn.ok()) {
       // Cancelled while waiting for its turn: nothing started, no reply wanted.
+      job->prebuilt.release_rest();
       job->target->finished = true;
       enif_release_resource(job);
       return;
@@ -115,6 +122,7 @@ void run_job(Job* job) {
     if (job->state.load() == kCancelled) {
       // Cancelled while this thread waited for the GIL: the interrupt it aimed
       // at us was just cleared, so do not start the work at all.
+      job->prebuilt.release_rest();
       job->target->finished = true;
       enif_release_resource(job);
       return;
@@ -128,7 +136,11 @@ void run_job(Job* job) {
       InterruptibleScope interruptible;
       WireRequest<ERL_NIF_TERM> wire;
       bool decoded = decode_request(job->env, job->request, job->mode, &wire);
-      reply = run_request(job->env, decoded ? &wire : nullptr);
+      {
+        UsePrebuiltBytes prebuilt(&job->prebuilt);
+        reply = run_request(job->env, decoded ? &wire : nullptr);
+      }
+      job->prebuilt.release_rest();
       job->wrote = scope.wrote();
       t_job = outer;
     }
@@ -151,6 +163,29 @@ void run_job(Job* job) {
     drain_released(256);
   }
   enif_release_resource(job);
+}
+
+// Large SnakeBridge.Bytes arguments of a call (the job's copy of them, which
+// the thread will read), made here where their data is (core/prebuilt_bytes.hpp).
+// Returns how many bytes were copied.
+size_t prebuild_bytes(Job* job) {
+  int arity;
+  const ERL_NIF_TERM* a;
+  if (!enif_get_tuple(job->env, job->request, &arity, &a) || arity != 5 || a[0] != atoms.call) return 0;
+  TermReader reader(job->env);
+  size_t total = 0;
+  unsigned seen = 0;
+  ERL_NIF_TERM list = a[3], head;
+  while (seen++ < 16 && enif_get_list_cell(job->env, list, &head, &list)) {
+    if (!enif_is_map(job->env, head) || reader.kind(head) != WireKind::Bytes) continue;
+    std::string_view b = reader.text(head);
+    if (b.size() < kPrebuildLeast || total + b.size() > kPrebuildMost) continue;
+    if (PyObject* made = bytes_without_gil(b.data(), b.size())) {
+      job->prebuilt.add(b.data(), b.size(), made);
+      total += b.size();
+    }
+  }
+  return total;
 }
 
 // Waits on this scheduler for the thread to leave the reply; false when it
@@ -262,6 +297,11 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
     job->target->finished = false;
   }
   job->request = enif_make_copy(job->env, request);
+  if (size_t copied = prebuild_bytes(job)) {
+    // About 1 ms for 4 MiB: counted against this process's timeslice.
+    int percent = static_cast<int>(copied / 40'000);
+    if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+  }
   job->ref = enif_make_ref(job->env);
   enif_self(env, &job->caller);
   job->mode = mode;

@@ -46,10 +46,11 @@ defmodule SnakeBridge.Config do
       `receive`, and run itself the calls that cannot tell which thread runs
       them (a C function of `math` or `cmath` given numbers; see
       `docs/backends.md`, "Calls that run where they arrive").
-    * `config :snakebridge, thread_spin_us: 50` (integer from 0 to 4294967295,
-      default 50) — how long a thread that just finished a call polls for the
+    * `config :snakebridge, thread_spin_us: 200` (integer from 0 to 4294967295,
+      default 200) — how long a thread that just finished a call polls for the
       next one before it sleeps (0: sleep at once; a sleeping thread takes
-      ~20–50 µs to wake on these machines).
+      ~20–50 µs to wake on these machines). At most two threads poll at a
+      time, and each gives its core away to anything else ready to run on it.
     * `config :snakebridge, pools: [[name: MyApp.Python, size: 4]]` (list of
       keyword lists, default `[]`) — port-worker pools started with the
       application, each with the options of `SnakeBridge.Pool`.
@@ -212,7 +213,7 @@ defmodule SnakeBridge.Config do
           [Path.join(to_string(:code.priv_dir(:snakebridge)), "python")],
       pythonpath: System.get_env("PYTHONPATH") || "",
       max_threads: Application.get_env(:snakebridge, :max_python_threads, 128),
-      spin_us: Application.get_env(:snakebridge, :thread_spin_us, 50),
+      spin_us: Application.get_env(:snakebridge, :thread_spin_us, 200),
       fast_path: Application.get_env(:snakebridge, :fast_path, true)
     }
   end
