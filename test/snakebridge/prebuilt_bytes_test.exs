@@ -5,6 +5,8 @@ defmodule SnakeBridge.PrebuiltBytesTest do
   # What Python sees must be what any conversion gives; nothing may leak.
   use ExUnit.Case, async: false
 
+  alias SnakeBridge.Test.Helpers
+
   @moduletag timeout: 60_000
 
   setup_all do
@@ -31,14 +33,6 @@ defmodule SnakeBridge.PrebuiltBytesTest do
 
   defp expected(bins),
     do: for(b <- bins, do: Base.encode16(:crypto.hash(:sha256, b), case: :lower) <> ":#{byte_size(b)}:bytes")
-
-  defp wait_until(fun, deadline \\ System.monotonic_time(:millisecond) + 10_000) do
-    cond do
-      fun.() -> :ok
-      System.monotonic_time(:millisecond) > deadline -> flunk("condition not reached")
-      true -> Process.sleep(10) && wait_until(fun, deadline)
-    end
-  end
 
   test "large bytes arguments reach Python whole, whatever their number, size and origin", %{fns: fns} do
     mib = :crypto.strong_rand_bytes(1_048_576)
@@ -93,6 +87,6 @@ defmodule SnakeBridge.PrebuiltBytesTest do
                SnakeBridge.call("builtins", "no_such_function", [SnakeBridge.bytes(mib)])
     end
 
-    wait_until(fn -> SnakeBridge.Native.stats().pending_releases == 0 end)
+    assert Helpers.wait_until(10_000, fn -> SnakeBridge.Native.stats().pending_releases == 0 end)
   end
 end

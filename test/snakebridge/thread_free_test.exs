@@ -6,6 +6,8 @@ defmodule SnakeBridge.ThreadFreeTest do
   # Either way the caller gets what the Python thread would give.
   use ExUnit.Case, async: false
 
+  alias SnakeBridge.Test.Helpers
+
   @moduletag timeout: 60_000
 
   defp scheduler_calls, do: SnakeBridge.Native.stats().scheduler_calls
@@ -14,17 +16,9 @@ defmodule SnakeBridge.ThreadFreeTest do
   # takes the scheduler path): the reference every scheduler call must match.
   defp on_thread(expr), do: SnakeBridge.eval("(lambda math: #{expr})(__import__('math'))", %{}, [])
 
-  defp wait_until(fun, deadline \\ System.monotonic_time(:millisecond) + 10_000) do
-    cond do
-      fun.() -> :ok
-      System.monotonic_time(:millisecond) > deadline -> flunk("condition not reached")
-      true -> Process.sleep(5) && wait_until(fun, deadline)
-    end
-  end
-
   # No thread in a call, nor keeping the GIL for its caller's next call (for
   # 10 µs after each call, eval's included).
-  defp settle, do: wait_until(fn -> SnakeBridge.Native.stats().busy_threads == 0 end)
+  defp settle, do: Helpers.await_idle_pool()
 
   setup_all do
     # A module not imported yet is imported on the thread (an import runs
@@ -138,7 +132,7 @@ defmodule SnakeBridge.ThreadFreeTest do
     # Even one that let go of the GIL: its thread may take it back any moment,
     # and a scheduler must never wait for it.
     busy = Task.async(fn -> SnakeBridge.call("time", "sleep", [1.5]) end)
-    wait_until(fn -> SnakeBridge.Native.stats().busy_threads >= 1 end)
+    assert Helpers.wait_until(10_000, fn -> SnakeBridge.Native.stats().busy_threads >= 1 end)
     before = scheduler_calls()
     results = for x <- 1..5, do: SnakeBridge.call("math", "sqrt", [x * 1.0])
     assert SnakeBridge.Native.stats().busy_threads >= 1, "the sleep ended too soon for this test"
@@ -146,7 +140,7 @@ defmodule SnakeBridge.ThreadFreeTest do
     assert {:ok, nil} = Task.await(busy, 10_000)
     assert results == for(x <- 1..5, do: on_thread("math.sqrt(#{x}.0)"))
     # Afterwards, the scheduler again.
-    wait_until(fn -> SnakeBridge.Native.stats().busy_threads == 0 end)
+    settle()
     assert {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0])
     assert scheduler_calls() == before + 1
   end
