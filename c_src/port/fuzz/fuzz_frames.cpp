@@ -41,6 +41,7 @@
 #include "../../core/from_elixir.hpp"
 #include "../../core/interpreter.hpp"
 #include "../../core/request.hpp"
+#include "../../core/thread_free.hpp"
 #include "../../core/to_elixir.hpp"
 #include "../../core/values.hpp"
 #include "../framing.hpp"
@@ -320,7 +321,12 @@ void convert(const std::string& frame) {
   if (o.type == msgpack::type::ARRAY && o.via.array.size >= 2 && o.via.array.ptr[0].type == msgpack::type::POSITIVE_INTEGER &&
       as_text(o.via.array.ptr[1], &op)) {
     WireRequest<V> w;
-    if (decode_request(o.via.array, op, &w)) build_request_values(r, w);
+    if (decode_request(o.via.array, op, &w)) {
+      // The server's test for a call it may answer on the reading thread
+      // (core/thread_free.hpp) reads every argument of every call.
+      thread_free_call(r, w);
+      build_request_values(r, w);
+    }
   }
 
   // The whole frame, in each position the builder has.
