@@ -28,7 +28,21 @@ PyObject* name_object(std::string_view name) {
 
 }  // namespace
 
+#if PY_VERSION_HEX >= 0x030A0000
+NoCollection::NoCollection() : was_enabled_(PyGC_Disable() == 1) {}
+NoCollection::~NoCollection() {
+  if (was_enabled_) PyGC_Enable();
+}
+#else
+NoCollection::NoCollection() {}
+NoCollection::~NoCollection() {}
+#endif
+
 PyObject* thread_free_function(std::string_view module, std::string_view name) {
+#if PY_VERSION_HEX < 0x030A0000
+  // No PyGC_Disable before 3.10 (NoCollection): such calls go to their thread.
+  return nullptr;
+#endif
   static PyObject* math = PyUnicode_InternFromString("math");
   static PyObject* cmath = PyUnicode_InternFromString("cmath");
   PyObject* m = PyDict_GetItemWithError(PyImport_GetModuleDict(), module == "math" ? math : cmath);

@@ -104,4 +104,19 @@ bool thread_free_call(Reader& r, const WireRequest<typename Reader::Value>& w) {
 // of a C one, gives null. A thread_free_name pair only.
 PyObject* thread_free_function(std::string_view module, std::string_view name);
 
+// GIL held, around such a call where it arrives: no automatic garbage
+// collection meanwhile. The call's own allocations (the argument tuple) could
+// start one, which runs finalizers (Python code) for an unbounded time; the
+// collection is left to the next allocation on a Python thread instead.
+class NoCollection {
+ public:
+  NoCollection();
+  ~NoCollection();
+  NoCollection(const NoCollection&) = delete;
+  NoCollection& operator=(const NoCollection&) = delete;
+
+ private:
+  bool was_enabled_ = false;
+};
+
 }  // namespace sb

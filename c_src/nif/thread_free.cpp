@@ -63,6 +63,7 @@ bool run_thread_free(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, ERL_
   Gil gil;
   PyObject* f = thread_free_function(reader.text(wire.target), reader.text(wire.name));
   if (f == nullptr) return false;
+  NoCollection no_collection;
   *reply = run_call(env, f, wire.args, wire.kwargs, mode);
   g_calls.fetch_add(1, std::memory_order_relaxed);
   return true;

@@ -476,6 +476,7 @@ bool Server::answer_here(uint64_t id, const Incoming& request, Running& running)
     running.phase.store(Running::kStarted);
     running.tstate.store(this_thread_state());
     clear_interrupt();
+    NoCollection no_collection;  // not on the thread the protocol waits for
     respond(id, request, running, &out);
   }
   deliver(id, out);

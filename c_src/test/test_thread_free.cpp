@@ -80,3 +80,22 @@ TEST_CASE("gil_probe tells whether any thread holds the GIL", "[thread_free][gil
   holder.join();
   CHECK(sb_gil_probe() == SB_GIL_FREE);
 }
+
+TEST_CASE("NoCollection turns automatic collection off for its scope and leaves it as it found it",
+          "[thread_free][gc]") {
+  Gil gil;
+  REQUIRE(PyGC_IsEnabled() == 1);
+  {
+    NoCollection none;
+    CHECK(PyGC_IsEnabled() == 0);
+  }
+  CHECK(PyGC_IsEnabled() == 1);
+  // Turned off by the user: stays off.
+  PyGC_Disable();
+  {
+    NoCollection none;
+    CHECK(PyGC_IsEnabled() == 0);
+  }
+  CHECK(PyGC_IsEnabled() == 0);
+  PyGC_Enable();
+}

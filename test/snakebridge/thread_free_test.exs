@@ -145,6 +145,43 @@ defmodule SnakeBridge.ThreadFreeTest do
     assert scheduler_calls() == before + 1
   end
 
+  test "no garbage collection runs on the scheduler: finalizers run on Python threads" do
+    fns =
+      SnakeBridge.exec!("""
+      import gc, threading
+      names = []
+      class Fin:
+          def __del__(self):
+              with open('/proc/self/task/%d/comm' % threading.get_native_id()) as f:
+                  names.append(f.read().strip())
+      def cycles(n):
+          for _ in range(n):
+              a, b = Fin(), Fin()
+              a.other, b.other = b, a
+      def arm():
+          global saved
+          saved = gc.get_threshold()
+          gc.collect()
+          cycles(50)
+          gc.set_threshold(1)
+      def disarm():
+          gc.set_threshold(*saved)
+          gc.collect()
+          return names
+      """)
+
+    SnakeBridge.call!(fns["arm"], nil, [])
+    settle()
+    before = scheduler_calls()
+    # An error makes objects a collection counts (the exception, its traceback's lines).
+    for _ <- 1..20, do: assert({:error, %SnakeBridge.PythonError{}} = SnakeBridge.call("math", "sqrt", [-1.0]))
+    ran_on_scheduler = scheduler_calls() - before
+    names = SnakeBridge.call!(fns["disarm"], nil, [])
+    assert ran_on_scheduler >= 1
+    assert length(names) == 100
+    assert Enum.all?(names, &(&1 == "snakebridge-py")), inspect(Enum.frequencies(names))
+  end
+
   describe "through a port worker" do
     setup do
       name = :"thread_free_pool_#{System.unique_integer([:positive])}"
