@@ -275,11 +275,12 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   PythonThread* thread = binding->thread;
 
   // A call that cannot tell which thread runs it (a math function given
-  // numbers) runs right here when nothing else is in Python and the process
-  // has nothing queued on its thread (thread_free.hpp).
+  // numbers) runs right here when nothing else is in Python or about to be:
+  // no thread in a call, none with a call queued (thread_free.hpp).
   ERL_NIF_TERM reply;
-  if (g_wait_for_quick.load(std::memory_order_relaxed) && thread->queued() == 0 &&
-      PythonThreads::instance().busy() == 0 && run_thread_free(env, request, mode, &reply)) {
+  PythonThreads& threads = PythonThreads::instance();
+  if (g_wait_for_quick.load(std::memory_order_relaxed) && threads.queued() == 0 && threads.busy() == 0 &&
+      run_thread_free(env, request, mode, &reply)) {
     return reply;
   }
 

@@ -57,9 +57,11 @@ bool run_thread_free(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, ERL_
   TermReader reader(env);
   if (!decode_request(env, request, mode, &wire) || !thread_free_call(reader, wire)) return false;
   SchedulerTurn turn;
-  // Nothing in Python: no SnakeBridge thread in a call (checked by the caller,
-  // again now after waiting for the turn), and the GIL free at this instant.
-  if (!turn.held() || PythonThreads::instance().busy() != 0 || sb_gil_probe() != SB_GIL_FREE) return false;
+  // Nothing in Python: no SnakeBridge thread in a call or with one queued
+  // (checked by the caller, again now after waiting for the turn), and the GIL
+  // free at this instant.
+  PythonThreads& threads = PythonThreads::instance();
+  if (!turn.held() || threads.busy() != 0 || threads.queued() != 0 || sb_gil_probe() != SB_GIL_FREE) return false;
   Gil gil;
   PyObject* f = thread_free_function(reader.text(wire.target), reader.text(wire.name));
   if (f == nullptr) return false;

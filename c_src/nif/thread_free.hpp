@@ -1,7 +1,7 @@
 // Calls that cannot tell which thread runs them (core/thread_free.hpp) run on
 // the calling BEAM scheduler, when nothing else is in Python: no call running
-// on any SnakeBridge thread, and the GIL free at this instant, so that the
-// scheduler does not wait behind a holder.
+// or queued on any SnakeBridge thread, and the GIL free at this instant, so
+// that the scheduler does not wait behind a holder.
 #pragma once
 #include <erl_nif.h>
 
@@ -11,7 +11,7 @@ namespace sb::nif {
 
 // Runs `request` on this scheduler and sets *reply ({:ok, term} | {:error, reason})
 // when it is such a call and the GIL is free; false (nothing done) otherwise.
-// The caller has checked that no SnakeBridge thread is running a call.
+// The caller has checked that no SnakeBridge thread has a call running or queued.
 bool run_thread_free(ErlNifEnv* env, ERL_NIF_TERM request, ReturnMode mode, ERL_NIF_TERM* reply);
 
 // How many calls ran on a scheduler (stats).

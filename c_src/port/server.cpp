@@ -464,11 +464,14 @@ void Server::run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr
 bool Server::answer_here(uint64_t id, const Incoming& request, Running& running) {
   MsgpackReader reader;
   if (!thread_free_call(reader, request.wire)) return false;
-  // Nothing else in Python (a Python thread reading the pipe between its
-  // caller's requests may hold the GIL itself, kept for the next one), so
-  // taking the GIL here waits for nobody.
+  // Nothing else in Python or about to be (a Python thread reading the pipe
+  // between its caller's requests may hold the GIL itself, kept for the next
+  // one), so taking the GIL here waits for nobody.
   bool kept = gil_kept();
-  if (PythonThreads::instance().busy() != (kept ? 1 : 0) || (!kept && sb_gil_probe() != SB_GIL_FREE)) return false;
+  PythonThreads& threads = PythonThreads::instance();
+  if (threads.busy() != (kept ? 1 : 0) || threads.queued() != 0 || (!kept && sb_gil_probe() != SB_GIL_FREE)) {
+    return false;
+  }
   Reply out;
   {
     Gil gil;

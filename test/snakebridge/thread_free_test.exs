@@ -217,7 +217,12 @@ defmodule SnakeBridge.ThreadFreeTest do
 
     test "while another caller's request is in Python, math calls go to their caller's thread", %{o: o, worker: worker} do
       busy = Task.async(fn -> SnakeBridge.call("time", "sleep", [1.5], [], o) end)
-      Process.sleep(100)
+
+      assert Helpers.wait_until(5_000, fn ->
+               {:ok, %{"requests" => n}} = SnakeBridge.Runtime.run({:stats}, backend: {:worker, worker}, timeout: 5_000)
+               n >= 1
+             end)
+
       before = answered_here(worker)
       results = for x <- 1..5, do: SnakeBridge.call("math", "sqrt", [x * 1.0], [], o)
       assert answered_here(worker) == before
