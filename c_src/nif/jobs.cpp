@@ -299,8 +299,8 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
   }
   job->request = enif_make_copy(job->env, request);
   if (size_t copied = prebuild_bytes(job)) {
-    // About 1 ms for 4 MiB: counted against this process's timeslice.
-    int percent = static_cast<int>(copied / 40'000);
+    // About 0.5 ms for 2 MiB: counted against this process's timeslice.
+    int percent = static_cast<int>(copied / 20'000);
     if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
   }
   job->ref = enif_make_ref(job->env);

@@ -1,5 +1,5 @@
 defmodule SnakeBridge.PrebuiltBytesTest do
-  # In process, a large SnakeBridge.Bytes argument (256 KiB to 4 MiB in all
+  # In process, a large SnakeBridge.Bytes argument (256 KiB to 2 MiB in all
   # per call) becomes its Python bytes object on the calling scheduler, before
   # the hand-over to the process's thread (c_src/core/prebuilt_bytes.hpp).
   # What Python sees must be what any conversion gives; nothing may leak.
@@ -43,7 +43,7 @@ defmodule SnakeBridge.PrebuiltBytesTest do
       [mib],
       # the same binary twice: two objects, both taken
       [mib, mib],
-      # past 4 MiB in all: the later ones are made on the thread
+      # past 2 MiB in all: the later ones are made on the thread
       [mib, big, mib, part],
       # below the threshold, and a sub-binary of a larger one
       [binary_part(mib, 0, 1000), part]
