@@ -6,6 +6,8 @@
 #
 # Median and 99th percentile over many rounds, after a warm-up.
 
+Code.require_file("support/timing.exs", __DIR__)
+
 alias SnakeBridge.Msgpack
 import Bitwise
 
@@ -20,16 +22,7 @@ defmodule MsgpackBench do
   end
 
   defp run(fun, rounds) do
-    for _ <- 1..max(div(rounds, 10), 1), do: fun.()
-
-    times =
-      for _ <- 1..rounds do
-        t0 = System.monotonic_time(:nanosecond)
-        fun.()
-        System.monotonic_time(:nanosecond) - t0
-      end
-      |> Enum.sort()
-
+    times = BenchTiming.sorted_samples(fun, rounds, max(div(rounds, 10), 1))
     {Enum.at(times, div(rounds, 2)) / 1000, Enum.at(times, min(rounds - 1, div(rounds * 99, 100))) / 1000}
   end
 end

@@ -2,18 +2,20 @@
 defmodule BenchTiming do
   @moduledoc false
 
-  # The median duration of `f`, in microseconds, over `n` timed calls made
-  # after `warmup` untimed ones.
-  def median_us(f, n, warmup) do
+  # The durations of `n` timed calls of `f` made after `warmup` untimed ones,
+  # in nanoseconds, sorted.
+  def sorted_samples(f, n, warmup) do
     for _ <- 1..warmup//1, do: f.()
 
-    samples =
-      for _ <- 1..n do
-        t0 = System.monotonic_time(:nanosecond)
-        f.()
-        System.monotonic_time(:nanosecond) - t0
-      end
-
-    Enum.at(Enum.sort(samples), div(n, 2)) / 1000
+    for _ <- 1..n do
+      t0 = System.monotonic_time(:nanosecond)
+      f.()
+      System.monotonic_time(:nanosecond) - t0
+    end
+    |> Enum.sort()
   end
+
+  # The median duration of `f`, in microseconds, over `n` timed calls made
+  # after `warmup` untimed ones.
+  def median_us(f, n, warmup), do: Enum.at(sorted_samples(f, n, warmup), div(n, 2)) / 1000
 end
