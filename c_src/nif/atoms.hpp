@@ -20,7 +20,8 @@ namespace sb::nif {
   X(output_server, "Elixir.SnakeBridge.Output") X(not_started) X(timeout) X(snakebridge_release)     \
   X(pending_releases) X(threads) X(bound_processes) X(busy_threads) X(max_threads) X(wedged_calls) X(scheduler_calls) X(paths)     \
   X(pythonpath) X(spin_us) X(fast_path) X(message) X(__exception__) X(snakebridge_callback)                       \
-  X(type_error) X(abandoned) X(callbacks_server, "Elixir.SnakeBridge.Callbacks")
+  X(type_error) X(abandoned) X(frame) X(drain) X(snakebridge_unclaimed) X(snakebridge_notice)    \
+  X(snakebridge_port_callback) X(wait) X(more) X(eof) X(undefined) X(callbacks_server, "Elixir.SnakeBridge.Callbacks")
 
 struct Atoms {
 #define SB_DECLARE_ATOM(name, ...) ERL_NIF_TERM name;

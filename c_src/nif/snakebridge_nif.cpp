@@ -14,6 +14,7 @@
 #include "jobs.hpp"
 #include "object_resource.hpp"
 #include "port_handle.hpp"
+#include "reply_channel.hpp"
 #include "shared_bytes.hpp"
 #include "python_output.hpp"
 #include "thread_free.hpp"
@@ -83,6 +84,7 @@ int load(ErlNifEnv* env, void**, ERL_NIF_TERM) {
   make_atoms(env);
   open_object_type(env);
   open_port_handle_type(env);
+  open_reply_channel_type(env);
   open_job_types(env);
   open_callback_types(env);
   open_shared_bytes_types(env);

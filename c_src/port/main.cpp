@@ -7,6 +7,9 @@
 //   output   [0, "output", "stdout" | "stderr", text, request_id | nil]
 // fd 1 is pointed at fd 2 at start-up, so stray C-level prints cannot corrupt the
 // protocol. End-of-file on fd 3 ends the program, and the processes it started.
+// With SNAKEBRIDGE_REPLY_FIFO set, replies go to that FIFO instead of fd 4: the
+// BEAM's side of it is read by the NIF, which hands each reply straight to its
+// caller (c_src/nif/reply_channel.hpp). The program unlinks the path once open.
 //
 // Environment: SNAKEBRIDGE_PYTHON (interpreter to embed, default /usr/bin/python3),
 // SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
@@ -21,6 +24,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -52,6 +56,18 @@ constexpr int kIn = 3;
 constexpr int kOut = 4;
 // How long a spare large buffer (framing.hpp) is kept unused before it is freed.
 constexpr uint64_t kSpareIdleNs = 1'000'000'000;
+
+// Where replies go: the FIFO the BEAM named, else fd 4. -1: the FIFO cannot be opened.
+int open_output() {
+  const char* fifo = getenv("SNAKEBRIDGE_REPLY_FIFO");
+  if (fifo == nullptr || *fifo == '\0') return kOut;
+  // (Not blocking: with no reader, the BEAM side is gone, and the program ends.)
+  int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  unlink(fifo);
+  return fd;
+}
 
 uint64_t spin_window_ns() {
   const char* v = getenv("SNAKEBRIDGE_SPIN_US");
@@ -93,15 +109,21 @@ int main() {
   // 1 MiB pipe buffers (the default is 64 KiB): a large frame then crosses in
   // a write or two instead of sixteen, each a wake-up of the other side.
   // Best effort: the system may cap pipe sizes.
+  const int out = open_output();
+  if (out < 0) {
+    // (Gone, or no reader: the worker stopped before the program started.)
+    if (errno != ENOENT && errno != ENXIO) perror("snakebridge_port: the reply FIFO");
+    return 2;
+  }
   fcntl(kIn, F_SETPIPE_SZ, 1 << 20);
-  fcntl(kOut, F_SETPIPE_SZ, 1 << 20);
+  fcntl(out, F_SETPIPE_SZ, 1 << 20);
   signal(SIGPIPE, SIG_IGN);
   // Threads started from here on (the I/O thread, the interrupter, Python's
   // threads) inherit the blocked mask; the main thread unblocks before it serves.
   const sigset_t blocked = async_signals();
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
-  static sb::port::Server server(kOut);
+  static sb::port::Server server(out);
   try {
     sb::InterpreterConfig cfg = config_from_env();
     cfg.emit_output = sb::port::port_output_function(&server);

@@ -77,6 +77,14 @@ defmodule SnakeBridge.Callbacks do
       {:snakebridge_callback, _ref, slot, what, args, kwargs} ->
         answer(slot, invoke(what, args, kwargs))
         loop()
+
+      # From a port worker's reply channel, once the call routed its callbacks here.
+      {:snakebridge_port_callback, ref, frame, worker} ->
+        with {:snakebridge_callback, _ref, slot, what, args, kwargs} <-
+               SnakeBridge.Backend.PortWorker.callback(ref, frame, worker),
+             do: answer(slot, invoke(what, args, kwargs))
+
+        loop()
     end
   end
 

@@ -136,6 +136,18 @@ defmodule SnakeBridge.Runtime do
     Callbacks.stop(Process.delete(@runner_key))
   end
 
+  defp run_callback(job, callback) do
+    case Process.get(@runner_key) do
+      nil ->
+        runner = Callbacks.run(nil, callback)
+        Process.put(@runner_key, runner)
+        job.backend.route_callbacks(job, runner)
+
+      runner ->
+        Callbacks.run(runner, callback)
+    end
+  end
+
   defp await(%Backend.Job{backend: backend, ref: ref, monitor: mon} = job, deadline, cancel_tag) do
     receive do
       {:snakebridge_output, ^ref, stream, text} ->
@@ -151,16 +163,12 @@ defmodule SnakeBridge.Runtime do
       # Python called an Elixir function: run by this call's callback runner
       # (SnakeBridge.Callbacks), which acts for this process.
       {:snakebridge_callback, ^ref, _slot, _what, _args, _kwargs} = callback ->
-        case Process.get(@runner_key) do
-          nil ->
-            runner = Callbacks.run(nil, callback)
-            Process.put(@runner_key, runner)
-            backend.route_callbacks(job, runner)
+        run_callback(job, callback)
+        await(job, deadline, cancel_tag)
 
-          runner ->
-            Callbacks.run(runner, callback)
-        end
-
+      # The same from a port worker's reply channel, still encoded.
+      {:snakebridge_port_callback, ^ref, frame, worker} ->
+        if callback = SnakeBridge.Backend.PortWorker.callback(ref, frame, worker), do: run_callback(job, callback)
         await(job, deadline, cancel_tag)
 
       {:snakebridge_cancel, ^cancel_tag} when cancel_tag != nil ->

@@ -3,24 +3,30 @@ defmodule SnakeBridge.Worker do
   # One port worker: an OS process running priv/snakebridge_port (its own
   # interpreter), owned by this GenServer.
   #
-  # A caller on this node encodes its request, tells the worker about it
-  # ({:pending, id, from, ref, thread_key}) and writes the frame into the port itself
-  # (SnakeBridge.Backend.PortWorker); a caller on another node sends the encoded body
-  # here ({:request, ...}) and the worker writes it. Either way the reply arrives
-  # here (a port answers its owner) and is forwarded undecoded to the caller's
-  # alias (`ref`: a caller that gave up deactivates it, and whatever comes for
-  # the request after that is dropped), which decodes it. The worker also forwards Python's output to the caller
-  # that caused it, batches the release of handles the BEAM garbage-collected,
-  # recycles the process after :max_calls calls or past :max_memory_mb, and,
-  # if the OS process dies, gives every caller still waiting a WorkerCrashError
-  # and stops (its supervisor starts a fresh one).
+  # A caller on this node encodes its request, registers it with the worker's
+  # reply channel (c_src/nif/reply_channel.hpp) and writes the frame into the
+  # port itself (SnakeBridge.Backend.PortWorker). The program writes its
+  # replies into the channel, whose reader (a NIF thread) hands each reply
+  # undecoded to the caller's alias (`ref`), and a request's output and
+  # callbacks to its caller, in the program's order: a call does not pass
+  # through this process at all. A caller tells this process only that it uses
+  # the worker ({:thread_user, pid, key}, once) and which requests it gave up
+  # ({:cancelled, id}). A caller on another node sends the encoded body here
+  # ({:request, ...}); the worker writes it, registered with itself as the
+  # destination, and relays what comes for it.
+  #
+  # This process gets the frames no caller waits for: replies of requests
+  # given up, pings, the drain, Python's sends and output outside any request.
+  # It also batches the release of handles the BEAM garbage-collected,
+  # recycles the program after :max_calls calls or past :max_memory_mb, and,
+  # if the OS process dies, gives every caller still waiting a
+  # WorkerCrashError and stops (its supervisor starts a fresh one).
   #
   # The port can close before this process has seen the program's exit (its
   # {:exit_status, _} is still in the mailbox), and a frozen program's pipe can
   # fill: every write to the port goes through port_command/2, which never
   # raises and never blocks; what a full pipe cannot take (cancels, releases,
-  # forgotten thread keys) waits here and is retried, and a cancel is
-  # acknowledged to its caller at once either way.
+  # forgotten thread keys) waits here and is retried.
   #
   # The hard kill: a request still running @grace_ms after its cancel (C code
   # holding the GIL) gets the program's whole process group SIGKILLed (the
@@ -73,14 +79,32 @@ defmodule SnakeBridge.Worker do
         if(n = opts[:threads], do: [{~c"SNAKEBRIDGE_THREADS", to_charlist(Integer.to_string(n))}], else: []) ++
         Enum.map(Keyword.get(opts, :env, []), fn {k, v} -> {to_charlist(k), to_charlist(v)} end)
 
+    # The program's replies come through a FIFO read by the NIF (the reply
+    # channel), named here and unlinked by the program once it opened it.
+    fifo = Path.join(System.tmp_dir!(), "snakebridge-#{System.pid()}-#{System.unique_integer([:positive])}.reply")
+    max_calls = Keyword.get(opts, :max_calls, :infinity)
+
+    channel = SnakeBridge.Native.reply_channel(fifo, if(is_integer(max_calls), do: max_calls, else: 0))
+
+    env = [{~c"SNAKEBRIDGE_REPLY_FIFO", to_charlist(fifo)} | env]
+
     port_opts =
       [:binary, :nouse_stdio, {:packet, 4}, :exit_status, {:env, env}] ++
         if(dir = opts[:cd], do: [{:cd, to_charlist(dir)}], else: [])
 
-    port = Port.open({:spawn_executable, Path.join(priv, "snakebridge_port")}, port_opts)
+    port =
+      try do
+        Port.open({:spawn_executable, Path.join(priv, "snakebridge_port")}, port_opts)
+      rescue
+        e ->
+          SnakeBridge.Native.channel_close(channel)
+          File.rm(fifo)
+          reraise e, __STACKTRACE__
+      end
+
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     ids = :atomics.new(1, signed: false)
-    Workers.register(self(), port, ids)
+    Workers.register(self(), port, ids, channel)
     if table = opts[:table], do: :ets.insert(table, {opts[:index], self()})
     if group = opts[:group], do: :pg.join(SnakeBridge.PG, group, self())
 
@@ -93,9 +117,12 @@ defmodule SnakeBridge.Worker do
        port: port,
        os_pid: os_pid,
        ids: ids,
-       pending: %{},
-       by_ref: %{},
-       callers: %{},
+       channel: channel,
+       fifo: fifo,
+       # requests given up, whose program may still be running them: id => true
+       cancelled: %{},
+       # callers on other nodes: their alias => their callback runner
+       remote_routes: %{},
        thread_pids: %{},
        thread_users: %{},
        thread_keys: %{},
@@ -103,10 +130,7 @@ defmodule SnakeBridge.Worker do
        releases: [],
        release_count: 0,
        cancels: [],
-       # request id => the process its callbacks go to (the call's runner)
-       routes: %{},
-       calls: 0,
-       max_calls: Keyword.get(opts, :max_calls, :infinity),
+       max_calls: max_calls,
        max_memory: max_memory,
        draining: nil,
        killed: false,
@@ -126,39 +150,96 @@ defmodule SnakeBridge.Worker do
   # already encoded (`count` of them).
   def frame(id, count, body), do: [0x90 + count + 1, Msgpack.encode!(id) | body]
 
+  # A process on this node uses this worker for the first time: its thread
+  # key is in use until it goes.
   @impl true
-  def handle_info({:pending, id, from, ref, key}, state) do
-    {:noreply, state |> add_pending(id, from, ref) |> add_thread_user(from, key) |> maybe_drain()}
-  end
+  def handle_info({:thread_user, pid, key}, state), do: {:noreply, add_thread_user(state, pid, key)}
 
-  # From a caller on another node: the worker writes the frame.
+  # A caller on this node gave up request `id` (it forgot it in the channel:
+  # nothing more for it reaches the caller): interrupt it.
+  def handle_info({:cancelled, id}, state), do: {:noreply, cancel_ids(state, [id])}
+
+  # The program reached max_calls requests: recycle.
+  def handle_info(:maybe_drain, state), do: {:noreply, maybe_drain(state)}
+
+  # From a caller on another node: the worker writes the frame, and relays
+  # what comes for it (the channel's reader sends only to local processes).
   def handle_info({:request, from, ref, count, body, key}, state) do
     id = :atomics.add_get(state.ids, 1, 1)
+    drain? = SnakeBridge.Native.channel_expect(state.channel, id, self(), ref, from) == :drain
 
     case port_command(state, frame(id, count, body)) do
       :ok ->
-        {:noreply, state |> add_pending(id, from, ref) |> add_thread_user(from, key) |> maybe_drain()}
+        state = add_thread_user(state, from, key)
+        {:noreply, if(drain?, do: maybe_drain(state), else: state)}
 
       # The program is gone (its exit is on its way here), or its pipe is full:
       # the request never ran, so the caller may send it to another worker.
       _closed_or_busy ->
+        SnakeBridge.Native.channel_forget(state.channel, id)
         send(ref, {ref, {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: self()}}})
         {:noreply, state}
     end
   end
 
-  # The caller gave up (timeout, cancel): interrupt the request, drop its reply
-  # when it comes, and acknowledge (nothing for `ref` follows the acknowledgement).
+  # A caller on another node gave up: interrupt the request and acknowledge
+  # (this process relays in order: nothing for `ref` follows the acknowledgement).
   def handle_info({:cancel, ref, _from}, state) do
-    state = cancel(state, ref)
+    state = cancel_ids(state, SnakeBridge.Native.channel_forget_ref(state.channel, ref))
     send(ref, {ref, :cancelled})
+    {:noreply, %{state | remote_routes: Map.delete(state.remote_routes, ref)}}
+  end
+
+  # What the channel sent here for a caller on another node.
+  def handle_info({ref, {:frame, _frame, _worker}} = reply, state) when is_reference(ref) do
+    send(ref, reply)
+    {:noreply, %{state | remote_routes: Map.delete(state.remote_routes, ref)}}
+  end
+
+  def handle_info({:snakebridge_output, ref, _stream, _text} = output, state) when is_reference(ref) do
+    send(ref, output)
     {:noreply, state}
   end
 
+  def handle_info({:snakebridge_port_callback, ref, frame, _worker}, state) do
+    if callback = SnakeBridge.Backend.PortWorker.callback(ref, frame, self()),
+      do: send(Map.get(state.remote_routes, ref, ref), callback)
+
+    {:noreply, state}
+  end
+
+  # The reply channel has frames: those for callers go to them from the NIF,
+  # in one batch; the rest are handled here, in order.
+  def handle_info({:select, channel, _ref, :ready_input}, %{channel: channel} = state), do: read_channel(state)
+  def handle_info(:read_channel, state), do: read_channel(state)
+
+  # A reply no caller waits for: the drain's, a ping's, or one given up.
+  def handle_info({:snakebridge_unclaimed, id, frame}, state) do
+    cond do
+      # Every request read before the drain has been answered, and sent to
+      # its caller by the channel's reader before this: what is still
+      # expected was refused unrun.
+      id == state.draining ->
+        {:stop, {:shutdown, :recycled}, state}
+
+      is_tuple(state.ping) and elem(state.ping, 0) === id ->
+        {:noreply, %{state | ping: nil}}
+
+      true ->
+        dropped(frame)
+        {:noreply, %{state | cancelled: Map.delete(state.cancelled, id)}}
+    end
+  end
+
+  def handle_info({:snakebridge_notice, frame}, state),
+    do: notice(Msgpack.decode(frame, handle: SnakeBridge.Backend.PortWorker.handles(self())), state)
+
   # The last process using a thread key is gone: the program may give its
   # thread to another caller (batched, as releases).
+  # Its requests still running are interrupted.
   def handle_info({:DOWN, mon, :process, _pid, _reason}, state) when is_map_key(state.thread_users, mon) do
     {{pid, key}, users} = Map.pop(state.thread_users, mon)
+    state = cancel_ids(state, SnakeBridge.Native.channel_forget_owner(state.channel, pid))
     state = %{state | thread_users: users, thread_pids: Map.delete(state.thread_pids, pid)}
 
     case Map.get(state.thread_keys, key, 1) do
@@ -199,26 +280,17 @@ defmodule SnakeBridge.Worker do
     {:noreply, state}
   end
 
-  # The caller started its call's callback runner: the next callbacks go there.
-  def handle_info({:route_callbacks, ref, runner}, state) do
-    case Map.fetch(state.by_ref, ref) do
-      {:ok, id} -> {:noreply, %{state | routes: Map.put(state.routes, id, runner)}}
-      :error -> {:noreply, state}
-    end
-  end
+  # A caller on another node started its call's callback runner: the next
+  # callbacks go there (a caller on this node routes them in the channel).
+  def handle_info({:route_callbacks, ref, runner}, state),
+    do: {:noreply, %{state | remote_routes: Map.put(state.remote_routes, ref, runner)}}
 
   # Cancels the full pipe could not take, written together when it can.
   def handle_info(:flush_cancels, state), do: {:noreply, flush(state, :cancels, "cancel", :flush_cancels)}
 
-  # A caller died: interrupt what it was waiting for.
-  def handle_info({:DOWN, mon, :process, _pid, _reason}, state) when is_map_key(state.callers, mon) do
-    {ref, callers} = Map.pop(state.callers, mon)
-    {:noreply, cancel(%{state | callers: callers}, ref)}
-  end
-
   # Still running a grace period after its cancel: C code that does not return.
   def handle_info({:grace_over, id}, state) do
-    if Map.has_key?(state.pending, id) and not state.killed do
+    if Map.has_key?(state.cancelled, id) and not state.killed do
       Logger.warning(
         "SnakeBridge: port worker #{inspect(self())} (os pid #{state.os_pid}): a request still running " <>
           "#{@grace_ms} ms after its cancel (C code holding the GIL): killed and replaced"
@@ -242,23 +314,6 @@ defmodule SnakeBridge.Worker do
 
   def handle_info(:flush_releases, state), do: {:noreply, flush_releases(state)}
 
-  # A caller announced a request it then could not write (the pipe was full):
-  # forget it, and acknowledge (nothing for `ref` follows the acknowledgement).
-  def handle_info({:abandon, id, _from, ref}, state) do
-    send(ref, {ref, :abandoned})
-
-    case Map.pop(state.pending, id) do
-      {{_from, ^ref, mon}, pending} ->
-        if mon, do: Process.demonitor(mon, [:flush])
-
-        {:noreply,
-         %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: Map.delete(state.callers, mon)}}
-
-      _ ->
-        {:noreply, state}
-    end
-  end
-
   def handle_info(:liveness, state) do
     Process.send_after(self(), :liveness, @liveness_tick_ms)
     now = System.monotonic_time(:millisecond)
@@ -281,22 +336,15 @@ defmodule SnakeBridge.Worker do
       {id, _sent} when is_integer(id) ->
         {:noreply, state}
 
-      nil when map_size(state.pending) == 0 ->
-        {:noreply, state}
+      nil when map_size(state.cancelled) == 0 ->
+        if SnakeBridge.Native.channel_info(state.channel).pending == 0,
+          do: {:noreply, state},
+          else: {:noreply, ping(state, nil, now)}
 
       # No ping out, or the last attempt found the port busy (many requests
       # being written): try now, the clock running from the first attempt.
       nil_or_busy ->
-        id = :atomics.add_get(state.ids, 1, 1)
-
-        ping =
-          case port_command(state, Msgpack.encode!([id, "ping"])) do
-            :ok -> {id, now}
-            :busy -> busy(nil_or_busy, state.port, now)
-            _closed -> nil
-          end
-
-        {:noreply, %{state | ping: ping}}
+        {:noreply, ping(state, nil_or_busy, now)}
     end
   end
 
@@ -305,54 +353,9 @@ defmodule SnakeBridge.Worker do
     {:noreply, maybe_drain(state)}
   end
 
-  # Replies are forwarded undecoded: the caller decodes them, so decoding work is
-  # spread over the callers and the objects' resources live only in the caller's
-  # heap (a resource decoded here would stay referenced until this process next
-  # collects garbage, delaying its release). Only the id is read here.
-  def handle_info({port, {:data, frame}}, %{port: port} = state) do
-    case reply_id(frame) do
-      # Every request read before the drain has been answered (and, as callers
-      # announce a request before writing it, forwarded): what is still pending
-      # was refused unrun.
-      id when is_integer(id) and id > 0 and id == state.draining ->
-        {:stop, {:shutdown, :recycled}, state}
-
-      id when is_integer(id) and id > 0 and is_tuple(state.ping) and elem(state.ping, 0) === id ->
-        {:noreply, %{state | ping: nil}}
-
-      id when is_integer(id) and id > 0 ->
-        case Map.pop(state.pending, id) do
-          {nil, _} ->
-            {:noreply, state}
-
-          {{from, ref, mon}, pending} ->
-            if from do
-              Process.demonitor(mon, [:flush])
-              send(ref, {ref, {:frame, frame, self()}})
-            else
-              dropped(frame)
-            end
-
-            callers = if mon, do: Map.delete(state.callers, mon), else: state.callers
-
-            {:noreply,
-             %{
-               state
-               | pending: pending,
-                 by_ref: Map.delete(state.by_ref, ref),
-                 callers: callers,
-                 routes: Map.delete(state.routes, id)
-             }}
-        end
-
-      _ ->
-        notice(Msgpack.decode(frame, handle: SnakeBridge.Backend.PortWorker.handles(self())), state)
-    end
-  end
-
   def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
     crash(state, {:exit_status, status})
-    {:stop, {:shutdown, {:worker_exited, status}}, %{state | pending: %{}}}
+    {:stop, {:shutdown, {:worker_exited, status}}, state}
   end
 
   # A write (a queued cancel, a ping, an answer) that reaches the program
@@ -363,16 +366,54 @@ defmodule SnakeBridge.Worker do
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
     crash(state, reason)
-    {:stop, {:shutdown, {:worker_exited, reason}}, %{state | pending: %{}}}
+    {:stop, {:shutdown, {:worker_exited, reason}}, state}
   end
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  defp read_channel(state) do
+    state.channel
+    |> SnakeBridge.Native.channel_read()
+    |> Enum.reduce_while({:noreply, state}, fn
+      # (Read again after what else is in the mailbox: a large reply does not
+      # hold this process.)
+      :more, acc ->
+        send(self(), :read_channel)
+        {:cont, acc}
+
+      # The program closed its end: its exit status is on its way.
+      :eof, acc ->
+        {:cont, acc}
+
+      frame, {:noreply, state} ->
+        case handle_info(frame, state) do
+          {:noreply, _} = acc -> {:cont, acc}
+          stop -> {:halt, stop}
+        end
+    end)
+  end
+
+  # (Its reply comes unclaimed: no caller expects it.)
+  defp ping(state, nil_or_busy, now) do
+    id = :atomics.add_get(state.ids, 1, 1)
+
+    ping =
+      case port_command(state, Msgpack.encode!([id, "ping"])) do
+        :ok -> {id, now}
+        :busy -> busy(nil_or_busy, state.port, now)
+        _closed -> nil
+      end
+
+    %{state | ping: ping}
+  end
 
   @impl true
   def terminate(reason, state) do
     Workers.unregister(self())
     crash(state, if(reason == {:shutdown, :recycled}, do: reason, else: :worker_stopped))
     close(state.port)
+    SnakeBridge.Native.channel_close(state.channel)
+    File.rm(state.fifo)
     forget_shared(state.os_pid)
     :ok
   end
@@ -444,18 +485,6 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  defp add_pending(state, id, from, ref) do
-    mon = Process.monitor(from)
-
-    %{
-      state
-      | pending: Map.put(state.pending, id, {from, ref, mon}),
-        by_ref: Map.put(state.by_ref, ref, id),
-        callers: Map.put(state.callers, mon, ref),
-        calls: state.calls + 1
-    }
-  end
-
   # (A timer left from a batch flushed early finds the next batch, or none.)
   defp flush_releases(state) do
     state = flush(state, :releases, "release", :flush_releases)
@@ -493,24 +522,17 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  defp cancel(state, ref) do
-    case Map.fetch(state.by_ref, ref) do
-      {:ok, id} ->
-        # The grace starts when the program says the request was running
-        # (["interrupting", id]): a request cancelled before it started is
-        # answered at once and never killed for. A cancel the pipe cannot take
-        # now (the program swamped by a flood of requests, or frozen) waits
-        # with the others for the pipe, and is written with them as one frame;
-        # a program that stays frozen is killed by the liveness check.
-        state = queue_cancel(state, id)
-        {_from, ^ref, mon} = state.pending[id]
-        Process.demonitor(mon, [:flush])
-        pending = Map.put(state.pending, id, {nil, ref, nil})
-        %{state | pending: pending, by_ref: Map.delete(state.by_ref, ref), callers: Map.delete(state.callers, mon)}
-
-      :error ->
-        state
-    end
+  # Requests given up, forgotten in the channel already: interrupt them. The
+  # grace starts when the program says the request was running
+  # (["interrupting", id]): a request cancelled before it started is answered
+  # at once and never killed for. A cancel the pipe cannot take now (the
+  # program swamped by a flood of requests, or frozen) waits with the others
+  # for the pipe, and is written with them as one frame; a program that stays
+  # frozen is killed by the liveness check.
+  defp cancel_ids(state, ids) do
+    Enum.reduce(ids, state, fn id, state ->
+      %{queue_cancel(state, id) | cancelled: Map.put(state.cancelled, id, true)}
+    end)
   end
 
   defp answer_frame(slot, answer),
@@ -557,7 +579,10 @@ defmodule SnakeBridge.Worker do
 
   defp maybe_drain(state), do: state
 
-  defp recycle?(%{calls: calls, max_calls: max}) when is_integer(max) and calls >= max, do: true
+  defp recycle?(%{max_calls: max} = state) when is_integer(max) do
+    SnakeBridge.Native.channel_info(state.channel).calls >= max or recycle?(%{state | max_calls: :infinity})
+  end
+
   defp recycle?(%{max_memory: nil}), do: false
   defp recycle?(%{max_memory: max, os_pid: os_pid}), do: rss_bytes(os_pid) > max
 
@@ -573,42 +598,31 @@ defmodule SnakeBridge.Worker do
     end
   end
 
+  # Every request still expected (on this node or another) ends with the crash.
   defp crash(state, reason) do
-    for {_id, {from, ref, _mon}} <- state.pending, is_pid(from) do
+    for {_dest, ref} <- SnakeBridge.Native.channel_take_all(state.channel) do
       send(ref, {ref, {:error, %WorkerCrashError{reason: reason, worker: self()}}})
     end
   end
 
-  # Output frames and protocol-level errors (id 0).
-  defp notice({:ok, [0, "output", stream, text, req_id]}, state) do
-    case state.pending[req_id] do
-      {from, ref, _mon} when is_pid(from) -> send(ref, {:snakebridge_output, ref, output_stream(stream), text})
-      _ -> send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
-    end
-
+  # Frames of id 0 the channel sent here: no caller waits for them.
+  # Output outside any request, or of one given up: to the application's output.
+  defp notice({:ok, [0, "output", stream, text, _req_id]}, state) do
+    send(SnakeBridge.Output, {:snakebridge_output, output_stream(stream), nil, text})
     {:noreply, state}
   end
 
-  # Python called Elixir while running request `req_id` (nil: outside any
-  # request): the caller's callback runner, or SnakeBridge.Callbacks, runs it
-  # and answers here ({:answer, slot, answer}). A request whose caller gave
-  # up is being interrupted: its callback is dropped.
+  # Python called Elixir outside any request (a callback it kept): run by
+  # SnakeBridge.Callbacks, which answers here ({:answer, slot, answer}). A
+  # callback of a request given up (being interrupted) is dropped. (Those of
+  # a request still expected go to its caller from the channel.)
   defp notice({:ok, [0, "callback", req_id, slot, what, args, kwargs]}, state) do
-    slot = {:port, self(), slot}
-
-    case req_id && state.pending[req_id] do
-      {from, ref, _mon} when is_pid(from) ->
-        send(Map.get(state.routes, req_id, ref), {:snakebridge_callback, ref, slot, what, args, kwargs})
-
-      # (SnakeBridge.Callbacks is not running while the application stops:
-      # the callback then waits for its request's cancel, like any callback
-      # whose caller is gone.)
-      nil ->
-        if pid = Process.whereis(SnakeBridge.Callbacks),
-          do: send(pid, {:snakebridge_callback, nil, slot, what, args, kwargs})
-
-      _gave_up ->
-        :ok
+    # (SnakeBridge.Callbacks is not running while the application stops:
+    # the callback then waits for its request's cancel, like any callback
+    # whose caller is gone.)
+    if req_id == nil do
+      if pid = Process.whereis(SnakeBridge.Callbacks),
+        do: send(pid, {:snakebridge_callback, nil, {:port, self(), slot}, what, args, kwargs})
     end
 
     {:noreply, state}
@@ -622,7 +636,7 @@ defmodule SnakeBridge.Worker do
   # A cancelled request was running: its grace starts (the program is killed
   # if it has not answered by then: C code holding the GIL).
   defp notice({:ok, [0, "interrupting", id]}, state) do
-    if Map.has_key?(state.pending, id) and not state.killed,
+    if Map.has_key?(state.cancelled, id) and not state.killed,
       do: Process.send_after(self(), {:grace_over, id}, @grace_ms)
 
     {:noreply, state}
@@ -633,14 +647,6 @@ defmodule SnakeBridge.Worker do
     Logger.warning("snakebridge port worker: unexpected frame #{inspect(other)}")
     {:noreply, state}
   end
-
-  # The id of a [id, status, value] reply, read without decoding the value.
-  defp reply_id(<<0x93, id, _::binary>>) when id < 0x80, do: id
-  defp reply_id(<<0x93, 0xCC, id::8, _::binary>>), do: id
-  defp reply_id(<<0x93, 0xCD, id::16, _::binary>>), do: id
-  defp reply_id(<<0x93, 0xCE, id::32, _::binary>>), do: id
-  defp reply_id(<<0x93, 0xCF, id::64, _::binary>>), do: id
-  defp reply_id(_), do: nil
 
   defp output_stream("stderr"), do: :stderr
   defp output_stream(_), do: :stdout

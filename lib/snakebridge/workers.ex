@@ -1,8 +1,9 @@
 defmodule SnakeBridge.Workers do
   @moduledoc false
-  # This node's port workers: a table from worker pid to {port, ids} that lets
-  # a caller write its request straight into the worker's port (one process hop
-  # fewer; the worker still receives the reply). Also the relay for releases of
+  # This node's port workers: a table from worker pid to {port, ids, channel}
+  # that lets a caller write its request straight into the worker's port and
+  # take its reply from the worker's reply channel (c_src/nif/reply_channel.hpp),
+  # with no hop through the worker process either way. Also the relay for releases of
   # handles that live in workers on other nodes (a NIF resource can only message
   # a local process).
   use GenServer
@@ -11,13 +12,19 @@ defmodule SnakeBridge.Workers do
 
   def start_link(_opts), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
-  def register(pid, port, ids), do: :ets.insert(@table, {pid, port, ids})
+  # (Watched from here too: a worker killed outright, whose terminate/2 does
+  # not run, still has its row dropped and its reply channel closed.)
+  def register(pid, port, ids, channel) do
+    :ets.insert(@table, {pid, port, ids, channel})
+    GenServer.cast(__MODULE__, {:watch, pid})
+  end
+
   def unregister(pid), do: :ets.delete(@table, pid)
 
-  @doc "{port, ids} of a worker on this node, or nil."
+  @doc "{port, ids, channel} of a worker on this node, or nil."
   def lookup(pid) do
     case :ets.lookup(@table, pid) do
-      [{_, port, ids}] -> {port, ids}
+      [{_, port, ids, channel}] -> {port, ids, channel}
       [] -> nil
     end
   rescue
@@ -31,6 +38,17 @@ defmodule SnakeBridge.Workers do
   end
 
   @impl true
+  def handle_cast({:watch, pid}, state) do
+    Process.monitor(pid)
+    {:noreply, state}
+  end
+
+  @impl true
+  def handle_info({:DOWN, _mon, :process, pid, _reason}, state) do
+    with [{_, _port, _ids, channel}] <- :ets.take(@table, pid), do: SnakeBridge.Native.channel_close(channel)
+    {:noreply, state}
+  end
+
   def handle_info({:snakebridge_release, id, remote}, state) do
     send(remote, {:snakebridge_release, id})
     {:noreply, state}

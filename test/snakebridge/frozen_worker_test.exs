@@ -114,7 +114,7 @@ defmodule SnakeBridge.FrozenWorkerTest do
     opts = [backend: {:pool, pool}]
     assert SnakeBridge.call!("math", "sqrt", [4.0], [], opts) == 2.0
     [{worker, _node}] = SnakeBridge.Pool.workers(pool)
-    {port, _ids} = SnakeBridge.Workers.lookup(worker)
+    {port, _ids, _channel} = SnakeBridge.Workers.lookup(worker)
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     {_, 0} = System.cmd("kill", ["-STOP", Integer.to_string(os_pid)])
     {opts, worker, os_pid}

@@ -80,7 +80,7 @@ defmodule SnakeBridge.PoolTest do
     # Pin a worker: the caller's object makes the call go to it.
     obj = SnakeBridge.eval!("__import__('time')", %{}, opts(return: :ref))
     {:port, worker} = obj.owner
-    {port, _ids} = SnakeBridge.Workers.lookup(worker)
+    {port, _ids, _channel} = SnakeBridge.Workers.lookup(worker)
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     caller = Task.async(fn -> :timer.tc(fn -> SnakeBridge.method(obj, "sleep", [5]) end) end)
     Process.sleep(200)

@@ -455,7 +455,7 @@ defmodule SnakeBridge.StdlibTest do
 
       worker_os_pids =
         for {pid, _node} <- SnakeBridge.Pool.workers(pool),
-            {port, _ids} <- [SnakeBridge.Workers.lookup(pid)],
+            {port, _ids, _channel} <- [SnakeBridge.Workers.lookup(pid)],
             {:os_pid, os_pid} <- [Port.info(port, :os_pid)],
             do: os_pid
 

@@ -49,6 +49,7 @@
 #include "../msgpack_reader.hpp"
 #include "../msgpack_sink.hpp"
 #include "../request_decoder.hpp"
+#include "../../nif/reply_frames.hpp"
 
 #ifndef SNAKEBRIDGE_LIBPYTHON
 #define SNAKEBRIDGE_LIBPYTHON ""
@@ -292,7 +293,49 @@ void build_request_values(MsgpackReader& r, const WireRequest<V>& w) {
   }
 }
 
+// The NIF's reply-channel router (nif/reply_frames.hpp) reads the same bytes
+// as a frame from the program: whatever it routes must be what msgpack-cxx
+// unpacks there (a frame it cannot read is left to the worker, never misrouted).
+void check_route(const std::string& frame) {
+  sb::nif::RoutedFrame r = sb::nif::route_frame(frame.data(), frame.size());
+  if (r.kind == sb::nif::RoutedFrame::Kind::Other) return;
+  msgpack::object_handle oh;
+  try {
+    size_t offset = 0;
+    oh = msgpack::unpack(frame.data(), frame.size(), offset);
+  } catch (const std::exception&) {
+    // (The router reads only a frame's head: the rest may be malformed.)
+    return;
+  }
+  const msgpack::object& o = oh.get();
+  invariant(o.type == msgpack::type::ARRAY && o.via.array.size >= 3, "routed frame is not an array of 3+");
+  const msgpack::object* a = o.via.array.ptr;
+  invariant(a[0].type == msgpack::type::POSITIVE_INTEGER, "routed frame's id is not a positive integer");
+  switch (r.kind) {
+    case sb::nif::RoutedFrame::Kind::Reply:
+      invariant(o.via.array.size == 3 && a[0].via.u64 == r.id && r.id > 0, "reply routed under another id");
+      break;
+    case sb::nif::RoutedFrame::Kind::Output: {
+      invariant(o.via.array.size == 5 && a[0].via.u64 == 0, "output routed from a frame of another shape");
+      invariant(a[3].type == msgpack::type::STR && std::string(a[3].via.str.ptr, a[3].via.str.size) == r.text,
+                "output text differs");
+      uint64_t req = a[4].type == msgpack::type::POSITIVE_INTEGER ? a[4].via.u64 : 0;
+      invariant(req == r.id, "output routed to another request");
+      break;
+    }
+    case sb::nif::RoutedFrame::Kind::Callback: {
+      invariant(o.via.array.size == 7 && a[0].via.u64 == 0, "callback routed from a frame of another shape");
+      uint64_t req = a[2].type == msgpack::type::POSITIVE_INTEGER ? a[2].via.u64 : 0;
+      invariant(req == r.id, "callback routed to another request");
+      break;
+    }
+    case sb::nif::RoutedFrame::Kind::Other:
+      break;
+  }
+}
+
 void convert(const std::string& frame) {
+  check_route(frame);
   // As the server: claims checked before unpacking; a valid frame always passes.
   if (!claims_fit(frame.data(), frame.size())) {
     try {

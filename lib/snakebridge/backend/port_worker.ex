@@ -2,10 +2,11 @@ defmodule SnakeBridge.Backend.PortWorker do
   @moduledoc false
   # A port worker's interpreter (c_src/port/, docs/protocol.md). The caller
   # encodes its request, picks a worker (the one holding the request's objects,
-  # else one of the pool), announces the request to the worker process and
-  # writes the frame into the worker's port itself; the worker forwards the
-  # reply frame undecoded, and the caller decodes it. Output arrives tagged
-  # with the request's ref, as in-process.
+  # else one of the pool), registers the request with the worker's reply
+  # channel and writes the frame into the worker's port itself; the channel's
+  # reader (a NIF thread) sends it the reply frame undecoded, and the caller
+  # decodes it. Output and callbacks arrive tagged with the request's ref, as
+  # in-process. The worker process is not on the way (Worker's moduledoc).
   @behaviour SnakeBridge.Backend
   import Bitwise, only: [<<<: 2]
 
@@ -21,6 +22,12 @@ defmodule SnakeBridge.Backend.PortWorker do
   end
 
   def owner(_request), do: nil
+
+  # A caller whose request is the only one (or one of two) at its worker reads
+  # the reply channel itself for up to @poll_us (on its scheduler): a quick
+  # reply then comes back with no process woken on its way
+  # (docs/backends.md, "Port workers: the reply channel").
+  @poll_us 50
 
   @impl true
   def start(request, mode, timeout, where) do
@@ -59,7 +66,7 @@ defmodule SnakeBridge.Backend.PortWorker do
 
   defp share(request, mode, worker, key, {count, body, size})
        when size >= @share_at and node(worker) == node() do
-    with {port, _ids} <- SnakeBridge.Workers.lookup(worker),
+    with {port, _ids, _channel} <- SnakeBridge.Workers.lookup(worker),
          {:os_pid, os_pid} <- Port.info(port, :os_pid),
          {shared_request, [_ | _] = names} <- request |> Tuple.to_list() |> shared_list(os_pid, []) do
       {count, body} = encode(List.to_tuple(shared_request), mode, worker, key)
@@ -129,16 +136,52 @@ defmodule SnakeBridge.Backend.PortWorker do
       backend: __MODULE__,
       ref: ref,
       monitor: mon,
-      state: %{worker: worker, owner: owner, load_key: load_key, pool: pool, request: request, shared: shared}
+      state: %{
+        worker: worker,
+        owner: owner,
+        load_key: load_key,
+        pool: pool,
+        request: request,
+        shared: shared,
+        channel: nil,
+        id: nil
+      }
     }
 
     case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
-      :ok ->
-        {:running, job}
+      {:ok, %{channel: channel, id: id} = sent} ->
+        job = %{job | state: Map.merge(job.state, sent)}
+
+        case SnakeBridge.Native.channel_poll(channel, id, @poll_us) do
+          {:frame, frame} -> {:done, polled(job, frame)}
+          :wait -> {:running, job}
+        end
+
+      {:ok, sent} ->
+        {:running, %{job | state: Map.merge(job.state, sent)}}
 
       error ->
         done(job)
         {:done, error}
+    end
+  end
+
+  # The reply read by the caller itself; Python's output for the request,
+  # which came before it, is in the mailbox already.
+  defp polled(%Job{ref: ref, state: s} = job, frame) do
+    reply = decode(frame, s.request, s.worker)
+    output(ref)
+    done(job)
+    reply
+  end
+
+  defp output(ref) do
+    receive do
+      {:snakebridge_output, ^ref, stream, text} ->
+        Output.write_caller(stream, text)
+        output(ref)
+    after
+      0 -> :ok
     end
   end
 
@@ -165,10 +208,25 @@ defmodule SnakeBridge.Backend.PortWorker do
   # replies come to is deactivated, so nothing for the request arrives later.
   @ack_grace_ms 500
 
+  #
+  # A caller on the worker's node forgets the request in the channel instead:
+  # if it was still expected, nothing more for it comes, and the worker is only
+  # told to interrupt it; if not, its reply is on its way (or a crash notice).
   @impl true
-  def stop(%Job{ref: ref, monitor: mon, state: s} = job) do
+  def stop(%Job{ref: ref, monitor: mon, state: %{channel: nil} = s} = job) do
     send(s.worker, {:cancel, ref, self()})
     stopped(job, ref, mon, :stopped, System.monotonic_time(:millisecond) + @ack_grace_ms)
+  end
+
+  def stop(%Job{ref: ref, monitor: mon, state: s} = job) do
+    if SnakeBridge.Native.channel_forget(s.channel, s.id) do
+      send(s.worker, {:cancelled, s.id})
+      # (Output it sent before, still in the mailbox.)
+      drop(ref)
+      :stopped
+    else
+      stopped(job, ref, mon, :stopped, System.monotonic_time(:millisecond) + @ack_grace_ms)
+    end
   end
 
   defp stopped(job, ref, mon, result, until) do
@@ -203,6 +261,10 @@ defmodule SnakeBridge.Backend.PortWorker do
         Output.write_caller(stream, text)
         drop(ref)
 
+      # (Python is interrupted meanwhile: its wait for the answer ends.)
+      {:snakebridge_port_callback, ^ref, _frame, _worker} ->
+        drop(ref)
+
       {^ref, _} ->
         drop(ref)
     after
@@ -211,13 +273,21 @@ defmodule SnakeBridge.Backend.PortWorker do
   end
 
   @impl true
-  def route_callbacks(%Job{ref: ref, state: s}, runner) do
+  def route_callbacks(%Job{ref: ref, state: %{channel: nil} = s}, runner) do
     send(s.worker, {:route_callbacks, ref, runner})
+    :ok
+  end
+
+  def route_callbacks(%Job{state: s}, runner) do
+    SnakeBridge.Native.channel_route(s.channel, s.id, runner)
     :ok
   end
 
   @impl true
   def done(%Job{ref: ref, monitor: mon, state: s}) do
+    # (Still expected after a crash notice, or the worker's exit: forgotten,
+    # so that nothing for it can come later.)
+    if s.channel, do: SnakeBridge.Native.channel_forget(s.channel, s.id)
     :erlang.unalias(ref)
     Process.demonitor(mon, [:flush])
     Pool.checkin(s.load_key, s.pool)
@@ -255,24 +325,32 @@ defmodule SnakeBridge.Backend.PortWorker do
   defp owner_in(tuple) when is_tuple(tuple), do: tuple |> Tuple.to_list() |> owner_in()
   defp owner_in(_), do: nil
 
-  # A worker on this node: tell it whose reply to expect, then write the frame
-  # into its port here (a local message is queued before the port's reply can
-  # be). A worker on another node writes the frame itself.
+  # A worker on this node: register the request with its reply channel, then
+  # write the frame into its port here (registered first: the reply can come
+  # as soon as the frame is written). A worker on another node writes the
+  # frame itself.
   defp submit(worker, ref, count, body, deadline, key) when node(worker) == node() do
     case SnakeBridge.Workers.lookup(worker) do
-      {port, ids} ->
+      {port, ids, channel} ->
+        announce(worker, key)
         id = :atomics.add_get(ids, 1, 1)
-        send(worker, {:pending, id, self(), ref, key})
+        if SnakeBridge.Native.channel_expect(channel, id, self(), ref, self()) == :drain, do: send(worker, :maybe_drain)
 
         try do
-          with {:error, :timeout} = timeout <- write(port, Worker.frame(id, count, body), deadline, 0) do
-            abandon(worker, id, ref)
-            timeout
+          case write(port, Worker.frame(id, count, body), deadline, 0) do
+            :ok ->
+              {:ok, %{channel: channel, id: id}}
+
+            {:error, :timeout} = timeout ->
+              SnakeBridge.Native.channel_forget(channel, id)
+              timeout
           end
         rescue
           # The port closed: the worker is stopping and the request never ran.
           # Wait for it to go, so its crash notice for `ref` is not left behind.
           ArgumentError ->
+            SnakeBridge.Native.channel_forget(channel, id)
+
             receive do
               {:DOWN, _, :process, ^worker, _} -> :ok
             after
@@ -295,7 +373,23 @@ defmodule SnakeBridge.Backend.PortWorker do
 
   defp submit(worker, ref, count, body, _deadline, key) do
     send(worker, {:request, self(), ref, count, IO.iodata_to_binary(body), key})
-    :ok
+    {:ok, %{}}
+  end
+
+  # The worker learns once of each process using it: it holds the process's
+  # thread key until the process goes, and then interrupts what it left
+  # running. (Remembered per worker in the process dictionary; entries of
+  # workers gone are dropped as new ones come.)
+  @users_key :snakebridge_worker_user_of
+
+  defp announce(worker, key) do
+    known = Process.get(@users_key, [])
+
+    unless worker in known do
+      send(worker, {:thread_user, self(), key})
+      known = if length(known) >= 16, do: Enum.filter(known, &Process.alive?/1), else: known
+      Process.put(@users_key, [worker | known])
+    end
   end
 
   # A caller never blocks on a full pipe (a frozen or swamped program): the
@@ -313,24 +407,6 @@ defmodule SnakeBridge.Backend.PortWorker do
       true ->
         if attempt == 0, do: :erlang.yield(), else: Process.sleep(min(attempt, 10))
         write(port, frame, deadline, attempt + 1)
-    end
-  end
-
-  # The worker forgets a request that was announced but never written, and
-  # acknowledges; whatever it sent for `ref` before (a crash notice) is
-  # consumed here, so nothing for `ref` is left in the caller's mailbox.
-  defp abandon(worker, id, ref) do
-    send(worker, {:abandon, id, self(), ref})
-    abandoned(worker, ref)
-  end
-
-  defp abandoned(worker, ref) do
-    receive do
-      {^ref, :abandoned} -> :ok
-      {^ref, _crash_notice} -> abandoned(worker, ref)
-      {:DOWN, _, :process, ^worker, _} -> :ok
-    after
-      5_000 -> :ok
     end
   end
 
@@ -392,6 +468,23 @@ defmodule SnakeBridge.Backend.PortWorker do
       {:ok, [_id, "ok", value]} -> {:ok, value}
       {:ok, [_id, "error", reason]} -> {:error, resolve(reason, request)}
       other -> {:error, {:internal, "undecodable reply from a port worker: #{inspect(other)}"}}
+    end
+  end
+
+  @doc false
+  # A callback frame from `worker`'s channel ([0, "callback", request_id,
+  # slot, fun | [module, function], args, kwargs]), as the message a call's
+  # runner takes (docs/protocol.md, "Callbacks").
+  def callback(ref, frame, worker) do
+    case Msgpack.decode(frame, handle: handles(worker)) do
+      {:ok, [0, "callback", _req_id, slot, what, args, kwargs]} ->
+        {:snakebridge_callback, ref, {:port, worker, slot}, what, args, kwargs}
+
+      # (Not from our program: the request's cancel or timeout ends it.)
+      other ->
+        require Logger
+        Logger.warning("snakebridge port worker: undecodable callback #{inspect(other, limit: 10)}")
+        nil
     end
   end
 

@@ -1,0 +1,461 @@
+#include "reply_channel.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../core/spin.hpp"
+#include "../port/framing.hpp"
+#include "atoms.hpp"
+#include "boundary.hpp"
+#include "reply_frames.hpp"
+
+namespace sb::nif {
+namespace {
+
+ErlNifResourceType* g_channel_type = nullptr;
+ErlNifResourceType* g_frame_type = nullptr;
+
+// A request whose reply is expected: where its frames go.
+struct Entry {
+  ErlNifPid dest;       // a local process: the caller, or the worker relaying for a remote one
+  ErlNifEnv* env;       // holds ref and owner
+  ERL_NIF_TERM ref;     // the caller's alias for the request
+  ERL_NIF_TERM owner;   // the process the request is for (maybe on another node)
+  bool routed = false;  // callbacks go to `route` (the call's callback runner)
+  ErlNifPid route;
+};
+
+struct Channel {
+  // The table of expected requests.
+  std::mutex mu;
+  std::unordered_map<uint64_t, Entry> pending;
+  std::vector<ErlNifEnv*> spare_envs;
+  uint64_t calls = 0;
+  uint64_t max_calls = 0;  // 0: no limit
+  // The FIFO and the frames read from it: one reader at a time (the worker,
+  // or a caller polling for its reply).
+  std::mutex read_mu;
+  int fd = -1;
+  sb::port::FrameReader frames;
+  ErlNifPid worker;
+  std::atomic<uint64_t> polled{0};   // replies a caller took itself
+  std::atomic<uint64_t> routed{0};   // replies sent to their callers
+  std::atomic<uint64_t> batches{0};  // reads on the worker's readiness notices
+
+  ErlNifEnv* take_env() {
+    if (spare_envs.empty()) return enif_alloc_env();
+    ErlNifEnv* e = spare_envs.back();
+    spare_envs.pop_back();
+    return e;
+  }
+  void give_env(ErlNifEnv* e) {
+    if (spare_envs.size() < 64) {
+      enif_clear_env(e);
+      spare_envs.push_back(e);
+    } else {
+      enif_free_env(e);
+    }
+  }
+};
+
+void channel_dtor(ErlNifEnv*, void* p) {
+  auto* c = static_cast<Channel*>(p);
+  for (auto& [id, e] : c->pending) enif_free_env(e.env);
+  for (ErlNifEnv* e : c->spare_envs) enif_free_env(e);
+  if (c->fd >= 0) close(c->fd);
+  c->~Channel();
+}
+
+// After enif_select(STOP): the BEAM no longer watches the descriptor.
+void channel_stop(ErlNifEnv*, void* p, ErlNifEvent fd, int) {
+  auto* c = static_cast<Channel*>(p);
+  std::lock_guard<std::mutex> lock(c->read_mu);
+  if (c->fd == static_cast<int>(fd)) {
+    close(c->fd);
+    c->fd = -1;
+  }
+}
+
+struct FrameBuffer {
+  sb::port::Buffer buffer;
+};
+void frame_dtor(ErlNifEnv*, void* p) { static_cast<FrameBuffer*>(p)->~FrameBuffer(); }
+
+Channel* get_channel(ErlNifEnv* env, Term t) {
+  void* p;
+  if (!enif_get_resource(env, t, g_channel_type, &p)) throw ArgumentError("expected a reply channel");
+  return static_cast<Channel*>(p);
+}
+
+// A frame as a binary: a large one keeps the buffer it was read into.
+ERL_NIF_TERM frame_binary(ErlNifEnv* env, sb::port::Frame& f) {
+  if (f.size >= sb::port::FrameReader::kHandOverAtLeast) {
+    auto* r = new (enif_alloc_resource(g_frame_type, sizeof(FrameBuffer))) FrameBuffer{std::move(f.owner)};
+    ERL_NIF_TERM t = enif_make_resource_binary(env, r, f.data, f.size);
+    enif_release_resource(r);
+    return t;
+  }
+  ERL_NIF_TERM t;
+  unsigned char* buf = enif_make_new_binary(env, f.size, &t);
+  if (f.size > 0) memcpy(buf, f.data, f.size);
+  return t;
+}
+
+ERL_NIF_TERM binary(ErlNifEnv* env, std::string_view s) {
+  ERL_NIF_TERM t;
+  unsigned char* buf = enif_make_new_binary(env, s.size(), &t);
+  if (!s.empty()) memcpy(buf, s.data(), s.size());
+  return t;
+}
+
+// Sends each frame read where it belongs, from a NIF call (a scheduler
+// thread; `env` is the calling process's). The worker reading keeps its own
+// frames as a list it handles on return; a caller polling sends them to it,
+// and keeps its own reply.
+class Dispatch {
+ public:
+  Dispatch(ErlNifEnv* env, Channel* c, bool by_worker, uint64_t own)
+      : env_(env), c_(c), by_worker_(by_worker), own_(own), kept_(enif_make_list(env, 0)) {}
+
+  void frame(sb::port::Frame& f) {
+    RoutedFrame r = route_frame(f.data, f.size);
+    switch (r.kind) {
+      case RoutedFrame::Kind::Reply: return reply(r.id, f);
+      case RoutedFrame::Kind::Output: return output(r, f);
+      case RoutedFrame::Kind::Callback: return callback(r.id, f);
+      case RoutedFrame::Kind::Other: return to_worker(enif_make_tuple2(env_, atoms.snakebridge_notice, frame_binary(env_, f)));
+    }
+  }
+
+  ERL_NIF_TERM own_reply() const { return own_reply_; }
+  // The worker's frames, in the order read (then `last`, if given).
+  ERL_NIF_TERM kept(ERL_NIF_TERM last = 0) {
+    ERL_NIF_TERM rev = last ? enif_make_list_cell(env_, last, kept_) : kept_;
+    ERL_NIF_TERM out;
+    enif_make_reverse_list(env_, rev, &out);
+    return out;
+  }
+
+ private:
+  // Taken out of the table under the lock and sent after it: a caller whose
+  // channel_forget finds it gone knows its reply is on its way.
+  void reply(uint64_t id, sb::port::Frame& f) {
+    Entry e{};
+    {
+      std::lock_guard<std::mutex> lock(c_->mu);
+      auto it = c_->pending.find(id);
+      if (it == c_->pending.end()) {
+        e.env = nullptr;
+      } else {
+        e = it->second;
+        c_->pending.erase(it);
+      }
+    }
+    if (e.env == nullptr) {
+      return to_worker(enif_make_tuple3(env_, atoms.snakebridge_unclaimed, enif_make_uint64(env_, id), frame_binary(env_, f)));
+    }
+    if (id == own_) {
+      own_reply_ = frame_binary(env_, f);
+      c_->polled.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ERL_NIF_TERM inner = enif_make_tuple3(env_, atoms.frame, frame_binary(env_, f), enif_make_pid(env_, &c_->worker));
+      send(e.dest, enif_make_tuple2(env_, enif_make_copy(env_, e.ref), inner));
+      c_->routed.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::lock_guard<std::mutex> lock(c_->mu);
+    c_->give_env(e.env);
+  }
+
+  // Sent under the lock: nothing for a forgotten request comes after.
+  void output(const RoutedFrame& r, sb::port::Frame& f) {
+    std::unique_lock<std::mutex> lock(c_->mu);
+    auto it = r.id ? c_->pending.find(r.id) : c_->pending.end();
+    if (it == c_->pending.end()) {
+      lock.unlock();
+      return to_worker(enif_make_tuple2(env_, atoms.snakebridge_notice, frame_binary(env_, f)));
+    }
+    ERL_NIF_TERM msg = enif_make_tuple4(env_, atoms.snakebridge_output, enif_make_copy(env_, it->second.ref),
+                                        r.stderr_stream ? atoms.stderr_ : atoms.stdout_, binary(env_, r.text));
+    send(it->second.dest, msg);
+  }
+
+  void callback(uint64_t id, sb::port::Frame& f) {
+    std::unique_lock<std::mutex> lock(c_->mu);
+    auto it = id ? c_->pending.find(id) : c_->pending.end();
+    if (it == c_->pending.end()) {
+      lock.unlock();
+      return to_worker(enif_make_tuple2(env_, atoms.snakebridge_notice, frame_binary(env_, f)));
+    }
+    const Entry& e = it->second;
+    ERL_NIF_TERM msg = enif_make_tuple4(env_, atoms.snakebridge_port_callback, enif_make_copy(env_, e.ref),
+                                        frame_binary(env_, f), enif_make_pid(env_, &c_->worker));
+    send(e.routed ? e.route : e.dest, msg);
+  }
+
+  void to_worker(ERL_NIF_TERM msg) {
+    if (by_worker_) kept_ = enif_make_list_cell(env_, msg, kept_);
+    else send(c_->worker, msg);
+  }
+
+  void send(ErlNifPid to, ERL_NIF_TERM msg) { enif_send(env_, &to, nullptr, msg); }
+
+  ErlNifEnv* env_;
+  Channel* c_;
+  bool by_worker_;
+  uint64_t own_;
+  ERL_NIF_TERM own_reply_ = 0;
+  ERL_NIF_TERM kept_;
+};
+
+enum class Read { Drained, Eof, More };
+
+// Reads what is there (under read_mu) and dispatches every whole frame, until
+// the FIFO is empty, or `budget` bytes were read (more may be waiting).
+// read() returning 0 means no writer: before the program opened the FIFO, or
+// after it exited; only the worker's readiness notice tells the second (the
+// BEAM reports a FIFO with no writer yet as not readable).
+Read read_frames(Channel* c, Dispatch& d, size_t budget) {
+  size_t total = 0;
+  for (;;) {
+    if (c->fd < 0) return Read::Eof;
+    size_t room;
+    char* dst = c->frames.space(&room);
+    ssize_t n = read(c->fd, dst, room);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return Read::Eof;
+    if (n < 0) return errno == EAGAIN ? Read::Drained : Read::Eof;
+    c->frames.commit(static_cast<size_t>(n));
+    for (;;) {
+      sb::port::Frame f;
+      uint64_t size;
+      auto next = c->frames.next(&f, &size);
+      if (next == sb::port::FrameReader::Next::NeedMore) break;
+      if (next == sb::port::FrameReader::Next::Frame) d.frame(f);
+    }
+    total += static_cast<size_t>(n);
+    if (total >= budget) return Read::More;
+  }
+}
+
+void consume_timeslice(ErlNifEnv* env, uint64_t t0) {
+  int percent = static_cast<int>((sb::monotonic_ns() - t0) / 10'000);  // of a 1 ms timeslice
+  if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+}
+
+// reply_channel(path, max_calls) -> channel: makes the FIFO at `path` (mode
+// 0600; the program unlinks it once open) and watches it for the calling
+// process (the worker): {:select, channel, :undefined, :ready_input}.
+Term reply_channel(ErlNifEnv* env, std::string path, uint64_t max_calls) {
+  if (mkfifo(path.c_str(), 0600) != 0) throw ArgumentError("mkfifo " + path + ": " + strerror(errno));
+  // Not blocking: there is no writer yet (the program is started next).
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    unlink(path.c_str());
+    throw ArgumentError("open " + path + ": " + strerror(err));
+  }
+  fcntl(fd, F_SETPIPE_SZ, 1 << 20);  // as the program's pipes (best effort)
+  auto* c = new (enif_alloc_resource(g_channel_type, sizeof(Channel))) Channel();
+  c->fd = fd;
+  c->max_calls = max_calls;
+  enif_self(env, &c->worker);
+  ERL_NIF_TERM t = enif_make_resource(env, c);
+  if (enif_select(env, fd, ERL_NIF_SELECT_READ, c, nullptr, atoms.undefined) < 0) {
+    unlink(path.c_str());
+    enif_release_resource(c);
+    throw ArgumentError("enif_select failed");
+  }
+  enif_release_resource(c);
+  return t;
+}
+
+// channel_read(channel) -> the worker's frames ({:snakebridge_unclaimed, id,
+// frame} | {:snakebridge_notice, frame}), plus :more when more may be waiting
+// (call again) or :eof when the program closed its end. Called by the worker
+// on its readiness notice; watches again unless at :eof or :more.
+Term channel_read(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  uint64_t t0 = sb::monotonic_ns();
+  std::lock_guard<std::mutex> lock(c->read_mu);
+  Dispatch d(env, c, true, 0);
+  // (At most 4 MiB a call: a large reply does not hold the scheduler.)
+  Read r = read_frames(c, d, size_t(4) << 20);
+  c->batches.fetch_add(1, std::memory_order_relaxed);
+  if (r == Read::Drained) enif_select(env, c->fd, ERL_NIF_SELECT_READ, c, nullptr, atoms.undefined);
+  consume_timeslice(env, t0);
+  if (r == Read::Drained) return d.kept();
+  return d.kept(r == Read::More ? atoms.more : atoms.eof);
+}
+
+// channel_poll(channel, id, max_us) -> {:frame, frame} | :wait. A caller whose
+// request `id` is the only one about (or one of two) reads the FIFO itself
+// for up to max_us, while nobody else reads it: a quick reply then reaches it
+// with no process woken on the way. Whatever else it reads goes where it
+// belongs. :wait: the reply comes as a message.
+Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
+  Channel* c = get_channel(env, chan);
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    if (c->pending.size() > 2) return atoms.wait;
+  }
+  std::unique_lock<std::mutex> lock(c->read_mu, std::try_to_lock);
+  if (!lock.owns_lock() || c->fd < 0) return atoms.wait;
+  uint64_t t0 = sb::monotonic_ns();
+  uint64_t until = t0 + max_us * 1000;
+  Dispatch d(env, c, false, id);
+  for (;;) {
+    Read r = read_frames(c, d, size_t(1) << 20);
+    if (d.own_reply() != 0 || r == Read::More || sb::monotonic_ns() >= until) break;
+    sb::cpu_relax();
+  }
+  consume_timeslice(env, t0);
+  if (d.own_reply() == 0) return atoms.wait;
+  return enif_make_tuple2(env, atoms.frame, d.own_reply());
+}
+
+// channel_expect(channel, id, dest, ref, owner) -> :ok | :drain (this request
+// reaches the worker's max_calls).
+Term channel_expect(ErlNifEnv* env, Term chan, uint64_t id, ErlNifPid dest, Term ref, Term owner) {
+  Channel* c = get_channel(env, chan);
+  std::lock_guard<std::mutex> lock(c->mu);
+  ErlNifEnv* e = c->take_env();
+  Entry entry{dest, e, enif_make_copy(e, ref), enif_make_copy(e, owner)};
+  auto [it, fresh] = c->pending.emplace(id, entry);
+  if (!fresh) {
+    c->give_env(e);
+    throw ArgumentError("request id already expected");
+  }
+  ++c->calls;
+  return c->max_calls != 0 && c->calls == c->max_calls ? atoms.drain : atoms.ok;
+}
+
+// channel_route(channel, id, runner) -> whether request `id` is still expected.
+Term channel_route(ErlNifEnv* env, Term chan, uint64_t id, ErlNifPid runner) {
+  Channel* c = get_channel(env, chan);
+  std::lock_guard<std::mutex> lock(c->mu);
+  auto it = c->pending.find(id);
+  if (it == c->pending.end()) return atoms.false_;
+  it->second.routed = true;
+  it->second.route = runner;
+  return atoms.true_;
+}
+
+// channel_forget(channel, id) -> true: nothing more for it will be sent;
+// false: its reply was taken (it is on its way), or it was never expected.
+Term channel_forget(ErlNifEnv* env, Term chan, uint64_t id) {
+  Channel* c = get_channel(env, chan);
+  std::lock_guard<std::mutex> lock(c->mu);
+  auto it = c->pending.find(id);
+  if (it == c->pending.end()) return atoms.false_;
+  c->give_env(it->second.env);
+  c->pending.erase(it);
+  return atoms.true_;
+}
+
+// Forgets the requests matching `match` (under the lock); their ids.
+template <class Match>
+Term forget_where(ErlNifEnv* env, Channel* c, Match match) {
+  std::lock_guard<std::mutex> lock(c->mu);
+  ERL_NIF_TERM ids = enif_make_list(env, 0);
+  for (auto it = c->pending.begin(); it != c->pending.end();) {
+    if (match(it->second)) {
+      ids = enif_make_list_cell(env, enif_make_uint64(env, it->first), ids);
+      c->give_env(it->second.env);
+      it = c->pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return ids;
+}
+
+// channel_forget_owner(channel, owner) -> the ids of `owner`'s requests, forgotten.
+Term channel_forget_owner(ErlNifEnv* env, Term chan, Term owner) {
+  return forget_where(env, get_channel(env, chan), [&](const Entry& e) { return enif_compare(e.owner, owner) == 0; });
+}
+
+// channel_forget_ref(channel, ref) -> the ids of the requests of alias `ref`, forgotten.
+Term channel_forget_ref(ErlNifEnv* env, Term chan, Term ref) {
+  return forget_where(env, get_channel(env, chan), [&](const Entry& e) { return enif_compare(e.ref, ref) == 0; });
+}
+
+// channel_take_all(channel) -> [{dest, ref}]: every request still expected,
+// forgotten (the program is gone).
+Term channel_take_all(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  std::lock_guard<std::mutex> lock(c->mu);
+  ERL_NIF_TERM out = enif_make_list(env, 0);
+  for (auto& [id, e] : c->pending) {
+    ERL_NIF_TERM item = enif_make_tuple2(env, enif_make_pid(env, &e.dest), enif_make_copy(env, e.ref));
+    out = enif_make_list_cell(env, item, out);
+    c->give_env(e.env);
+  }
+  c->pending.clear();
+  return out;
+}
+
+// channel_info(channel) -> %{pending:, calls:, polled:, routed:, batches:}
+Term channel_info(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  uint64_t pending, calls;
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    pending = c->pending.size();
+    calls = c->calls;
+  }
+  ERL_NIF_TERM keys[] = {enif_make_atom(env, "pending"), enif_make_atom(env, "calls"), enif_make_atom(env, "polled"),
+                         enif_make_atom(env, "routed"), enif_make_atom(env, "batches")};
+  ERL_NIF_TERM values[] = {enif_make_uint64(env, pending), enif_make_uint64(env, calls),
+                           enif_make_uint64(env, c->polled.load()), enif_make_uint64(env, c->routed.load()),
+                           enif_make_uint64(env, c->batches.load())};
+  ERL_NIF_TERM map;
+  enif_make_map_from_arrays(env, keys, values, 5, &map);
+  return map;
+}
+
+// channel_close(channel): the FIFO is no longer watched, and closed.
+void channel_close(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  int fd;
+  {
+    std::lock_guard<std::mutex> lock(c->read_mu);
+    fd = c->fd;
+  }
+  if (fd >= 0) enif_select(env, fd, ERL_NIF_SELECT_STOP, c, nullptr, atoms.undefined);
+}
+
+}  // namespace
+
+void open_reply_channel_type(ErlNifEnv* env) {
+  auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
+  ErlNifResourceTypeInit init = {};
+  init.dtor = channel_dtor;
+  init.stop = channel_stop;
+  g_channel_type = enif_open_resource_type_x(env, "snakebridge_reply_channel", &init, flags, nullptr);
+  g_frame_type = enif_open_resource_type(env, nullptr, "snakebridge_reply_frame", frame_dtor, flags, nullptr);
+}
+
+SB_NIF("reply_channel", reply_channel, 0);
+SB_NIF("channel_read", channel_read, 0);
+SB_NIF("channel_poll", channel_poll, 0);
+SB_NIF("channel_expect", channel_expect, 0);
+SB_NIF("channel_route", channel_route, 0);
+SB_NIF("channel_forget", channel_forget, 0);
+SB_NIF("channel_forget_owner", channel_forget_owner, 0);
+SB_NIF("channel_forget_ref", channel_forget_ref, 0);
+SB_NIF("channel_take_all", channel_take_all, 0);
+SB_NIF("channel_info", channel_info, 0);
+SB_NIF("channel_close", channel_close, 0);
+
+}  // namespace sb::nif
