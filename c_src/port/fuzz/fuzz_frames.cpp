@@ -500,6 +500,13 @@ void write_seeds(const char* dir) {
   add("cancel", W().arr(3).u(0).atom("cancel").i(6));
   add("stats", W().arr(2).u(9).atom("stats"));
   add("drain", W().arr(2).u(10).atom("drain"));
+  // The program's own frames, as the NIF's reply channel routes them (check_route).
+  add("reply_ok", W().arr(3).u(70000).atom("ok").f64(1.5));
+  add("reply_error", W().arr(3).u(12).atom("error").map(1).atom("kind").atom("python"));
+  add("output_of_request", W().arr(5).u(0).atom("output").atom("stderr").atom("hello\n").u(300));
+  add("output_outside", W().arr(5).u(0).atom("output").atom("stdout").atom("x").nil());
+  add("callback_of_request", W().arr(7).u(0).atom("callback").u(5).u(1).atom("f").arr(0).map(0));
+  add("callback_outside", W().arr(7).u(0).atom("callback").nil().u(2).arr(2).atom("Enum").atom("sum").arr(0).map(0));
   add("repr_handle", W().arr(4).u(20).atom("repr").handle(1).i(80));
   add("call_on_handle", W().arr(7).u(21).atom("call").handle(3).bin("bit_length").arr(0).map(0).atom("auto"));
   add("next_handle", W().arr(5).u(22).atom("next").handle(5).i(10).atom("value"));
