@@ -126,7 +126,9 @@ ERL_NIF_TERM binary(ErlNifEnv* env, std::string_view s) {
 class Dispatch {
  public:
   Dispatch(ErlNifEnv* env, Channel* c, bool by_worker, uint64_t own)
-      : env_(env), c_(c), by_worker_(by_worker), own_(own), kept_(enif_make_list(env, 0)) {}
+      : env_(env), c_(c), by_worker_(by_worker), own_(own), kept_(enif_make_list(env, 0)) {
+    enif_self(env, &self_);
+  }
 
   void frame(sb::port::Frame& f) {
     RoutedFrame r = route_frame(f.data, f.size);
@@ -139,6 +141,8 @@ class Dispatch {
   }
 
   ERL_NIF_TERM own_reply() const { return own_reply_; }
+  // Whether a frame went to the calling process (an output notice, a callback).
+  bool sent_to_self() const { return sent_to_self_; }
   // The worker's frames, in the order read (then `last`, if given).
   ERL_NIF_TERM kept(ERL_NIF_TERM last = 0) {
     ERL_NIF_TERM rev = last ? enif_make_list_cell(env_, last, kept_) : kept_;
@@ -208,9 +212,14 @@ class Dispatch {
     else send(c_->worker, msg);
   }
 
-  void send(ErlNifPid to, ERL_NIF_TERM msg) { enif_send(env_, &to, nullptr, msg); }
+  void send(ErlNifPid to, ERL_NIF_TERM msg) {
+    if (enif_compare_pids(&to, &self_) == 0) sent_to_self_ = true;
+    enif_send(env_, &to, nullptr, msg);
+  }
 
   ErlNifEnv* env_;
+  ErlNifPid self_;
+  bool sent_to_self_ = false;
   Channel* c_;
   bool by_worker_;
   uint64_t own_;
@@ -298,11 +307,13 @@ Term channel_read(ErlNifEnv* env, Term chan) {
   return d.kept(r == Read::More ? atoms.more : atoms.eof);
 }
 
-// channel_poll(channel, id, max_us) -> {:frame, frame} | :wait. A caller whose
-// request `id` is the only one about (or one of two) reads the FIFO itself
-// for up to max_us, while nobody else reads it: a quick reply then reaches it
-// with no process woken on the way. Whatever else it reads goes where it
-// belongs. :wait: the reply comes as a message.
+// channel_poll(channel, id, max_us) -> {:frame, frame} | :sent | :wait. A
+// caller whose request `id` is the only one about (or one of two) reads the
+// FIFO itself for up to max_us, while nobody else reads it: a quick reply then
+// reaches it with no process woken on the way. Whatever else it reads goes
+// where it belongs. :sent: a frame went to the caller itself (its request's
+// output or callback, in its mailbox now); :wait: the reply comes as a
+// message. A callback runner polls with id 0 for the next callback.
 Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
   Channel* c = get_channel(env, chan);
   {
@@ -316,12 +327,12 @@ Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
   Dispatch d(env, c, false, id);
   for (;;) {
     Read r = read_frames(c, d, size_t(1) << 20);
-    if (d.own_reply() != 0 || r == Read::More || sb::monotonic_ns() >= until) break;
+    if (d.own_reply() != 0 || d.sent_to_self() || r == Read::More || sb::monotonic_ns() >= until) break;
     sb::cpu_relax();
   }
   consume_timeslice(env, t0);
-  if (d.own_reply() == 0) return atoms.wait;
-  return enif_make_tuple2(env, atoms.frame, d.own_reply());
+  if (d.own_reply() != 0) return enif_make_tuple2(env, atoms.frame, d.own_reply());
+  return d.sent_to_self() ? atoms.sent : atoms.wait;
 }
 
 // channel_expect(channel, id, dest, ref, owner) -> :ok | :drain (this request

@@ -88,8 +88,9 @@ defmodule SnakeBridge.Callbacks do
     end
   end
 
-  # In-process, the slot is the NIF's; through a worker, the worker writes the answer.
-  defp answer({:port, worker, slot}, answer), do: send(worker, {:answer, slot, answer})
+  # In-process, the slot is the NIF's; through a worker, the answer goes into
+  # its port (Backend.PortWorker.answer/3).
+  defp answer({:port, worker, slot}, answer), do: SnakeBridge.Backend.PortWorker.answer(worker, slot, answer)
   defp answer(slot, answer), do: Native.callback_reply(slot, answer)
 
   @doc false

@@ -254,26 +254,10 @@ defmodule SnakeBridge.Worker do
 
   def handle_info(:flush_forgotten, state), do: {:noreply, flush(state, :forgotten, "forget", :flush_forgotten)}
 
-  # A callback's answer, for the Python thread waiting for it.
+  # A callback's answer, for the Python thread waiting for it (from a runner
+  # on another node, or one that found the port busy).
   def handle_info({:answer, slot, answer}, state) do
-    frame = answer_frame(slot, answer)
-
-    # The program reads at most 1 GiB at once: a larger answer would be
-    # skipped, and the Python side left waiting for it.
-    frame =
-      case IO.iodata_length(frame) do
-        size when size > @max_frame ->
-          answer_frame(
-            slot,
-            {:type_error,
-             "the Elixir function's result is #{size} bytes, more than a port worker reads at once (1 GiB)"}
-          )
-
-        _ ->
-          frame
-      end
-
-    if port_command(state, frame) == :busy do
+    if port_command(state, answer_frame(slot, answer, self())) == :busy do
       Process.send_after(self(), {:answer, slot, answer}, 10)
     end
 
@@ -535,12 +519,32 @@ defmodule SnakeBridge.Worker do
     end)
   end
 
-  defp answer_frame(slot, answer),
-    do: [0x94, Msgpack.encode!(0), Msgpack.encode!("answer"), Msgpack.encode!(slot), encode_answer(answer)]
+  @doc false
+  # The frame answering callback `slot` of `worker`'s program. The program
+  # reads at most 1 GiB at once: a larger answer would be skipped, and the
+  # Python side left waiting for it, so it becomes a TypeError.
+  def answer_frame(slot, answer, worker) do
+    frame = encode_answer_frame(slot, answer, worker)
+
+    case IO.iodata_length(frame) do
+      size when size > @max_frame ->
+        encode_answer_frame(
+          slot,
+          {:type_error, "the Elixir function's result is #{size} bytes, more than a port worker reads at once (1 GiB)"},
+          worker
+        )
+
+      _ ->
+        frame
+    end
+  end
+
+  defp encode_answer_frame(slot, answer, worker),
+    do: [0x94, Msgpack.encode!(0), Msgpack.encode!("answer"), Msgpack.encode!(slot), encode_answer(answer, worker)]
 
   # As the tuples the NIF reads (core/callback_answer.hpp); the original error
   # as ext 14, the term itself.
-  defp encode_answer({:error, message, stacktrace, original}) do
+  defp encode_answer({:error, message, stacktrace, original}, _worker) do
     [
       Msgpack.tuple_header(4),
       Msgpack.encode!(:error),
@@ -550,7 +554,8 @@ defmodule SnakeBridge.Worker do
     ]
   end
 
-  defp encode_answer(answer), do: Msgpack.encode(answer, handle_id: SnakeBridge.Backend.PortWorker.handle_ids(self()))
+  defp encode_answer(answer, worker),
+    do: Msgpack.encode(answer, handle_id: SnakeBridge.Backend.PortWorker.handle_ids(worker))
 
   defp queue_cancel(%{cancels: []} = state, id) do
     if port_command(state, Msgpack.encode!([0, "cancel", [id]])) == :busy do

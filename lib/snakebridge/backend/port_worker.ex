@@ -154,7 +154,8 @@ defmodule SnakeBridge.Backend.PortWorker do
 
         case SnakeBridge.Native.channel_poll(channel, id, @poll_us) do
           {:frame, frame} -> {:done, polled(job, frame)}
-          :wait -> {:running, job}
+          # (:sent: its output or a callback is in the mailbox.)
+          _wait_or_sent -> {:running, job}
         end
 
       {:ok, sent} ->
@@ -469,6 +470,32 @@ defmodule SnakeBridge.Backend.PortWorker do
       {:ok, [_id, "error", reason]} -> {:error, resolve(reason, request)}
       other -> {:error, {:internal, "undecodable reply from a port worker: #{inspect(other)}"}}
     end
+  end
+
+  @doc false
+  # A callback's answer, written into the worker's port by the process that
+  # ran the callback. The same call's next callback is often on its way (a
+  # sort key, a reduce): that process then reads the reply channel for it
+  # for up to @poll_us, as a caller reads for its reply. A worker on another
+  # node, or a port too busy to take the frame now, gets the answer as a
+  # message, and writes it itself.
+  def answer(worker, slot, answer) when node(worker) == node() do
+    with {port, _ids, channel} <- SnakeBridge.Workers.lookup(worker),
+         true <- command(port, Worker.answer_frame(slot, answer, worker)) do
+      SnakeBridge.Native.channel_poll(channel, 0, @poll_us)
+      :ok
+    else
+      _ -> send(worker, {:answer, slot, answer})
+    end
+  end
+
+  def answer(worker, slot, answer), do: send(worker, {:answer, slot, answer})
+
+  defp command(port, frame) do
+    Port.command(port, frame, [:nosuspend])
+  rescue
+    # The port closed: the worker is stopping.
+    ArgumentError -> false
   end
 
   @doc false
