@@ -101,6 +101,10 @@ struct Decoder<std::optional<T>> {
   static std::optional<T> decode(ErlNifEnv* env, ERL_NIF_TERM t) { return Decoder<T>::decode(env, t); }
 };
 
+// Tells the scheduler how much of its timeslice (1 ms) a NIF used since
+// `t0_ns` (monotonic): a NIF that polls or copies for a while reports it.
+void consume_timeslice_since(ErlNifEnv* env, uint64_t t0_ns);
+
 // Raises `module` (an Elixir exception with a message) from a NIF.
 ERL_NIF_TERM raise(ErlNifEnv* env, const char* module, const std::string& message);
 

@@ -1,11 +1,14 @@
 #include "callbacks.hpp"
 
+#include <sched.h>
+
 #include <atomic>
 #include <new>
 
 #include "../core/callback_answer.hpp"
 #include "../core/errors.hpp"
 #include "../core/from_elixir.hpp"
+#include "../core/spin.hpp"
 #include "../core/to_elixir.hpp"
 #include "atoms.hpp"
 #include "jobs.hpp"
@@ -28,6 +31,39 @@ struct Slot {
 
 ErlNifResourceType* g_slot_type = nullptr;
 
+// A callback runner that just answered polls a while for the same call's next
+// callback (callback_poll): the Python thread then hands the message over
+// here instead of sending it, so the runner is not woken through its
+// scheduler (enif_send from a thread the BEAM does not manage: a wake-up and
+// thread-progress work each). A few runners at once; more simply get messages.
+enum PollerState : int { kFree, kReserving, kPolling, kClaimed, kHanded };
+
+struct Poller {
+  std::atomic<int> state{kFree};
+  ErlNifPid pid;     // written while kReserving, read once kPolling is seen
+  ErlNifEnv* env;    // the handed message's (the runner frees it)
+  ERL_NIF_TERM msg;
+};
+
+constexpr int kPollers = 8;
+Poller g_pollers[kPollers];
+std::atomic<uint64_t> g_handed{0};
+
+// Hands `msg` (in `msg_env`) to `to` if it is polling; then the runner owns msg_env.
+bool hand_over(const ErlNifPid& to, ErlNifEnv* msg_env, ERL_NIF_TERM msg) {
+  for (Poller& p : g_pollers) {
+    if (p.state.load(std::memory_order_acquire) != kPolling || enif_compare_pids(&p.pid, &to) != 0) continue;
+    int polling = kPolling;
+    if (!p.state.compare_exchange_strong(polling, kClaimed, std::memory_order_acq_rel)) continue;
+    p.env = msg_env;
+    p.msg = msg;
+    p.state.store(kHanded, std::memory_order_release);
+    g_handed.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
 void slot_dtor(ErlNifEnv*, void* p) {
   auto* slot = static_cast<Slot*>(p);
   enif_free_env(slot->env);
@@ -49,7 +85,9 @@ class NifHost : public ElixirHost {
     ErlNifEnv* msg_env = enif_alloc_env();
     struct FreeEnv {
       ErlNifEnv* e;
-      ~FreeEnv() { enif_free_env(e); }
+      ~FreeEnv() {
+        if (e) enif_free_env(e);
+      }
     } free_env{msg_env};
     try {
       ErlNifPid to;
@@ -70,7 +108,10 @@ class NifHost : public ElixirHost {
       sink.term(enif_make_resource(msg_env, slot));
       emit_callback(sink, fun, module, function, args, kwargs);
       sink.end_tuple();
-      if (!enif_send(nullptr, &to, msg_env, sink.take())) {
+      ERL_NIF_TERM msg = sink.take();
+      if (hand_over(to, msg_env, msg)) {
+        free_env.e = nullptr;
+      } else if (!enif_send(nullptr, &to, msg_env, msg)) {
         PyErr_SetString(PyExc_RuntimeError, "the Elixir process that would run the callback is gone");
         return nullptr;
       }
@@ -118,6 +159,8 @@ NifHost g_host;
 
 }  // namespace
 
+uint64_t handed_callbacks() { return g_handed.load(std::memory_order_relaxed); }
+
 NifTerm::NifTerm(ErlNifEnv* source, ERL_NIF_TERM t) : env(enif_alloc_env()), term(enif_make_copy(env, t)) {
   (void)source;
 }
@@ -162,5 +205,49 @@ Term callback_reply(ErlNifEnv* env, Term slot_term, Term answer) {
 }
 
 SB_NIF("callback_reply", callback_reply, 0);
+
+// callback_poll(max_us) -> the next callback message for the calling process
+// ({:snakebridge_callback, ...}, as it would have been received), or :none
+// after max_us. For a callback runner that just answered.
+Term callback_poll(ErlNifEnv* env, uint64_t max_us) {
+  ErlNifPid self;
+  enif_self(env, &self);
+  Poller* mine = nullptr;
+  for (Poller& p : g_pollers) {
+    int free_ = kFree;
+    if (p.state.load(std::memory_order_relaxed) == kFree &&
+        p.state.compare_exchange_strong(free_, kReserving, std::memory_order_acq_rel)) {
+      p.pid = self;
+      p.state.store(kPolling, std::memory_order_release);
+      mine = &p;
+      break;
+    }
+  }
+  if (mine == nullptr) return atoms.none;
+  uint64_t t0 = monotonic_ns();
+  uint64_t until = t0 + max_us * 1000;
+  for (;;) {
+    int s = mine->state.load(std::memory_order_acquire);
+    if (s == kHanded) break;
+    if (s == kPolling && monotonic_ns() >= until) {
+      int polling = kPolling;
+      if (mine->state.compare_exchange_strong(polling, kFree, std::memory_order_acq_rel)) {
+        consume_timeslice_since(env, t0);
+        return atoms.none;
+      }
+      continue;  // claimed just now: it is being handed over
+    }
+    // Past the first microseconds the core goes to whoever else is ready: on
+    // two cores, often the very Python thread whose callback is awaited.
+    if (monotonic_ns() - t0 < 3'000) cpu_relax();
+    else sched_yield();
+  }
+  ERL_NIF_TERM msg = enif_make_copy(env, mine->msg);
+  enif_free_env(mine->env);
+  mine->state.store(kFree, std::memory_order_release);
+  consume_timeslice_since(env, t0);
+  return msg;
+}
+SB_NIF("callback_poll", callback_poll, 0);
 
 }  // namespace sb::nif

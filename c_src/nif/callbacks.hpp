@@ -32,6 +32,9 @@ struct NifTerm : TermPayload {
 // GIL held. The Python object for a pid, reference, port or function.
 PyRef python_term(ErlNifEnv* env, ERL_NIF_TERM t);
 
+// Callbacks handed straight to a runner polling for them (callback_poll), so far.
+uint64_t handed_callbacks();
+
 // callback_reply(slot, answer) -> :ok | :abandoned (the Python side gave up: interrupted)
 Term callback_reply(ErlNifEnv* env, Term slot, Term answer);
 

@@ -339,8 +339,7 @@ Term execute(ErlNifEnv* env, Term request, ReturnMode mode, Term binding_term) {
     enif_release_resource(job->binding);
     job->binding = nullptr;
     if (Job* old = binding->spare.exchange(job, std::memory_order_acq_rel)) enif_release_resource(old);
-    int percent = static_cast<int>((monotonic_ns() - t0) / 10'000);  // of a 1 ms timeslice
-    if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+    consume_timeslice_since(env, t0);
     return reply;
   }
 

@@ -257,11 +257,6 @@ Read read_frames(Channel* c, Dispatch& d, size_t budget) {
   }
 }
 
-void consume_timeslice(ErlNifEnv* env, uint64_t t0) {
-  int percent = static_cast<int>((sb::monotonic_ns() - t0) / 10'000);  // of a 1 ms timeslice
-  if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
-}
-
 // reply_channel(path, max_calls) -> channel: makes the FIFO at `path` (mode
 // 0600; the program unlinks it once open) and watches it for the calling
 // process (the worker): {:select, channel, :undefined, :ready_input}.
@@ -302,7 +297,7 @@ Term channel_read(ErlNifEnv* env, Term chan) {
   Read r = read_frames(c, d, size_t(4) << 20);
   c->batches.fetch_add(1, std::memory_order_relaxed);
   if (r == Read::Drained) enif_select(env, c->fd, ERL_NIF_SELECT_READ, c, nullptr, atoms.undefined);
-  consume_timeslice(env, t0);
+  consume_timeslice_since(env, t0);
   if (r == Read::Drained) return d.kept();
   return d.kept(r == Read::More ? atoms.more : atoms.eof);
 }
@@ -330,7 +325,7 @@ Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
     if (d.own_reply() != 0 || d.sent_to_self() || r == Read::More || sb::monotonic_ns() >= until) break;
     sb::cpu_relax();
   }
-  consume_timeslice(env, t0);
+  consume_timeslice_since(env, t0);
   if (d.own_reply() != 0) return enif_make_tuple2(env, atoms.frame, d.own_reply());
   return d.sent_to_self() ? atoms.sent : atoms.wait;
 }

@@ -5,6 +5,7 @@
 #include <erl_nif.h>
 
 #include "../core/interpreter.hpp"
+#include "../core/spin.hpp"
 #include "../core/interrupter.hpp"
 #include "../core/python_threads.hpp"
 #include "atoms.hpp"
@@ -38,6 +39,11 @@ ERL_NIF_TERM raise(ErlNifEnv* env, const char* module, const std::string& messag
   return enif_raise_exception(env, exception);
 }
 
+void consume_timeslice_since(ErlNifEnv* env, uint64_t t0_ns) {
+  int percent = static_cast<int>((monotonic_ns() - t0_ns) / 10'000);  // of a 1 ms timeslice
+  if (percent > 0) enif_consume_timeslice(env, percent > 100 ? 100 : percent);
+}
+
 namespace {
 
 // init(options) -> :ok | {:error, text}. Dirty I/O: starting the interpreter
@@ -58,17 +64,18 @@ Term init(ErlNifEnv* env, InitOptions o) {
 }
 
 // stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads, wedged_calls,
-//              scheduler_calls}
+//              scheduler_calls, handed_callbacks}
 Term stats(ErlNifEnv* env) {
   PythonThreads& threads = PythonThreads::instance();
   ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads,     atoms.bound_processes, atoms.busy_threads,
-                         atoms.max_threads,      atoms.wedged_calls, atoms.scheduler_calls};
+                         atoms.max_threads,      atoms.wedged_calls, atoms.scheduler_calls,
+                         atoms.handed_callbacks};
   ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, threads.count()),
                            enif_make_uint64(env, threads.callers()),  enif_make_int(env, threads.busy()),
                            enif_make_uint64(env, threads.max()),      enif_make_uint64(env, wedged_calls()),
-                           enif_make_uint64(env, thread_free_calls())};
+                           enif_make_uint64(env, thread_free_calls()), enif_make_uint64(env, handed_callbacks())};
   ERL_NIF_TERM map;
-  enif_make_map_from_arrays(env, keys, values, 7, &map);
+  enif_make_map_from_arrays(env, keys, values, 8, &map);
   return map;
 }
 

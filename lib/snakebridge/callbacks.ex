@@ -75,7 +75,7 @@ defmodule SnakeBridge.Callbacks do
   defp loop do
     receive do
       {:snakebridge_callback, _ref, slot, what, args, kwargs} ->
-        answer(slot, invoke(what, args, kwargs))
+        run_one(slot, what, args, kwargs)
         loop()
 
       # From a port worker's reply channel, once the call routed its callbacks here.
@@ -85,6 +85,23 @@ defmodule SnakeBridge.Callbacks do
              do: answer(slot, invoke(what, args, kwargs))
 
         loop()
+    end
+  end
+
+  # A runner's callback. In-process, once it has answered, it polls up to
+  # @poll_us for the same call's next callback, which the Python thread then
+  # hands over without a message (Native.callback_poll/1): a sort key or a
+  # reduce calls back as soon as it has its answer.
+  @poll_us 50
+
+  defp run_one({:port, _, _} = slot, what, args, kwargs), do: answer(slot, invoke(what, args, kwargs))
+
+  defp run_one(slot, what, args, kwargs) do
+    answer(slot, invoke(what, args, kwargs))
+
+    case Native.callback_poll(@poll_us) do
+      {:snakebridge_callback, _ref, slot, what, args, kwargs} -> run_one(slot, what, args, kwargs)
+      :none -> :ok
     end
   end
 

@@ -19,6 +19,7 @@ defmodule SnakeBridge.Native do
   def execute(_request, _mode, _binding), do: :erlang.nif_error(:nif_not_loaded)
   def cancel(_job), do: :erlang.nif_error(:nif_not_loaded)
   def callback_reply(_slot, _answer), do: :erlang.nif_error(:nif_not_loaded)
+  def callback_poll(_max_us), do: :erlang.nif_error(:nif_not_loaded)
   def route_callbacks(_job, _pid), do: :erlang.nif_error(:nif_not_loaded)
   def stats, do: :erlang.nif_error(:nif_not_loaded)
   def python_version, do: :erlang.nif_error(:nif_not_loaded)

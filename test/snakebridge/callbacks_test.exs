@@ -280,4 +280,34 @@ defmodule SnakeBridge.CallbacksTest do
       end
     end
   end
+
+  describe "a callback runner that just answered" do
+    test "in-process, takes the same call's next callbacks straight from the Python thread" do
+      before = SnakeBridge.Native.stats().handed_callbacks
+      xs = Enum.shuffle(1..2_000)
+      assert {:ok, sorted} = SnakeBridge.call("builtins", "sorted", [xs], key: fn x -> -x end)
+      assert sorted == Enum.sort(xs, :desc)
+      # (The first callback goes to the caller, which starts the runner.)
+      assert SnakeBridge.Native.stats().handed_callbacks > before
+      # Nothing was left in the caller's mailbox either way.
+      assert {:messages, []} = Process.info(self(), :messages)
+    end
+
+    test "nested calls and several runners at once still get every callback once" do
+      results =
+        1..20
+        |> Task.async_stream(
+          fn i ->
+            inner = fn x -> SnakeBridge.eval!("k(x) * 2", %{"k" => fn y -> rem(y * i, 13) end, "x" => x}) end
+            {:ok, out} = SnakeBridge.call("builtins", "sorted", [Enum.to_list(1..30)], key: inner)
+            out == Enum.sort_by(1..30, &rem(&1 * i, 13))
+          end,
+          max_concurrency: 20,
+          timeout: 60_000
+        )
+        |> Enum.map(fn {:ok, same} -> same end)
+
+      assert Enum.all?(results)
+    end
+  end
 end
