@@ -14,11 +14,11 @@
 # ERLPORT_DIR only SnakeBridge's figures are printed.
 #
 # Workloads (`--only` takes these names): trivial, json, object, concurrent,
-# list, bytes, cold_start, loaded. docs/benchmarks.md, "Pool vs ErlPort, side by
+# list, bytes, cold_start, loaded, callbacks. docs/benchmarks.md, "Pool vs ErlPort, side by
 # side", has a run and what each contender does differently.
 
 defmodule VsErlport do
-  @workloads ~w(trivial json object concurrent list bytes cold_start loaded)
+  @workloads ~w(trivial json object concurrent list bytes cold_start loaded callbacks)
   @order [:pool, :pool2, :nif, :erlport]
   @pool1 VsErlport.Pool1
   @pool2 VsErlport.Pool2
@@ -46,6 +46,13 @@ defmodule VsErlport do
       if isinstance(x, list):
           return [_text(v) for v in x]
       return x
+
+
+  def sort_by_erlang(xs):
+      # Python calling Erlang per key, as SnakeBridge's Elixir key does (issue 11).
+      from erlport.erlang import call
+      from erlport.erlterms import Atom
+      return sorted(xs, key=lambda x: call(Atom(b"erlang"), Atom(b"-"), [x]))
 
 
   def dumps(m):
@@ -249,6 +256,20 @@ defmodule VsErlport do
         frac = ctx.ep.call(ctx.py, :fractions, :Fraction, [3, 4])
         {:"$erlport.opaque", :python, _} = ctx.ep.call(ctx.py, :fractions, :"Fraction.limit_denominator", [frac, 2])
       end
+    })
+  end
+
+  # Python calling an Elixir (Erlang, for ErlPort) function 10,000 times in
+  # one call: `sorted(xs, key=f)` (issue 11).
+  defp run("callbacks", ctx) do
+    xs = Enum.to_list(1..10_000)
+    expected = Enum.sort(xs, :desc)
+    key = fn x -> -x end
+
+    latency(ctx, "callbacks", "`sorted(range(10_000), key=f)`, `f` in Elixir (10,000 callbacks)", 20, %{
+      pool: fn -> {:ok, ^expected} = SnakeBridge.call("builtins", "sorted", [xs], [key: key], backend: ctx.pool1) end,
+      nif: fn -> {:ok, ^expected} = SnakeBridge.call("builtins", "sorted", [xs], key: key) end,
+      erlport: fn -> ^expected = ctx.ep.call(ctx.py, :sb_vs_erlport, :sort_by_erlang, [xs]) end
     })
   end
 
