@@ -36,6 +36,12 @@ defmodule Nest do
   def nest(n, o), do: SnakeBridge.eval!("f(n - 1) + 1", %{"f" => fn m -> nest(m, o) end, "n" => n}, o)
 end
 
+# The control: the same heartbeat while this process only sleeps. `after 1`
+# fires on the BEAM's millisecond timer, so its gaps are ~2 ms with every
+# scheduler free; a blocked scheduler shows as a gap beyond the control's.
+{:ok, _, control} = SnakeBridge.Heartbeat.measure(fn -> Process.sleep(50) && :ok end, 20)
+IO.puts("| control: sleeping 50 ms | — | heartbeat worst gap #{Float.round(control / 1000, 2)} ms |")
+
 for {name, o} <- [{"in-process", []}, {"pool of 1", [backend: {:pool, BenchPool}]}] do
   {100, ms, gap} = SnakeBridge.Heartbeat.measure(fn -> Nest.nest(100, o) end, 20)
   IO.puts("| #{name}: nesting 100 deep | #{ms} ms | heartbeat worst gap #{Float.round(gap / 1000, 2)} ms |")

@@ -278,7 +278,7 @@ defmodule SnakeBridge.Pool do
   defp sticky(%{affinity: :process, name: name} = pool) do
     case Process.get({__MODULE__, name}) do
       {i, pid} = choice when is_integer(i) ->
-        if :ets.lookup(pool.table, i) == [{i, pid}] and Process.alive?(pid), do: choice
+        if :ets.lookup(pool.table, i) == [{i, pid}] and SnakeBridge.Workers.alive?(pid), do: choice
 
       {{:remote, pid}, pid} = choice ->
         if pid in :pg.get_members(SnakeBridge.PG, pool.group), do: choice
@@ -300,6 +300,13 @@ defmodule SnakeBridge.Pool do
   end
 
   @doc false
+  # A local worker that reached its :max_calls: taken out of the pool's table
+  # at once, so that no further call is sent to it while it drains (the worker
+  # does the same when it starts to drain; its replacement takes its place).
+  def retire(%{table: table}, index, pid) when is_integer(index), do: :ets.delete_object(table, {index, pid})
+  def retire(_pool, _key, _pid), do: :ok
+
+  @doc false
   def checkin(nil, _pool), do: :ok
 
   def checkin(key, pool) do
@@ -310,7 +317,7 @@ defmodule SnakeBridge.Pool do
   # Local workers are counted in atomics by index; workers on other nodes by
   # pid in the pool's table (this node's view of their load: the calls it sent).
   defp candidates(%{size: size, table: table, group: group}) do
-    local = for i <- 1..size//1, [{^i, pid}] <- [:ets.lookup(table, i)], Process.alive?(pid), do: {i, pid}
+    local = for i <- 1..size//1, [{^i, pid}] <- [:ets.lookup(table, i)], SnakeBridge.Workers.alive?(pid), do: {i, pid}
 
     remote =
       if group do

@@ -150,6 +150,9 @@ defmodule SnakeBridge.Backend.PortWorker do
 
     case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
       {:ok, %{channel: channel, id: id} = sent} ->
+        # This request reached the worker's :max_calls: no other goes to it
+        # (the worker, told, drains and is replaced).
+        if sent.drain?, do: Pool.retire(pool, load_key, worker)
         job = %{job | state: Map.merge(job.state, sent)}
 
         case SnakeBridge.Native.channel_poll(channel, id, @poll_us) do
@@ -160,6 +163,13 @@ defmodule SnakeBridge.Backend.PortWorker do
 
       {:ok, sent} ->
         {:running, %{job | state: Map.merge(job.state, sent)}}
+
+      # The worker was gone by the time its port was written to (pick/2 reads
+      # the registry of workers, which a worker killed outright leaves a moment
+      # later): its objects went with it.
+      {:error, %WorkerCrashError{reason: {:shutdown, :recycled}}} when owner != nil ->
+        done(job)
+        {:done, {:error, %WorkerCrashError{reason: :object_owner_gone, worker: worker}}}
 
       error ->
         done(job)
@@ -304,7 +314,7 @@ defmodule SnakeBridge.Backend.PortWorker do
 
   # (A worker on a connected node is not asked: the monitor says if it is gone.)
   defp pick(pid, _where) do
-    if if(node(pid) == node(), do: Process.alive?(pid), else: node(pid) in Node.list()),
+    if if(node(pid) == node(), do: SnakeBridge.Workers.alive?(pid), else: node(pid) in Node.list()),
       do: {:ok, nil, pid, nil},
       else: {:error, %WorkerCrashError{reason: :object_owner_gone, worker: pid}}
   end
@@ -335,12 +345,13 @@ defmodule SnakeBridge.Backend.PortWorker do
       {port, ids, channel} ->
         announce(worker, key)
         id = :atomics.add_get(ids, 1, 1)
-        if SnakeBridge.Native.channel_expect(channel, id, self(), ref, self()) == :drain, do: send(worker, :maybe_drain)
+        drain? = SnakeBridge.Native.channel_expect(channel, id, self(), ref, self()) == :drain
+        if drain?, do: send(worker, :maybe_drain)
 
         try do
           case write(port, Worker.frame(id, count, body), deadline, 0) do
             :ok ->
-              {:ok, %{channel: channel, id: id}}
+              {:ok, %{channel: channel, id: id, drain?: drain?}}
 
             {:error, :timeout} = timeout ->
               SnakeBridge.Native.channel_forget(channel, id)
