@@ -1,6 +1,7 @@
 #include "reply_channel.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -322,8 +323,12 @@ Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
   Dispatch d(env, c, false, id);
   for (;;) {
     Read r = read_frames(c, d, size_t(1) << 20);
-    if (d.own_reply() != 0 || d.sent_to_self() || r == Read::More || sb::monotonic_ns() >= until) break;
-    sb::cpu_relax();
+    uint64_t now = sb::monotonic_ns();
+    if (d.own_reply() != 0 || d.sent_to_self() || r == Read::More || now >= until) break;
+    // Past the first microseconds the core goes to whoever else is ready: on
+    // a busy machine, often the program's thread that is to reply.
+    if (now - t0 < 3'000) sb::cpu_relax();
+    else sched_yield();
   }
   consume_timeslice_since(env, t0);
   if (d.own_reply() != 0) return enif_make_tuple2(env, atoms.frame, d.own_reply());
