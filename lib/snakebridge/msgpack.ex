@@ -170,6 +170,22 @@ defmodule SnakeBridge.Msgpack do
     end
   end
 
+  @doc false
+  # Each term of `terms` encoded, as encode/2 with `handle_id: handle_id` does
+  # (a request's elements: one option read for all of them).
+  @spec encode_each([term()], (term() -> {:ok, non_neg_integer()} | :error) | nil) :: [iodata()]
+  def encode_each(terms, handle_id) when is_function(handle_id, 1) or handle_id == nil,
+    do: each(terms, handle_id)
+
+  defp each([], _h), do: []
+
+  defp each([t | rest], h) do
+    case enc(t, h) do
+      byte when is_integer(byte) -> [[byte] | each(rest, h)]
+      iodata -> [iodata | each(rest, h)]
+    end
+  end
+
   # The name callers used when encoding could fail; the same as encode/2.
   @doc false
   @spec encode!(term(), keyword()) :: iodata()

@@ -924,4 +924,33 @@ defmodule SnakeBridge.MsgpackTest do
       end
     end
   end
+
+  test "encode_each/2 spells each term as encode/2 does, with the same handle ids" do
+    obj = %SnakeBridge.Object{ref: make_ref(), type: "x.Y", owner: {:port, self()}}
+    handle_id = fn %SnakeBridge.Object{} = o -> if o == obj, do: {:ok, 7}, else: :error end
+
+    terms = [
+      0,
+      127,
+      255,
+      -1,
+      Integer.pow(2, 70),
+      1.5,
+      nil,
+      true,
+      :atom,
+      "text",
+      <<255>>,
+      [1, [2, {3, obj}]],
+      %{"k" => MapSet.new([:x])},
+      obj,
+      %SnakeBridge.Object{ref: make_ref(), type: "other", owner: {:port, self()}}
+    ]
+
+    expected = Enum.map(terms, &IO.iodata_to_binary(SnakeBridge.Msgpack.encode(&1, handle_id: handle_id)))
+    assert Enum.map(SnakeBridge.Msgpack.encode_each(terms, handle_id), &IO.iodata_to_binary/1) == expected
+
+    assert Enum.map(SnakeBridge.Msgpack.encode_each(terms, nil), &IO.iodata_to_binary/1) ==
+             Enum.map(terms, &IO.iodata_to_binary(SnakeBridge.Msgpack.encode(&1)))
+  end
 end

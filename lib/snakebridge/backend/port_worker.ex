@@ -438,7 +438,7 @@ defmodule SnakeBridge.Backend.PortWorker do
         [op | args] -> [op, key | args]
       end
 
-    {length(elements), Enum.map(elements, &Msgpack.encode(&1, handle_id: handle_id))}
+    {length(elements), Msgpack.encode_each(elements, handle_id)}
   end
 
   # A caller on the worker's node takes large arrays of a reply through shared
