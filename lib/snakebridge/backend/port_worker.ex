@@ -178,22 +178,12 @@ defmodule SnakeBridge.Backend.PortWorker do
   end
 
   # The reply read by the caller itself; Python's output for the request,
-  # which came before it, is in the mailbox already.
+  # which came before it, is in the mailbox already (drop/1 writes it).
   defp polled(%Job{ref: ref, state: s} = job, frame) do
     reply = decode(frame, s.request, s.worker)
-    output(ref)
+    drop(ref)
     done(job)
     reply
-  end
-
-  defp output(ref) do
-    receive do
-      {:snakebridge_output, ^ref, stream, text} ->
-        Output.write_caller(stream, text)
-        output(ref)
-    after
-      0 -> :ok
-    end
   end
 
   @impl true
