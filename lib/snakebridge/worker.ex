@@ -6,10 +6,11 @@ defmodule SnakeBridge.Worker do
   # A caller on this node encodes its request, registers it with the worker's
   # reply channel (c_src/nif/reply_channel.hpp) and writes the frame into the
   # port itself (SnakeBridge.Backend.PortWorker). The program writes its
-  # replies into the channel, whose reader (a NIF thread) hands each reply
-  # undecoded to the caller's alias (`ref`), and a request's output and
-  # callbacks to its caller, in the program's order: a call does not pass
-  # through this process at all. A caller tells this process only that it uses
+  # replies into the channel's FIFO. Whoever reads it (the caller polling for
+  # its reply, or this process when the BEAM reports it readable) hands each
+  # reply undecoded to its caller, as `{ref, {:frame, ...}}`, and a request's
+  # output and callbacks to its caller, in the program's order: a call's reply
+  # does not pass through this process. A caller tells this process only that it uses
   # the worker ({:thread_user, pid, key}, once) and which requests it gave up
   # ({:cancelled, id}). A caller on another node sends the encoded body here
   # ({:request, ...}); the worker writes it, registered with itself as the
@@ -163,7 +164,7 @@ defmodule SnakeBridge.Worker do
   def handle_info(:maybe_drain, state), do: {:noreply, maybe_drain(state)}
 
   # From a caller on another node: the worker writes the frame, and relays
-  # what comes for it (the channel's reader sends only to local processes).
+  # what comes for it (the channel sends only to local processes).
   def handle_info({:request, from, ref, count, body, key}, state) do
     id = :atomics.add_get(state.ids, 1, 1)
     drain? = SnakeBridge.Native.channel_expect(state.channel, id, self(), ref, from) == :drain
@@ -216,9 +217,9 @@ defmodule SnakeBridge.Worker do
   # A reply no caller waits for: the drain's, a ping's, or one given up.
   def handle_info({:snakebridge_unclaimed, id, frame}, state) do
     cond do
-      # Every request read before the drain has been answered, and sent to
-      # its caller by the channel's reader before this: what is still
-      # expected was refused unrun.
+      # Every request read before the drain has been answered, and its reply
+      # sent to its caller before this frame was read (the channel sends in
+      # the program's order): what is still expected was refused unrun.
       id == state.draining ->
         {:stop, {:shutdown, :recycled}, state}
 
@@ -449,7 +450,12 @@ defmodule SnakeBridge.Worker do
   # swamped program) is :busy and the data is not queued; Port.command/2
   # raises on a closed port (the program has exited and this process will
   # learn it from the {:exit_status, _} message): :closed.
-  defp port_command(%{port: port}, data) do
+  defp port_command(%{port: port}, data), do: command(port, data)
+
+  @doc false
+  # `data` into `port` without blocking: :ok, :busy (a full pipe) or :closed.
+  # (Also how a callback's runner writes its answer: Backend.PortWorker.answer/3.)
+  def command(port, data) do
     if Port.command(port, data, [:nosuspend]), do: :ok, else: :busy
   rescue
     ArgumentError -> :closed

@@ -3,10 +3,11 @@ defmodule SnakeBridge.Backend.PortWorker do
   # A port worker's interpreter (c_src/port/, docs/protocol.md). The caller
   # encodes its request, picks a worker (the one holding the request's objects,
   # else one of the pool), registers the request with the worker's reply
-  # channel and writes the frame into the worker's port itself; the channel's
-  # reader (a NIF thread) sends it the reply frame undecoded, and the caller
-  # decodes it. Output and callbacks arrive tagged with the request's ref, as
-  # in-process. The worker process is not on the way (Worker's moduledoc).
+  # channel and writes the frame into the worker's port itself; the reply
+  # frame comes to it undecoded from the channel (read by the caller itself
+  # while it polls, else by the worker process in batches: docs/protocol.md,
+  # "The reply channel"), and the caller decodes it. Output and callbacks
+  # arrive tagged with the request's ref, as in-process.
   @behaviour SnakeBridge.Backend
   import Bitwise, only: [<<<: 2]
 
@@ -26,7 +27,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # A caller whose request is the only one (or one of two) at its worker reads
   # the reply channel itself for up to @poll_us (on its scheduler): a quick
   # reply then comes back with no process woken on its way
-  # (docs/backends.md, "Port workers: the reply channel").
+  # (docs/protocol.md, "The reply channel").
   @poll_us 50
 
   @impl true
@@ -482,7 +483,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # message, and writes it itself.
   def answer(worker, slot, answer) when node(worker) == node() do
     with {port, _ids, channel} <- SnakeBridge.Workers.lookup(worker),
-         true <- command(port, Worker.answer_frame(slot, answer, worker)) do
+         :ok <- Worker.command(port, Worker.answer_frame(slot, answer, worker)) do
       SnakeBridge.Native.channel_poll(channel, 0, @poll_us)
       :ok
     else
@@ -491,13 +492,6 @@ defmodule SnakeBridge.Backend.PortWorker do
   end
 
   def answer(worker, slot, answer), do: send(worker, {:answer, slot, answer})
-
-  defp command(port, frame) do
-    Port.command(port, frame, [:nosuspend])
-  rescue
-    # The port closed: the worker is stopping.
-    ArgumentError -> false
-  end
 
   @doc false
   # A callback frame from `worker`'s channel ([0, "callback", request_id,
