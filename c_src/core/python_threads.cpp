@@ -257,12 +257,20 @@ bool PythonThread::serve_until(const std::function<bool()>& done, const std::fun
       continue;
     }
     sleeping_ = true;
-    cv_.wait_for(lock, std::chrono::milliseconds(5));
+    // wake() skips the lock unless this is seen: set it, then look again.
+    awaiting_wake_.store(true, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!done()) cv_.wait_for(lock, std::chrono::milliseconds(5));
+    awaiting_wake_.store(false, std::memory_order_relaxed);
     sleeping_ = false;
   }
 }
 
 void PythonThread::wake() {
+  // The answer was stored before this call; serve_until sets awaiting_wake_
+  // before it looks at its conditions a last time and sleeps.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!awaiting_wake_.load(std::memory_order_seq_cst)) return;
   std::lock_guard<std::mutex> lock(mu_);
   cv_.notify_all();
 }

@@ -66,6 +66,7 @@ class PythonThread {
   std::atomic<int> cpu_{-1};
   std::atomic<int> caller_cpu_{-1};  // the core of the last submitter
   bool sleeping_ = false;  // under mu_: waiting on cv_
+  std::atomic<bool> awaiting_wake_{false};  // serve_until is about to sleep, or sleeps
   // Under PythonThreads::mu_.
   size_t callers_ = 0;
   bool used_ = false;  // ran a task since its thread-local state was last cleared

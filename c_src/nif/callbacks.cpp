@@ -18,18 +18,29 @@
 namespace sb::nif {
 namespace {
 
-// One callback's answer, shared by the waiting Python thread and the Elixir
-// process that answers (a resource: either may be gone first).
-enum SlotState : int { kWaiting, kStoring, kAnswered, kAbandoned };
+// Where a Python thread's callbacks at one nesting depth meet their answers:
+// made once per thread and depth, and reused by each callback there (a sort
+// key calls back 10,000 times: no environment or resource is made per
+// callback). A resource, since the Elixir side holds it in the callback's
+// slot term {link, generation} and may answer late; the generation tells a
+// late answer from the current one.
+enum SlotState : uint64_t { kWaiting, kStoring, kAnswered, kAbandoned };
 
-struct Slot {
-  ErlNifEnv* env;  // the answer
+struct Link {
+  ErlNifEnv* msg_env;     // the request; the Python thread's, cleared before each callback
+  ErlNifEnv* answer_env;  // the answer, stored by callback_reply
   ERL_NIF_TERM answer;
-  std::atomic<int> state{kWaiting};
-  CallbackWait wait;
+  std::atomic<uint64_t> state{0};  // generation << 2 | SlotState
+  // The request is in a runner's hands (hand_over) and not yet copied out of
+  // msg_env: the runner is inside callback_poll, and clears this at once.
+  std::atomic<bool> in_hand{false};
+  uint64_t generation = 0;  // the Python thread's
+  CallbackWait wait;        // made on the Python thread that uses this link
 };
 
-ErlNifResourceType* g_slot_type = nullptr;
+constexpr uint64_t state_of(uint64_t generation, SlotState s) { return generation << 2 | s; }
+
+ErlNifResourceType* g_link_type = nullptr;
 
 // A callback runner that just answered polls a while for the same call's next
 // callback (callback_poll): the Python thread then hands the message over
@@ -38,10 +49,10 @@ ErlNifResourceType* g_slot_type = nullptr;
 // thread-progress work each). A few runners at once; more simply get messages.
 enum PollerState : int { kFree, kReserving, kPolling, kClaimed, kHanded };
 
-struct Poller {
+struct alignas(64) Poller {
   std::atomic<int> state{kFree};
-  ErlNifPid pid;     // written while kReserving, read once kPolling is seen
-  ErlNifEnv* env;    // the handed message's (the runner frees it)
+  ErlNifPid pid;  // written while kReserving, read once kPolling is seen
+  Link* link;     // the handed message's (in link->msg_env: the runner copies it)
   ERL_NIF_TERM msg;
 };
 
@@ -49,13 +60,14 @@ constexpr int kPollers = 8;
 Poller g_pollers[kPollers];
 std::atomic<uint64_t> g_handed{0};
 
-// Hands `msg` (in `msg_env`) to `to` if it is polling; then the runner owns msg_env.
-bool hand_over(const ErlNifPid& to, ErlNifEnv* msg_env, ERL_NIF_TERM msg) {
+// Hands `msg` (in link->msg_env) to `to` if it is polling.
+bool hand_over(const ErlNifPid& to, Link* link, ERL_NIF_TERM msg) {
   for (Poller& p : g_pollers) {
     if (p.state.load(std::memory_order_acquire) != kPolling || enif_compare_pids(&p.pid, &to) != 0) continue;
     int polling = kPolling;
     if (!p.state.compare_exchange_strong(polling, kClaimed, std::memory_order_acq_rel)) continue;
-    p.env = msg_env;
+    link->in_hand.store(true, std::memory_order_relaxed);
+    p.link = link;
     p.msg = msg;
     p.state.store(kHanded, std::memory_order_release);
     g_handed.fetch_add(1, std::memory_order_relaxed);
@@ -64,31 +76,51 @@ bool hand_over(const ErlNifPid& to, ErlNifEnv* msg_env, ERL_NIF_TERM msg) {
   return false;
 }
 
-void slot_dtor(ErlNifEnv*, void* p) {
-  auto* slot = static_cast<Slot*>(p);
-  enif_free_env(slot->env);
-  slot->~Slot();
+void link_dtor(ErlNifEnv*, void* p) {
+  auto* link = static_cast<Link*>(p);
+  enif_free_env(link->msg_env);
+  enif_free_env(link->answer_env);
+  link->~Link();
 }
+
+// This thread's links, by nesting depth (a callback that calls Python that
+// calls back is one deeper), released when the thread ends.
+struct ThreadLinks {
+  std::vector<Link*> by_depth;
+  size_t depth = 0;
+  ~ThreadLinks() {
+    for (Link* l : by_depth) enif_release_resource(l);
+  }
+  Link* enter() {
+    if (depth == by_depth.size()) {
+      auto* l = static_cast<Link*>(enif_alloc_resource(g_link_type, sizeof(Link)));
+      new (l) Link();
+      l->msg_env = enif_alloc_env();
+      l->answer_env = enif_alloc_env();
+      by_depth.push_back(l);
+    }
+    return by_depth[depth++];
+  }
+};
+thread_local ThreadLinks t_links;
 
 class NifHost : public ElixirHost {
  public:
   PyObject* call(const TermPayload* fun, PyObject* module, PyObject* function, PyObject* args,
                  PyObject* kwargs) override {
-    auto* slot = static_cast<Slot*>(enif_alloc_resource(g_slot_type, sizeof(Slot)));
-    new (slot) Slot();
-    slot->env = enif_alloc_env();
-    struct Keep {
-      Slot* s;
-      ~Keep() { enif_release_resource(s); }
-    } keep{slot};
+    Link* link = t_links.enter();
+    struct Leave {
+      ~Leave() { --t_links.depth; }
+    } leave;
+    // The last request was copied out by its runner before it answered, or,
+    // given up, is being copied now.
+    while (link->in_hand.load(std::memory_order_acquire)) cpu_relax();
+    enif_clear_env(link->msg_env);
+    enif_clear_env(link->answer_env);
+    uint64_t gen = ++link->generation;
+    link->state.store(state_of(gen, kWaiting), std::memory_order_release);
 
-    ErlNifEnv* msg_env = enif_alloc_env();
-    struct FreeEnv {
-      ErlNifEnv* e;
-      ~FreeEnv() {
-        if (e) enif_free_env(e);
-      }
-    } free_env{msg_env};
+    ErlNifEnv* msg_env = link->msg_env;
     try {
       ErlNifPid to;
       ERL_NIF_TERM ref;
@@ -105,13 +137,12 @@ class NifHost : public ElixirHost {
       sink.begin_tuple(6);
       sink.term(atoms.snakebridge_callback);
       sink.term(ref);
-      sink.term(enif_make_resource(msg_env, slot));
+      sink.term(enif_make_tuple2(msg_env, enif_make_resource(msg_env, link), enif_make_uint64(msg_env, gen)));
       emit_callback(sink, fun, module, function, args, kwargs);
       sink.end_tuple();
       ERL_NIF_TERM msg = sink.take();
-      if (hand_over(to, msg_env, msg)) {
-        free_env.e = nullptr;
-      } else if (!enif_send(nullptr, &to, msg_env, msg)) {
+      // enif_send clears msg_env; a runner handed the message copies it out.
+      if (!hand_over(to, link, msg) && !enif_send(nullptr, &to, msg_env, msg)) {
         PyErr_SetString(PyExc_RuntimeError, "the Elixir process that would run the callback is gone");
         return nullptr;
       }
@@ -120,16 +151,16 @@ class NifHost : public ElixirHost {
       return nullptr;
     }
 
-    if (!slot->wait.wait([slot] { return slot->state.load(std::memory_order_acquire) == kAnswered; })) {
-      int waiting = kWaiting;
-      if (slot->state.compare_exchange_strong(waiting, kAbandoned)) return nullptr;  // Cancelled is set
+    uint64_t answered = state_of(gen, kAnswered);
+    if (!link->wait.wait([link, answered] { return link->state.load(std::memory_order_acquire) == answered; })) {
+      uint64_t waiting = state_of(gen, kWaiting);
+      if (link->state.compare_exchange_strong(waiting, state_of(gen, kAbandoned))) return nullptr;  // Cancelled is set
       // Answered just now: take it (the interrupt will come again if still wanted).
       PyErr_Clear();
-      while (slot->state.load(std::memory_order_acquire) != kAnswered) {
-      }
+      while (link->state.load(std::memory_order_acquire) != answered) cpu_relax();
     }
-    TermReader reader(slot->env);
-    return callback_answer(reader, slot->answer);
+    TermReader reader(link->answer_env);
+    return callback_answer(reader, link->answer);
   }
 
   bool send(const TermPayload& pid, PyObject* message) override {
@@ -187,20 +218,25 @@ PyRef python_term(ErlNifEnv* env, ERL_NIF_TERM t) {
 
 void open_callback_types(ErlNifEnv* env) {
   auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
-  g_slot_type = enif_open_resource_type(env, nullptr, "snakebridge_callback_slot", slot_dtor, flags, nullptr);
+  g_link_type = enif_open_resource_type(env, nullptr, "snakebridge_callback_link", link_dtor, flags, nullptr);
   set_elixir_host(&g_host);
 }
 
 Term callback_reply(ErlNifEnv* env, Term slot_term, Term answer) {
-  Slot* slot;
-  if (!enif_get_resource(env, slot_term, g_slot_type, reinterpret_cast<void**>(&slot))) {
+  Link* link;
+  const ERL_NIF_TERM* slot;
+  int n;
+  ErlNifUInt64 gen;
+  if (!enif_get_tuple(env, slot_term, &n, &slot) || n != 2 ||
+      !enif_get_resource(env, slot[0], g_link_type, reinterpret_cast<void**>(&link)) ||
+      !enif_get_uint64(env, slot[1], &gen)) {
     throw ArgumentError("expected a callback slot");
   }
-  int waiting = kWaiting;
-  if (!slot->state.compare_exchange_strong(waiting, kStoring)) return atoms.abandoned;
-  slot->answer = enif_make_copy(slot->env, answer);
-  slot->state.store(kAnswered, std::memory_order_release);
-  slot->wait.notify();
+  uint64_t waiting = state_of(gen, kWaiting);
+  if (!link->state.compare_exchange_strong(waiting, state_of(gen, kStoring))) return atoms.abandoned;
+  link->answer = enif_make_copy(link->answer_env, answer);
+  link->state.store(state_of(gen, kAnswered), std::memory_order_release);
+  link->wait.notify();
   return atoms.ok;
 }
 
@@ -226,10 +262,12 @@ Term callback_poll(ErlNifEnv* env, uint64_t max_us) {
   if (mine == nullptr) return atoms.none;
   uint64_t t0 = monotonic_ns();
   uint64_t until = t0 + max_us * 1000;
+  bool stop = false;
   for (;;) {
     int s = mine->state.load(std::memory_order_acquire);
     if (s == kHanded) break;
-    if (s == kPolling && monotonic_ns() >= until) {
+    uint64_t now = monotonic_ns();
+    if (s == kPolling && (stop || now >= until)) {
       int polling = kPolling;
       if (mine->state.compare_exchange_strong(polling, kFree, std::memory_order_acq_rel)) {
         consume_timeslice_since(env, t0);
@@ -239,11 +277,10 @@ Term callback_poll(ErlNifEnv* env, uint64_t max_us) {
     }
     // Past the first microseconds the core goes to whoever else is ready: on
     // two cores, often the very Python thread whose callback is awaited.
-    if (monotonic_ns() - t0 < 3'000) cpu_relax();
-    else sched_yield();
+    if (!poll_pause(t0, now)) stop = true;
   }
   ERL_NIF_TERM msg = enif_make_copy(env, mine->msg);
-  enif_free_env(mine->env);
+  mine->link->in_hand.store(false, std::memory_order_release);
   mine->state.store(kFree, std::memory_order_release);
   consume_timeslice_since(env, t0);
   return msg;

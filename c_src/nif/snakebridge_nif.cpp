@@ -64,18 +64,19 @@ Term init(ErlNifEnv* env, InitOptions o) {
 }
 
 // stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads, wedged_calls,
-//              scheduler_calls, handed_callbacks}
+//              scheduler_calls, handed_callbacks, busy_found}
 Term stats(ErlNifEnv* env) {
   PythonThreads& threads = PythonThreads::instance();
   ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads,     atoms.bound_processes, atoms.busy_threads,
                          atoms.max_threads,      atoms.wedged_calls, atoms.scheduler_calls,
-                         atoms.handed_callbacks};
+                         atoms.handed_callbacks, atoms.busy_found};
   ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, threads.count()),
                            enif_make_uint64(env, threads.callers()),  enif_make_int(env, threads.busy()),
                            enif_make_uint64(env, threads.max()),      enif_make_uint64(env, wedged_calls()),
-                           enif_make_uint64(env, thread_free_calls()), enif_make_uint64(env, handed_callbacks())};
+                           enif_make_uint64(env, thread_free_calls()), enif_make_uint64(env, handed_callbacks()),
+                           enif_make_uint64(env, g_busy_found.load(std::memory_order_relaxed))};
   ERL_NIF_TERM map;
-  enif_make_map_from_arrays(env, keys, values, 8, &map);
+  enif_make_map_from_arrays(env, keys, values, 9, &map);
   return map;
 }
 

@@ -182,11 +182,10 @@ int main() {
       // no hurry (the thread running them is busy) and the cores are theirs.
       uint64_t now = sb::monotonic_ns();
       uint64_t last = std::max(last_activity, input.last_python_read());
-      if (now - last < spin_ns && (python.quiet() || python.pollers() > 0)) {
+      if (now - last < spin_ns && (python.quiet() || python.pollers() > 0) && sb::poll_pause(last, now)) {
         // Past the first microseconds, the core goes to whoever else is ready
-        // (on a busy machine, maybe the Python thread that is to reply).
-        if (now - last < 3'000) sb::cpu_relax();
-        else sched_yield();
+        // (on a busy machine, maybe the Python thread that is to reply; on a
+        // busy machine, this thread blocks on the pipe instead).
         continue;
       }
       // Until the pipe is readable: looked at again soon while the threads
