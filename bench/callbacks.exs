@@ -42,7 +42,32 @@ end
 {:ok, _, control} = SnakeBridge.Heartbeat.measure(fn -> Process.sleep(50) && :ok end, 20)
 IO.puts("| control: sleeping 50 ms | — | heartbeat worst gap #{Float.round(control / 1000, 2)} ms |")
 
+# And the BEAM's own account: :erlang.system_monitor's long_schedule reports
+# every process or port that ran 1 ms or more without being scheduled out (a
+# NIF that blocked its scheduler would be one), here over ten nestings, run
+# by another process (the monitor does not report on itself).
+long_schedules = fn fun ->
+  previous = :erlang.system_monitor(self(), [{:long_schedule, 1}])
+  Task.await(Task.async(fun), :infinity)
+  if previous == :undefined, do: :erlang.system_monitor(:undefined), else: :erlang.system_monitor(previous)
+
+  Stream.repeatedly(fn ->
+    receive do
+      {:monitor, _who, :long_schedule, info} -> info[:timeout]
+    after
+      0 -> nil
+    end
+  end)
+  |> Enum.take_while(& &1)
+end
+
 for {name, o} <- [{"in-process", []}, {"pool of 1", [backend: {:pool, BenchPool}]}] do
   {100, ms, gap} = SnakeBridge.Heartbeat.measure(fn -> Nest.nest(100, o) end, 20)
-  IO.puts("| #{name}: nesting 100 deep | #{ms} ms | heartbeat worst gap #{Float.round(gap / 1000, 2)} ms |")
+  long = long_schedules.(fn -> for _ <- 1..10, do: 100 = Nest.nest(100, o) end)
+
+  IO.puts(
+    "| #{name}: nesting 100 deep | #{ms} ms | heartbeat worst gap #{Float.round(gap / 1000, 2)} ms; " <>
+      "runs of 1 ms or more without a reschedule over 10 nestings: #{length(long)}" <>
+      if(long == [], do: "", else: " (longest #{Enum.max(long)} ms)") <> " |"
+  )
 end

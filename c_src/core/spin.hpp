@@ -31,8 +31,13 @@ inline uint64_t monotonic_ns() {
 // so that the waiting thread blocks: the kernel runs a thread it wakes from a
 // block at once, while a yielding one waits out the other's time slice
 // (milliseconds) at each hand-off.
+//
+// Only where turned on (the NIF turns it on when it loads). In the port
+// program a yield is mostly given to the BEAM's schedulers on these 2 cores,
+// and stopping to poll there made calls slower (docs/benchmarks.md).
 constexpr uint64_t kPreemptedNs = 1'000'000;
 constexpr uint64_t kBusyHoldNs = 100'000'000;
+inline std::atomic<bool> g_busy_detection{false};
 inline std::atomic<uint64_t> g_busy_until{0};
 inline std::atomic<uint64_t> g_busy_found{0};  // times a poller found the machine busy
 
@@ -48,8 +53,9 @@ inline bool poll_pause(uint64_t t0, uint64_t now, uint64_t eager_ns = 3'000) {
   }
   if (machine_busy(now)) return false;
   sched_yield();
+  if (!g_busy_detection.load(std::memory_order_relaxed)) return true;
   uint64_t after = monotonic_ns();
-  if (after - now < kPreemptedNs) return true;
+  if (after < now + kPreemptedNs) return true;
   g_busy_until.store(after + kBusyHoldNs, std::memory_order_relaxed);
   g_busy_found.fetch_add(1, std::memory_order_relaxed);
   return false;

@@ -2,7 +2,8 @@
 // Python holds, and the NIF's ElixirHost. A callback made while a request runs
 // goes to the process waiting for that request, as
 //   {:snakebridge_callback, request_ref, slot, fun | {module, function}, args, kwargs}
-// (SnakeBridge.Runtime runs it and answers with callback_reply(slot, answer));
+// (SnakeBridge.Runtime runs it and answers with callback_reply(slot, answer);
+// slot is {link, generation}: the calling thread's reused link, callbacks.cpp);
 // one made on a thread no request runs on goes to SnakeBridge.Callbacks.
 // Answers: {:ok, value} | {:error, message, stacktrace, {kind, reason, stacktrace}}
 // | {:type_error, message}. docs/callbacks.md.

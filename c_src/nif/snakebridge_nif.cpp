@@ -89,6 +89,8 @@ SB_NIF("python_version", python_version, 0);
 SB_NIF("stats", stats, 0);
 
 int load(ErlNifEnv* env, void**, ERL_NIF_TERM) {
+  // Polls in the BEAM stop yielding on a busy machine (core/spin.hpp).
+  g_busy_detection.store(true, std::memory_order_relaxed);
   make_atoms(env);
   open_object_type(env);
   open_port_handle_type(env);
