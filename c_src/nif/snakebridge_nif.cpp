@@ -64,19 +64,20 @@ Term init(ErlNifEnv* env, InitOptions o) {
 }
 
 // stats() -> %{pending_releases, threads, bound_processes, busy_threads, max_threads, wedged_calls,
-//              scheduler_calls, handed_callbacks, busy_found}
+//              scheduler_calls, handed_callbacks, busy_found, machine_busy}
 Term stats(ErlNifEnv* env) {
   PythonThreads& threads = PythonThreads::instance();
   ERL_NIF_TERM keys[] = {atoms.pending_releases, atoms.threads,     atoms.bound_processes, atoms.busy_threads,
                          atoms.max_threads,      atoms.wedged_calls, atoms.scheduler_calls,
-                         atoms.handed_callbacks, atoms.busy_found};
+                         atoms.handed_callbacks, atoms.busy_found, atoms.machine_busy};
   ERL_NIF_TERM values[] = {enif_make_uint64(env, pending_releases()), enif_make_uint64(env, threads.count()),
                            enif_make_uint64(env, threads.callers()),  enif_make_int(env, threads.busy()),
                            enif_make_uint64(env, threads.max()),      enif_make_uint64(env, wedged_calls()),
                            enif_make_uint64(env, thread_free_calls()), enif_make_uint64(env, handed_callbacks()),
-                           enif_make_uint64(env, g_busy_found.load(std::memory_order_relaxed))};
+                           enif_make_uint64(env, g_busy_found.load(std::memory_order_relaxed)),
+                           machine_busy(monotonic_ns()) ? atoms.true_ : atoms.false_};
   ERL_NIF_TERM map;
-  enif_make_map_from_arrays(env, keys, values, 9, &map);
+  enif_make_map_from_arrays(env, keys, values, 10, &map);
   return map;
 }
 
