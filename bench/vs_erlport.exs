@@ -387,15 +387,13 @@ defmodule VsErlport do
       Enum.reduce(1..ctx.rounds, %{}, fn r, acc ->
         order = rotate(ctx.contenders, r)
         quiet = for c <- order, into: %{}, do: {c, measure(funs[c], 20_000, budget)}
-        loops = busy_loops(cores())
-        Process.sleep(100)
 
         loaded =
-          try do
-            for c <- order, into: %{}, do: {c, measure(funs[c], 20_000, budget)}
-          after
-            stop_busy_loops(loops)
-          end
+          SnakeBridge.BusyLoops.run(
+            cores(),
+            fn -> for c <- order, into: %{}, do: {c, measure(funs[c], 20_000, budget)} end,
+            100
+          )
 
         Process.sleep(100)
 
@@ -510,26 +508,6 @@ defmodule VsErlport do
     {out, 0} = System.cmd(System.find_executable("elixir"), ["-pa", ebin, "-e", code], stderr_to_stdout: true)
     [_, ns] = Regex.run(~r/cold=(\d+)/, out) || raise("in-process cold start: #{out}")
     String.to_integer(ns)
-  end
-
-  defp busy_loops(count) do
-    for _ <- 1..count do
-      port = Port.open({:spawn_executable, "/bin/sh"}, [:binary, args: ["-c", "while :; do :; done"]])
-      {:os_pid, pid} = Port.info(port, :os_pid)
-      {port, pid}
-    end
-  end
-
-  defp stop_busy_loops(loops) do
-    for {port, pid} <- loops do
-      System.cmd("kill", ["-KILL", Integer.to_string(pid)])
-
-      try do
-        Port.close(port)
-      rescue
-        ArgumentError -> :ok
-      end
-    end
   end
 
   defp wait_ready(pool, tries \\ 3000) do
