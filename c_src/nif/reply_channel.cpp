@@ -326,7 +326,9 @@ Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
     uint64_t now = sb::monotonic_ns();
     if (d.own_reply() != 0 || d.sent_to_self() || r == Read::More || now >= until) break;
     // Past the first microseconds the core goes to whoever else is ready: on
-    // a busy machine, often the program's thread that is to reply.
+    // a busy machine, often the program's thread that is to reply. (Not
+    // sb::poll_pause: stopping here on a busy machine made loaded calls
+    // slower, docs/benchmarks.md.)
     if (now - t0 < 3'000) sb::cpu_relax();
     else sched_yield();
   }

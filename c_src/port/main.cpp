@@ -184,8 +184,8 @@ int main() {
       uint64_t last = std::max(last_activity, input.last_python_read());
       if (now - last < spin_ns && (python.quiet() || python.pollers() > 0) && sb::poll_pause(last, now)) {
         // Past the first microseconds, the core goes to whoever else is ready
-        // (on a busy machine, maybe the Python thread that is to reply; on a
-        // busy machine, this thread blocks on the pipe instead).
+        // (on a busy machine, maybe the Python thread that is to reply). The
+        // program leaves busy-machine detection off (core/spin.hpp).
         continue;
       }
       // Until the pipe is readable: looked at again soon while the threads
