@@ -7,6 +7,7 @@ defmodule SnakeBridge.ReplyChannelTest do
   use ExUnit.Case, async: false
 
   alias SnakeBridge.{Native, TimeoutError, Workers}
+  alias SnakeBridge.Test.Helpers
 
   @pool SnakeBridge.ReplyChannelTest.Pool
 
@@ -36,16 +37,13 @@ defmodule SnakeBridge.ReplyChannelTest do
   test "a lone caller reads its own reply; 100 callers at once get theirs from the worker's batches" do
     w = worker()
     # (A reply slower than the caller's poll comes as a message; and callers
-    # do not poll while the machine is found busy, for 100 ms each time:
-    # Native.stats().busy_found counts those times. Runs with it are not counted.)
+    # do not poll while the machine is found busy.)
     {before, lone} =
-      Enum.find_value(1..10, fn _ ->
-        Process.sleep(150)
-        busy = Native.stats().busy_found
+      Helpers.without_busy_finding(fn ->
         before = info(w)
         results = for i <- 1..200, do: SnakeBridge.call!("math", "sqrt", [i * 1.0], [], opts())
         assert results == for(i <- 1..200, do: :math.sqrt(i))
-        if Native.stats().busy_found == busy, do: {before, info(w)}
+        {before, info(w)}
       end)
 
     assert lone.polled > before.polled
