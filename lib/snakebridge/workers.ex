@@ -57,8 +57,18 @@ defmodule SnakeBridge.Workers do
   end
 
   @impl true
-  def handle_info({:DOWN, _mon, :process, pid, _reason}, state) do
-    with [{_, _port, _ids, channel}] <- :ets.take(@table, pid), do: SnakeBridge.Native.channel_close(channel)
+  # Callers do not monitor a worker on this node: every request still
+  # expected of one killed outright (its terminate/2 did not send the crash
+  # notices) gets its notice from here.
+  def handle_info({:DOWN, _mon, :process, pid, reason}, state) do
+    with [{_, _port, _ids, channel}] <- :ets.take(@table, pid) do
+      for {_dest, ref} <- SnakeBridge.Native.channel_take_all(channel) do
+        send(ref, {ref, {:error, %SnakeBridge.WorkerCrashError{reason: reason, worker: pid}}})
+      end
+
+      SnakeBridge.Native.channel_close(channel)
+    end
+
     {:noreply, state}
   end
 

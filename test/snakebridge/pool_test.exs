@@ -93,6 +93,21 @@ defmodule SnakeBridge.PoolTest do
     for _ <- 1..4, do: assert(SnakeBridge.call!("math", "sqrt", [4.0], [], opts()) == 2.0)
   end
 
+  # Callers do not monitor a worker on their node (SnakeBridge.Workers sends
+  # the crash notices of one killed outright, whose terminate/2 never runs).
+  test "a worker process killed outright mid-call: the caller learns at once" do
+    obj = SnakeBridge.eval!("__import__('time')", %{}, opts(return: :ref))
+    {:port, worker} = obj.owner
+    caller = Task.async(fn -> :timer.tc(fn -> SnakeBridge.method(obj, "sleep", [5]) end) end)
+    Process.sleep(200)
+    Process.exit(worker, :kill)
+    {us, result} = Task.await(caller, 5_000)
+    assert {:error, %WorkerCrashError{reason: :killed, worker: ^worker}} = result
+    assert us < 1_500_000
+    Process.sleep(200)
+    for _ <- 1..4, do: assert(SnakeBridge.call!("math", "sqrt", [4.0], [], opts()) == 2.0)
+  end
+
   test "objects of a dead worker fail clearly" do
     obj = SnakeBridge.new!("collections", "OrderedDict", [], [], opts())
     {:port, worker} = obj.owner

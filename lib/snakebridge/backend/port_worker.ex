@@ -131,7 +131,12 @@ defmodule SnakeBridge.Backend.PortWorker do
     # cancel whose acknowledgement does not come in time), whatever the worker
     # sends for this request later is dropped, never left in the mailbox.
     ref = :erlang.alias()
-    mon = Process.monitor(worker)
+    # A worker on another node is watched by a monitor. One on this node is
+    # not: every request still expected when it goes gets a crash notice,
+    # from the worker itself or, killed outright, from SnakeBridge.Workers
+    # (a monitor per call made the worker process run twice a call, for the
+    # monitor's signals: docs/benchmarks.md).
+    mon = if node(worker) != node(), do: Process.monitor(worker)
 
     job = %Job{
       backend: __MODULE__,
@@ -227,7 +232,31 @@ defmodule SnakeBridge.Backend.PortWorker do
       drop(ref)
       :stopped
     else
-      stopped(job, ref, mon, :stopped, System.monotonic_time(:millisecond) + @ack_grace_ms)
+      taken(job, ref, mon, System.monotonic_time(:millisecond) + @ack_grace_ms)
+    end
+  end
+
+  # The request's reply was taken from the channel (or its crash notice sent):
+  # that message is the last for the request.
+  defp taken(job, ref, mon, until) do
+    receive do
+      {:snakebridge_output, ^ref, stream, text} ->
+        Output.write_caller(stream, text)
+        taken(job, ref, mon, until)
+
+      {^ref, {:error, %WorkerCrashError{}}} ->
+        :stopped
+
+      {^ref, message} ->
+        {:replied, reply(job, message)}
+
+      {:DOWN, ^mon, :process, _, _} ->
+        :stopped
+    after
+      max(until - System.monotonic_time(:millisecond), 0) ->
+        :erlang.unalias(ref)
+        drop(ref)
+        :stopped
     end
   end
 
@@ -291,7 +320,7 @@ defmodule SnakeBridge.Backend.PortWorker do
     # so that nothing for it can come later.)
     if s.channel, do: SnakeBridge.Native.channel_forget(s.channel, s.id)
     :erlang.unalias(ref)
-    Process.demonitor(mon, [:flush])
+    if mon, do: Process.demonitor(mon, [:flush])
     Pool.checkin(s.load_key, s.pool)
     unshare(s.shared)
     :ok
