@@ -21,7 +21,7 @@ namespace sb::nif {
   X(pending_releases) X(threads) X(bound_processes) X(busy_threads) X(max_threads) X(wedged_calls) X(scheduler_calls) X(paths)     \
   X(pythonpath) X(spin_us) X(fast_path) X(message) X(__exception__) X(snakebridge_callback)                       \
   X(type_error) X(abandoned) X(frame) X(drain) X(snakebridge_unclaimed) X(snakebridge_notice)    \
-  X(snakebridge_port_callback) X(wait) X(more) X(eof) X(undefined) X(none) X(handed_callbacks) X(busy_found) X(machine_busy) X(callbacks_server, "Elixir.SnakeBridge.Callbacks")
+  X(snakebridge_port_callback) X(wait) X(more) X(eof) X(undefined) X(none) X(handed_callbacks) X(busy_found) X(machine_busy) X(busy) X(closed) X(closed_notified) X(callbacks_server, "Elixir.SnakeBridge.Callbacks")
 
 struct Atoms {
 #define SB_DECLARE_ATOM(name, ...) ERL_NIF_TERM name;

@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <climits>
 
 #include <atomic>
 #include <cerrno>
@@ -53,6 +56,24 @@ struct Channel {
   std::atomic<uint64_t> polled{0};   // replies a caller took itself
   std::atomic<uint64_t> routed{0};   // replies sent to their callers
   std::atomic<uint64_t> batches{0};  // reads on the worker's readiness notices
+  // The request FIFO (channel_requests): every frame for the program, written
+  // here in the order the writers take write_mu; what the pipe does not take
+  // at once waits in `queue`, flushed by the next writer or by the worker on
+  // its readiness notice.
+  std::mutex write_mu;
+  int wfd = -1;
+  ErlNifIOQueue* queue = nullptr;
+  uint64_t written = 0;  // bytes the program's pipe took
+  bool write_watched = false;  // ever given to enif_select
+  // A reader of the request FIFO of our own until a read of the reply FIFO
+  // finds the program's end of it open (the program opens the request FIFO
+  // first, docs/protocol.md): the FIFO opens for writing
+  // before the program starts, and once the program is gone, writes fail
+  // (EPIPE: :closed) instead of filling a pipe nobody reads.
+  std::atomic<int> placeholder_fd{-1};
+  // The worker process is gone (the channel monitors it): nothing more is
+  // written, and callers learn it at once (as a closed port told them).
+  std::atomic<bool> worker_gone{false};
 
   ErlNifEnv* take_env() {
     if (spare_envs.empty()) return enif_alloc_env();
@@ -75,17 +96,31 @@ void channel_dtor(ErlNifEnv*, void* p) {
   for (auto& [id, e] : c->pending) enif_free_env(e.env);
   for (ErlNifEnv* e : c->spare_envs) enif_free_env(e);
   if (c->fd >= 0) close(c->fd);
+  if (c->wfd >= 0) close(c->wfd);
+  if (int fd = c->placeholder_fd.exchange(-1); fd >= 0) close(fd);
+  if (c->queue != nullptr) enif_ioq_destroy(c->queue);
   c->~Channel();
 }
 
 // After enif_select(STOP): the BEAM no longer watches the descriptor.
 void channel_stop(ErlNifEnv*, void* p, ErlNifEvent fd, int) {
   auto* c = static_cast<Channel*>(p);
-  std::lock_guard<std::mutex> lock(c->read_mu);
-  if (c->fd == static_cast<int>(fd)) {
-    close(c->fd);
-    c->fd = -1;
+  {
+    std::lock_guard<std::mutex> lock(c->read_mu);
+    if (c->fd == static_cast<int>(fd)) {
+      close(c->fd);
+      c->fd = -1;
+      return;
+    }
   }
+  // The request FIFO's descriptor, let go of by close_requests.
+  close(static_cast<int>(fd));
+}
+
+// The worker process is gone: writers get :closed from now on.
+// (SnakeBridge.Workers, told too, sends the crash notices and closes the FIFOs.)
+void channel_down(ErlNifEnv*, void* p, ErlNifPid*, ErlNifMonitor*) {
+  static_cast<Channel*>(p)->worker_gone.store(true);
 }
 
 struct FrameBuffer {
@@ -244,6 +279,10 @@ Read read_frames(Channel* c, Dispatch& d, size_t budget) {
     ssize_t n = read(c->fd, dst, room);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) return Read::Eof;
+    // The program has this FIFO open (it opened its request FIFO first).
+    if (c->placeholder_fd.load(std::memory_order_relaxed) >= 0) {
+      if (int fd = c->placeholder_fd.exchange(-1); fd >= 0) close(fd);
+    }
     if (n < 0) return errno == EAGAIN ? Read::Drained : Read::Eof;
     c->frames.commit(static_cast<size_t>(n));
     for (;;) {
@@ -275,6 +314,8 @@ Term reply_channel(ErlNifEnv* env, std::string path, uint64_t max_calls) {
   c->fd = fd;
   c->max_calls = max_calls;
   enif_self(env, &c->worker);
+  ErlNifMonitor mon;
+  enif_monitor_process(env, c, &c->worker, &mon);
   ERL_NIF_TERM t = enif_make_resource(env, c);
   if (enif_select(env, fd, ERL_NIF_SELECT_READ, c, nullptr, atoms.undefined) < 0) {
     unlink(path.c_str());
@@ -310,8 +351,7 @@ Term channel_read(ErlNifEnv* env, Term chan) {
 // where it belongs. :sent: a frame went to the caller itself (its request's
 // output or callback, in its mailbox now); :wait: the reply comes as a
 // message. A callback runner polls with id 0 for the next callback.
-Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
-  Channel* c = get_channel(env, chan);
+Term poll_for(ErlNifEnv* env, Channel* c, uint64_t id, uint64_t max_us) {
   {
     std::lock_guard<std::mutex> lock(c->mu);
     if (c->pending.size() > 2) return atoms.wait;
@@ -337,10 +377,211 @@ Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
   return d.sent_to_self() ? atoms.sent : atoms.wait;
 }
 
+Term channel_poll(ErlNifEnv* env, Term chan, uint64_t id, uint64_t max_us) {
+  return poll_for(env, get_channel(env, chan), id, max_us);
+}
+
+// ------------------------------------------------------------- requests
+
+// Past this many bytes waiting, a writer is told :busy and nothing is queued
+// (as a port with {:nosuspend} says false): a frozen or swamped program's
+// pipe fills and then its callers back off, until their deadlines.
+constexpr size_t kBusyAt = size_t(64) << 10;
+
+// Writes what waits, without blocking (under write_mu). False: the program's
+// end is gone (the descriptor is closed, or the write failed for good).
+bool flush_queue(Channel* c) {
+  while (enif_ioq_size(c->queue) > 0) {
+    int count = 0;
+    SysIOVec* iov = enif_ioq_peek(c->queue, &count);
+    ssize_t n = writev(c->wfd, reinterpret_cast<struct iovec*>(iov), count < IOV_MAX ? count : IOV_MAX);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno == EAGAIN;
+    enif_ioq_deq(c->queue, static_cast<size_t>(n), nullptr);
+    c->written += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+// Asks for the worker's {:select, channel, :undefined, :ready_output} once
+// the pipe has room for what waits.
+void watch_writable(ErlNifEnv* env, Channel* c) {
+  if (enif_ioq_size(c->queue) == 0) return;
+  c->write_watched = true;
+  enif_select(env, c->wfd, ERL_NIF_SELECT_WRITE, c, &c->worker, atoms.undefined);
+}
+
+// The program is gone (or the channel closes): nothing more is written, what
+// waits is dropped. (Under write_mu.)
+void close_requests(ErlNifEnv* env, Channel* c) {
+  if (c->wfd < 0) return;
+  int fd = c->wfd;
+  c->wfd = -1;
+  size_t left = enif_ioq_size(c->queue);
+  if (left > 0) enif_ioq_deq(c->queue, left, nullptr);
+  // (A descriptor the BEAM watched is closed by the stop callback.)
+  if (c->write_watched) enif_select(env, fd, ERL_NIF_SELECT_STOP, c, nullptr, atoms.undefined);
+  else close(fd);
+}
+
+// channel_requests(channel, path) -> :ok: makes the request FIFO at `path`
+// (mode 0600; the program unlinks it once open). Opened for reading and
+// writing, so that it opens before the program does and never blocks; the
+// program learns that the BEAM is gone from its fd 3 (docs/protocol.md).
+Term channel_requests(ErlNifEnv* env, Term chan, std::string path) {
+  Channel* c = get_channel(env, chan);
+  if (mkfifo(path.c_str(), 0600) != 0) throw ArgumentError("mkfifo " + path + ": " + strerror(errno));
+  int placeholder = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int fd = placeholder < 0 ? -1 : open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (placeholder >= 0) close(placeholder);
+    unlink(path.c_str());
+    throw ArgumentError("open " + path + ": " + strerror(err));
+  }
+  fcntl(fd, F_SETPIPE_SZ, 1 << 20);  // as the program's other pipes (best effort)
+  std::lock_guard<std::mutex> lock(c->write_mu);
+  if (c->wfd >= 0 || c->queue != nullptr) {
+    close(fd);
+    close(placeholder);
+    unlink(path.c_str());
+    throw ArgumentError("the channel has its request FIFO already");
+  }
+  c->queue = enif_ioq_create(ERL_NIF_IOQ_NORMAL);
+  c->wfd = fd;
+  c->placeholder_fd.store(placeholder);
+  return atoms.ok;
+}
+
+// The frame's bytes: a binary, or a list of binaries (a large frame, from
+// :erlang.iolist_to_iovec/1: its large binaries are queued, not copied), or
+// any other iodata (copied: a small frame).
+struct FrameData {
+  ErlNifBinary bin{};
+  ErlNifIOVec* vec = nullptr;
+  size_t size = 0;
+};
+
+FrameData frame_data(ErlNifEnv* env, ERL_NIF_TERM data, ErlNifIOVec* vec_buf) {
+  FrameData d;
+  if (enif_inspect_binary(env, data, &d.bin)) {
+    d.size = d.bin.size;
+    return d;
+  }
+  ERL_NIF_TERM tail;
+  ErlNifIOVec* vec = vec_buf;
+  if (enif_is_list(env, data) && enif_inspect_iovec(env, SIZE_MAX, data, &tail, &vec) && enif_is_empty_list(env, tail)) {
+    d.vec = vec;
+    d.size = vec->size;
+    return d;
+  }
+  if (!enif_inspect_iolist_as_binary(env, data, &d.bin)) throw ArgumentError("a frame must be iodata");
+  d.size = d.bin.size;
+  return d;
+}
+
+// Queues the frame's bytes from `skip` on (under write_mu).
+void enqueue(Channel* c, const unsigned char* header, size_t header_skip, FrameData& d, size_t skip) {
+  if (header_skip < 4) {
+    ErlNifBinary h;
+    enif_alloc_binary(4 - header_skip, &h);
+    memcpy(h.data, header + header_skip, 4 - header_skip);
+    enif_ioq_enq_binary(c->queue, &h, 0);
+  }
+  if (skip >= d.size) return;
+  if (d.vec != nullptr) {
+    enif_ioq_enqv(c->queue, d.vec, skip);
+  } else {
+    ErlNifBinary rest;
+    enif_alloc_binary(d.size - skip, &rest);
+    memcpy(rest.data, d.bin.data + skip, d.size - skip);
+    enif_ioq_enq_binary(c->queue, &rest, 0);
+  }
+}
+
+// channel_send(channel, frame) -> :ok | :busy | :closed. The frame (without
+// its 4-byte length, added here) goes to the program's request FIFO: at once
+// when nothing waits, in one writev; what the pipe does not take waits, in
+// order. :busy: too much waits already, and nothing was queued. :closed: the
+// program is gone.
+Term send_frame(ErlNifEnv* env, Channel* c, ERL_NIF_TERM data) {
+  ErlNifIOVec vec_buf;
+  FrameData d = frame_data(env, data, &vec_buf);
+  if (d.size > UINT32_MAX) throw ArgumentError("a frame of over 4 GiB");
+  unsigned char header[4] = {static_cast<unsigned char>(d.size >> 24), static_cast<unsigned char>(d.size >> 16),
+                             static_cast<unsigned char>(d.size >> 8), static_cast<unsigned char>(d.size)};
+  std::lock_guard<std::mutex> lock(c->write_mu);
+  if (c->wfd < 0 || c->worker_gone.load(std::memory_order_relaxed)) return atoms.closed;
+  if (enif_ioq_size(c->queue) > 0) {
+    if (enif_ioq_size(c->queue) >= kBusyAt) return atoms.busy;
+    enqueue(c, header, 0, d, 0);
+    if (!flush_queue(c)) {
+      close_requests(env, c);
+      return atoms.closed;
+    }
+    watch_writable(env, c);
+    return atoms.ok;
+  }
+  // Nothing waits: straight into the pipe (the first kDirect pieces of a
+  // list of binaries; the rest is queued).
+  constexpr int kDirect = 64;
+  struct iovec iov[kDirect + 1];
+  int count = 0;
+  iov[count++] = {header, 4};
+  if (d.vec == nullptr) {
+    if (d.size > 0) iov[count++] = {d.bin.data, d.size};
+  } else {
+    for (int i = 0; i < d.vec->iovcnt && count <= kDirect; ++i) iov[count++] = {d.vec->iov[i].iov_base, d.vec->iov[i].iov_len};
+  }
+  ssize_t n;
+  do {
+    n = writev(c->wfd, iov, count);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != EAGAIN) {
+    close_requests(env, c);
+    return atoms.closed;
+  }
+  size_t done = n < 0 ? 0 : static_cast<size_t>(n);
+  c->written += done;
+  if (done == 4 + d.size) return atoms.ok;
+  enqueue(c, header, done < 4 ? done : 4, d, done < 4 ? 0 : done - 4);
+  watch_writable(env, c);
+  return atoms.ok;
+}
+
+Term channel_send(ErlNifEnv* env, Term chan, Term data) { return send_frame(env, get_channel(env, chan), data); }
+
+// channel_flush(channel) -> :ok | :closed: on the worker's :ready_output.
+Term channel_flush(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  std::lock_guard<std::mutex> lock(c->write_mu);
+  if (c->wfd < 0) return atoms.closed;
+  if (!flush_queue(c)) {
+    close_requests(env, c);
+    return atoms.closed;
+  }
+  watch_writable(env, c);
+  return atoms.ok;
+}
+
+// channel_output(channel) -> {bytes the program's pipe took, bytes waiting}.
+Term channel_output(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  std::lock_guard<std::mutex> lock(c->write_mu);
+  size_t waiting = c->queue != nullptr ? enif_ioq_size(c->queue) : 0;
+  return enif_make_tuple2(env, enif_make_uint64(env, c->written), enif_make_uint64(env, waiting));
+}
+
 // channel_expect(channel, id, dest, ref, owner) -> :ok | :drain (this request
 // reaches the worker's max_calls).
+bool expect(Channel* c, uint64_t id, ErlNifPid dest, ERL_NIF_TERM ref, ERL_NIF_TERM owner);
+
 Term channel_expect(ErlNifEnv* env, Term chan, uint64_t id, ErlNifPid dest, Term ref, Term owner) {
-  Channel* c = get_channel(env, chan);
+  return expect(get_channel(env, chan), id, dest, ref, owner) ? atoms.drain : atoms.ok;
+}
+
+// Registers request `id`; true when it reaches the worker's max_calls.
+bool expect(Channel* c, uint64_t id, ErlNifPid dest, ERL_NIF_TERM ref, ERL_NIF_TERM owner) {
   std::lock_guard<std::mutex> lock(c->mu);
   ErlNifEnv* e = c->take_env();
   Entry entry{dest, e, enif_make_copy(e, ref), enif_make_copy(e, owner)};
@@ -350,7 +591,38 @@ Term channel_expect(ErlNifEnv* env, Term chan, uint64_t id, ErlNifPid dest, Term
     throw ArgumentError("request id already expected");
   }
   ++c->calls;
-  return c->max_calls != 0 && c->calls == c->max_calls ? atoms.drain : atoms.ok;
+  return c->max_calls != 0 && c->calls == c->max_calls;
+}
+
+// Forgets request `id`: true if it was still expected.
+bool forget(Channel* c, uint64_t id) {
+  std::lock_guard<std::mutex> lock(c->mu);
+  auto it = c->pending.find(id);
+  if (it == c->pending.end()) return false;
+  c->give_env(it->second.env);
+  c->pending.erase(it);
+  return true;
+}
+
+// channel_call(channel, id, ref, frame, max_us): a local caller's request in
+// one call: registered (for the calling process, its replies tagged `ref`),
+// written (channel_send), then polled for as channel_poll does (max_us 0:
+// not). -> {:frame, frame} | :sent | :wait, or, the request not written (and
+// forgotten): :busy | :closed (the program is gone; :closed_notified: its
+// crash notice was sent to `ref` already). When this request reaches the
+// worker's max_calls: {:drain, that}.
+Term channel_call(ErlNifEnv* env, Term chan, uint64_t id, Term ref, Term frame, uint64_t max_us) {
+  Channel* c = get_channel(env, chan);
+  ErlNifPid self;
+  enif_self(env, &self);
+  ERL_NIF_TERM self_term = enif_make_pid(env, &self);
+  bool drain = expect(c, id, self, ref, self_term);
+  ERL_NIF_TERM sent = send_frame(env, c, frame);
+  ERL_NIF_TERM result;
+  if (sent != atoms.ok) result = forget(c, id) ? sent : atoms.closed_notified;
+  else if (max_us > 0) result = poll_for(env, c, id, max_us);
+  else result = atoms.wait;
+  return drain ? enif_make_tuple2(env, atoms.drain, result) : result;
 }
 
 // channel_route(channel, id, runner) -> whether request `id` is still expected.
@@ -367,13 +639,7 @@ Term channel_route(ErlNifEnv* env, Term chan, uint64_t id, ErlNifPid runner) {
 // channel_forget(channel, id) -> true: nothing more for it will be sent;
 // false: its reply was taken (it is on its way), or it was never expected.
 Term channel_forget(ErlNifEnv* env, Term chan, uint64_t id) {
-  Channel* c = get_channel(env, chan);
-  std::lock_guard<std::mutex> lock(c->mu);
-  auto it = c->pending.find(id);
-  if (it == c->pending.end()) return atoms.false_;
-  c->give_env(it->second.env);
-  c->pending.erase(it);
-  return atoms.true_;
+  return forget(get_channel(env, chan), id) ? atoms.true_ : atoms.false_;
 }
 
 // Forgets the requests matching `match` (under the lock); their ids.
@@ -404,7 +670,7 @@ Term channel_forget_ref(ErlNifEnv* env, Term chan, Term ref) {
 }
 
 // channel_take_all(channel) -> [{dest, ref}]: every request still expected,
-// forgotten (the program is gone).
+// forgotten, and the request FIFO closed (the program is gone).
 Term channel_take_all(ErlNifEnv* env, Term chan) {
   Channel* c = get_channel(env, chan);
   std::lock_guard<std::mutex> lock(c->mu);
@@ -415,6 +681,10 @@ Term channel_take_all(ErlNifEnv* env, Term chan) {
     c->give_env(e.env);
   }
   c->pending.clear();
+  // Nothing is written to a program that is gone: a writer now gets :closed
+  // (its request never ran), as a port closed raises.
+  std::lock_guard<std::mutex> wlock(c->write_mu);
+  close_requests(env, c);
   return out;
 }
 
@@ -437,7 +707,7 @@ Term channel_info(ErlNifEnv* env, Term chan) {
   return map;
 }
 
-// channel_close(channel): the FIFO is no longer watched, and closed.
+// channel_close(channel): the FIFOs are no longer watched, and closed.
 void channel_close(ErlNifEnv* env, Term chan) {
   Channel* c = get_channel(env, chan);
   int fd;
@@ -446,6 +716,8 @@ void channel_close(ErlNifEnv* env, Term chan) {
     fd = c->fd;
   }
   if (fd >= 0) enif_select(env, fd, ERL_NIF_SELECT_STOP, c, nullptr, atoms.undefined);
+  std::lock_guard<std::mutex> wlock(c->write_mu);
+  close_requests(env, c);
 }
 
 }  // namespace
@@ -455,6 +727,7 @@ void open_reply_channel_type(ErlNifEnv* env) {
   ErlNifResourceTypeInit init = {};
   init.dtor = channel_dtor;
   init.stop = channel_stop;
+  init.down = channel_down;
   g_channel_type = enif_open_resource_type_x(env, "snakebridge_reply_channel", &init, flags, nullptr);
   g_frame_type = enif_open_resource_type(env, nullptr, "snakebridge_reply_frame", frame_dtor, flags, nullptr);
 }
@@ -470,5 +743,10 @@ SB_NIF("channel_forget_ref", channel_forget_ref, 0);
 SB_NIF("channel_take_all", channel_take_all, 0);
 SB_NIF("channel_info", channel_info, 0);
 SB_NIF("channel_close", channel_close, 0);
+SB_NIF("channel_requests", channel_requests, 0);
+SB_NIF("channel_send", channel_send, 0);
+SB_NIF("channel_flush", channel_flush, 0);
+SB_NIF("channel_output", channel_output, 0);
+SB_NIF("channel_call", channel_call, 0);
 
 }  // namespace sb::nif

@@ -10,6 +10,10 @@
 // With SNAKEBRIDGE_REPLY_FIFO set, replies go to that FIFO instead of fd 4: the
 // BEAM's side of it is read by the NIF, which hands each reply straight to its
 // caller (c_src/nif/reply_channel.hpp). The program unlinks the path once open.
+// With SNAKEBRIDGE_REQUEST_FIFO set, requests come from that FIFO, written by
+// the NIF (each caller writes its own frame there, without the port); fd 3
+// then only tells that the BEAM closed the port (end of file). Frames that
+// still come on fd 3 are served too.
 //
 // Environment: SNAKEBRIDGE_PYTHON (interpreter to embed, default /usr/bin/python3),
 // SNAKEBRIDGE_PATHS (':'-separated directories put first on sys.path),
@@ -29,6 +33,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -65,6 +70,17 @@ int open_output() {
   int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return -1;
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  unlink(fifo);
+  return fd;
+}
+
+// Where requests come from: the FIFO the BEAM named, else fd 3. -1: the FIFO
+// cannot be opened.
+int open_input() {
+  const char* fifo = getenv("SNAKEBRIDGE_REQUEST_FIFO");
+  if (fifo == nullptr || *fifo == '\0') return kIn;
+  int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
   unlink(fifo);
   return fd;
 }
@@ -109,6 +125,13 @@ int main() {
   // 1 MiB pipe buffers (the default is 64 KiB): a large frame then crosses in
   // a write or two instead of sixteen, each a wake-up of the other side.
   // Best effort: the system may cap pipe sizes.
+  // The request FIFO first: once the BEAM finds the reply FIFO open, it
+  // knows this program reads its requests (c_src/nif/reply_channel.cpp).
+  const int in_fd = open_input();
+  if (in_fd < 0) {
+    if (errno != ENOENT) perror("snakebridge_port: the request FIFO");
+    return 2;
+  }
   const int out = open_output();
   if (out < 0) {
     // (Gone, or no reader: the worker stopped before the program started.)
@@ -156,12 +179,17 @@ int main() {
   // Requests are read by the I/O thread, or by a Python thread polling
   // between its tasks (input.hpp): a lone caller's next request then runs on
   // the thread that reads it, with no hand-over.
-  static sb::port::Input input(kIn, server);
+  static sb::port::Input input(in_fd, server);
   python.set_poll_hook([] { input.read_available(true); });
+  // fd 3 when requests come from the FIFO: its end of file ends the program.
+  static sb::port::Input control(kIn, server);
+  const bool two_inputs = in_fd != kIn;
 
-  std::thread io_thread([spin_ns, &python] {
+  std::thread io_thread([spin_ns, two_inputs, &python] {
     boost::asio::io_context io;
-    boost::asio::posix::stream_descriptor in(io, kIn);
+    boost::asio::posix::stream_descriptor in(io, input.fd());
+    std::optional<boost::asio::posix::stream_descriptor> eof_watch;
+    if (two_inputs) eof_watch.emplace(io, kIn);
     uint64_t last_activity = sb::monotonic_ns();
     sb::port::Placement placement(sb::port::Placement::enabled_by_env());
     for (;;) {
@@ -192,16 +220,21 @@ int main() {
       // are gathered (they get their cores back once quiet); large buffers
       // kept for the next large frame go after a second unused.
       bool readable = false;
+      bool control_readable = false;
       in.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                    [&](const boost::system::error_code&) { readable = true; });
+                    [&](const boost::system::error_code& e) { readable = !e; });
+      if (two_inputs) {
+        eof_watch->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                             [&](const boost::system::error_code& e) { control_readable = !e; });
+      }
       if (placement.gathered()) io.run_one_for(std::chrono::milliseconds(20));
       else if (sb::port::drop_spare_buffers(kSpareIdleNs)) io.run_one_for(std::chrono::seconds(1));
       else io.run_one();
-      if (!readable) {
-        in.cancel();
-        io.run();  // the cancelled wait's handler
-      }
+      in.cancel();
+      if (two_inputs) eof_watch->cancel();
+      io.run();  // the cancelled waits' handlers
       io.restart();
+      if (control_readable) control.read_available(false);
       last_activity = sb::monotonic_ns();
     }
   });

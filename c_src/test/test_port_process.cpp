@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,8 +56,19 @@ long ms_since(Clock::time_point t0) {
 class Port {
  public:
   // threads: SNAKEBRIDGE_THREADS for the program (0: its default).
-  explicit Port(int threads = 0) {
+  // request_fifo: requests go through a FIFO named by SNAKEBRIDGE_REQUEST_FIFO,
+  // as the BEAM sends them; fd 3 then only tells the program to end.
+  explicit Port(int threads = 0, bool request_fifo = false) {
     std::string threads_env = "SNAKEBRIDGE_THREADS=" + std::to_string(threads);
+    std::string fifo_path = "/tmp/sbtest-" + std::to_string(getpid()) + "-" + std::to_string(++fifo_count()) + ".requests";
+    std::string fifo_env = "SNAKEBRIDGE_REQUEST_FIFO=" + fifo_path;
+    int fifo = -1;
+    if (request_fifo) {
+      REQUIRE(mkfifo(fifo_path.c_str(), 0600) == 0);
+      // (Read and write: opens before the program opens its end.)
+      fifo = open(fifo_path.c_str(), O_RDWR | O_CLOEXEC);
+      REQUIRE(fifo >= 0);
+    }
     int req[2], rep[2];
     REQUIRE(pipe2(req, O_CLOEXEC) == 0);
     REQUIRE(pipe2(rep, O_CLOEXEC) == 0);
@@ -69,6 +81,7 @@ class Port {
       int w = fcntl(rep[1], F_DUPFD_CLOEXEC, 10);
       if (r < 0 || w < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0) _exit(127);
       if (threads > 0) putenv(threads_env.data());
+      if (fifo >= 0) putenv(fifo_env.data());
       execl(SNAKEBRIDGE_PORT_EXE, SNAKEBRIDGE_PORT_EXE, static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -76,6 +89,11 @@ class Port {
     close(rep[1]);
     to_ = req[1];
     from_ = rep[0];
+    if (fifo >= 0) {
+      fd3_ = to_;
+      to_ = fifo;
+      fifo_path_ = fifo_path;
+    }
     signal(SIGPIPE, SIG_IGN);
   }
 
@@ -160,7 +178,24 @@ class Port {
   std::vector<msgpack::object_handle>& outputs() { return outputs_; }
   const std::vector<uint64_t>& interrupting() const { return interrupting_; }
 
+  // With a request FIFO: a frame written on fd 3 instead.
+  void send_on_fd3(const std::string& python_literal) {
+    REQUIRE(fd3_ >= 0);
+    std::swap(to_, fd3_);
+    send(python_literal);
+    std::swap(to_, fd3_);
+  }
+  // With a request FIFO: fd 3 closed, the FIFO kept open.
+  void close_fd3() {
+    if (fd3_ >= 0) close(fd3_);
+    fd3_ = -1;
+  }
+  const std::string& fifo_path() const { return fifo_path_; }
+
+  // The program's fd 3 closed (as the BEAM closing the port): it ends.
   void close_input() {
+    if (fd3_ >= 0) close(fd3_);
+    fd3_ = -1;
     if (to_ >= 0) close(to_);
     to_ = -1;
   }
@@ -188,6 +223,12 @@ class Port {
   pid_t pid_ = -1;
   int to_ = -1;
   int from_ = -1;
+  int fd3_ = -1;  // with a request FIFO: the program's fd 3
+  std::string fifo_path_;
+  static int& fifo_count() {
+    static int n = 0;
+    return n;
+  }
   FrameReader reader_;
   std::vector<msgpack::object_handle> outputs_;
   std::vector<uint64_t> interrupting_;  // ids of ["interrupting", id] notices
@@ -1063,4 +1104,36 @@ TEST_CASE("port program: with one thread, Python runs on the main thread and own
   // It lives on.
   port.send("[6, 'eval', 1, '6 * 7', {}, 'auto']");
   check_ok(must(port.reply()).get(), 6, "42");
+}
+
+TEST_CASE("port program: requests through SNAKEBRIDGE_REQUEST_FIFO; fd 3 still serves, and its end ends it",
+          "[port][process]") {
+  Gil gil;
+  Port port(0, true);
+  port.send("[1, 'ping']");
+  check_ok(must(port.reply()).get(), 1, "'pong'");
+  // The program unlinked the FIFO once it had it open.
+  struct stat st;
+  CHECK(stat(port.fifo_path().c_str(), &st) != 0);
+  // Requests in a row, several in one write too, each answered.
+  std::string both = encode_request("[2, 'call', 1, 'math', 'sqrt', [2.25], {}, 'auto']", wire()).str();
+  std::string third = encode_request("[3, 'call', 7, 'builtins', 'len', ['abcd'], {}, 'auto']", wire()).str();
+  port.write_raw(frame_header(both.size()) + both + frame_header(third.size()) + third);
+  std::map<uint64_t, std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    auto r = must(port.reply());
+    got[id_of(r.get())] = status_of(r.get());
+  }
+  CHECK(got == std::map<uint64_t, std::string>{{2, "ok"}, {3, "ok"}});
+  // A frame on fd 3 is served as well.
+  port.send_on_fd3("[4, 'call', 1, 'math', 'sqrt', [4.0], {}, 'auto']");
+  check_ok(must(port.reply()).get(), 4, "2.0");
+  // fd 3's end of file ends it, though the FIFO's writer is still open.
+  auto t0 = Clock::now();
+  port.close_fd3();
+  auto status = port.wait_exit(std::chrono::milliseconds(1000));
+  INFO("exited after " << ms_since(t0) << " ms");
+  REQUIRE(status.has_value());
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
 }

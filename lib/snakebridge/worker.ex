@@ -63,6 +63,11 @@ defmodule SnakeBridge.Worker do
   # collection lets go of a few objects at a time) cost a caller creating
   # objects in a loop a third of its time (docs/benchmarks.md).
   @release_batch_ms 10
+
+  # Frames smaller than this are copied into one binary by the NIF as they
+  # are written; larger ones are passed as binaries, their large parts queued
+  # as they are if the pipe does not take them at once.
+  @flat_below 64 * 1024
   @release_batch 1_000
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts)
@@ -81,13 +86,18 @@ defmodule SnakeBridge.Worker do
         Enum.map(Keyword.get(opts, :env, []), fn {k, v} -> {to_charlist(k), to_charlist(v)} end)
 
     # The program's replies come through a FIFO read by the NIF (the reply
-    # channel), named here and unlinked by the program once it opened it.
-    fifo = Path.join(System.tmp_dir!(), "snakebridge-#{System.pid()}-#{System.unique_integer([:positive])}.reply")
+    # channel), and its requests through another, written by the NIF (every
+    # caller writes its own frame there, in one system call, without the
+    # port): named here and unlinked by the program once it opened them.
+    base = Path.join(System.tmp_dir!(), "snakebridge-#{System.pid()}-#{System.unique_integer([:positive])}")
+    fifo = base <> ".reply"
+    requests = base <> ".requests"
     max_calls = Keyword.get(opts, :max_calls, :infinity)
 
     channel = SnakeBridge.Native.reply_channel(fifo, if(is_integer(max_calls), do: max_calls, else: 0))
+    :ok = SnakeBridge.Native.channel_requests(channel, requests)
 
-    env = [{~c"SNAKEBRIDGE_REPLY_FIFO", to_charlist(fifo)} | env]
+    env = [{~c"SNAKEBRIDGE_REPLY_FIFO", to_charlist(fifo)}, {~c"SNAKEBRIDGE_REQUEST_FIFO", to_charlist(requests)} | env]
 
     port_opts =
       [:binary, :nouse_stdio, {:packet, 4}, :exit_status, {:env, env}] ++
@@ -100,6 +110,7 @@ defmodule SnakeBridge.Worker do
         e ->
           SnakeBridge.Native.channel_close(channel)
           File.rm(fifo)
+          File.rm(requests)
           reraise e, __STACKTRACE__
       end
 
@@ -120,6 +131,7 @@ defmodule SnakeBridge.Worker do
        ids: ids,
        channel: channel,
        fifo: fifo,
+       requests: requests,
        # requests given up, whose program may still be running them: id => true
        cancelled: %{},
        # callers on other nodes: their alias => their callback runner
@@ -212,6 +224,13 @@ defmodule SnakeBridge.Worker do
   # The reply channel has frames: those for callers go to them from the NIF,
   # in one batch; the rest are handled here, in order.
   def handle_info({:select, channel, _ref, :ready_input}, %{channel: channel} = state), do: read_channel(state)
+
+  # The request FIFO has room again for frames that waited.
+  def handle_info({:select, channel, _ref, :ready_output}, %{channel: channel} = state) do
+    SnakeBridge.Native.channel_flush(channel)
+    {:noreply, state}
+  end
+
   def handle_info(:read_channel, state), do: read_channel(state)
 
   # A reply no caller waits for: the drain's, a ping's, or one given up.
@@ -385,7 +404,7 @@ defmodule SnakeBridge.Worker do
     ping =
       case port_command(state, Msgpack.encode!([id, "ping"])) do
         :ok -> {id, now}
-        :busy -> busy(nil_or_busy, state.port, now)
+        :busy -> busy(nil_or_busy, state.channel, now)
         _closed -> nil
       end
 
@@ -399,6 +418,7 @@ defmodule SnakeBridge.Worker do
     close(state.port)
     SnakeBridge.Native.channel_close(state.channel)
     File.rm(state.fifo)
+    File.rm(state.requests)
     forget_shared(state.os_pid)
     :ok
   end
@@ -429,16 +449,12 @@ defmodule SnakeBridge.Worker do
     ArgumentError -> :ok
   end
 
-  # The port still busy at this tick. Bytes written to the program since the
-  # last look mean it is reading: the clock restarts (back-to-back arguments
-  # of 64 MiB keep the port's queue over its limit most of the time, and a
+  # The request FIFO still busy at this tick. Bytes the program read since
+  # the last look mean it is reading: the clock restarts (back-to-back
+  # arguments of 64 MiB keep the queue over its limit most of the time, and a
   # tick would find it busy five times in a row more often than not).
-  defp busy(previous, port, now) do
-    written =
-      case {:erlang.port_info(port, :output), :erlang.port_info(port, :queue_size)} do
-        {{:output, out}, {:queue_size, queued}} -> out - queued
-        _closed -> 0
-      end
+  defp busy(previous, channel, now) do
+    {written, _waiting} = SnakeBridge.Native.channel_output(channel)
 
     case previous do
       {:busy, since, before} when written == before -> {:busy, since, written}
@@ -446,19 +462,26 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  # Writes never block this process: a port whose pipe is full (a frozen or
-  # swamped program) is :busy and the data is not queued; Port.command/2
-  # raises on a closed port (the program has exited and this process will
-  # learn it from the {:exit_status, _} message): :closed.
-  defp port_command(%{port: port}, data), do: command(port, data)
+  # Writes never block this process: a request FIFO too full (a frozen or
+  # swamped program) is :busy and the data is not queued; once the program
+  # is gone (this process learns it from the {:exit_status, _} message),
+  # :closed.
+  defp port_command(%{channel: channel}, data), do: command(channel, data)
 
   @doc false
-  # `data` into `port` without blocking: :ok, :busy (a full pipe) or :closed.
-  # (Also how a callback's runner writes its answer: Backend.PortWorker.answer/3.)
-  def command(port, data) do
-    if Port.command(port, data, [:nosuspend]), do: :ok, else: :busy
-  rescue
-    ArgumentError -> :closed
+  # A frame (`data`, without its length) to the program of `channel` without
+  # blocking: :ok, :busy (too much waits already: nothing was queued) or
+  # :closed. Large frames are handed over as a list of binaries, which the
+  # NIF queues without copying them. (Also how a callback's runner writes its
+  # answer, Backend.PortWorker.answer/3, and a caller its request.)
+  def flat_below, do: @flat_below
+
+  def command(channel, data) when is_binary(data), do: SnakeBridge.Native.channel_send(channel, data)
+
+  def command(channel, data) do
+    if IO.iodata_length(data) >= @flat_below,
+      do: SnakeBridge.Native.channel_send(channel, :erlang.iolist_to_iovec(data)),
+      else: SnakeBridge.Native.channel_send(channel, data)
   end
 
   # SIGKILL to the program's process group (c_src/nif/port_kill.cpp), once,

@@ -155,13 +155,11 @@ defmodule SnakeBridge.Backend.PortWorker do
     }
 
     case submit(worker, ref, count, body, SnakeBridge.Runtime.deadline(timeout), key) do
-      {:ok, %{channel: channel, id: id} = sent} ->
-        # This request reached the worker's :max_calls: no other goes to it
-        # (the worker, told, drains and is replaced).
-        if sent.drain?, do: Pool.retire(pool, load_key, worker)
-        job = %{job | state: Map.merge(job.state, sent)}
+      {:ok, %{channel: channel, id: id} = sent, polled} ->
+        if sent[:drain?], do: Pool.retire(pool, load_key, worker)
+        job = %{job | state: %{job.state | channel: channel, id: id}}
 
-        case SnakeBridge.Native.channel_poll(channel, id, @poll_us) do
+        case polled do
           {:frame, frame} -> {:done, polled(job, frame)}
           # (:sent: its output or a callback is in the mailbox.)
           _wait_or_sent -> {:running, job}
@@ -357,45 +355,41 @@ defmodule SnakeBridge.Backend.PortWorker do
   defp owner_in(_), do: nil
 
   # A worker on this node: register the request with its reply channel, then
-  # write the frame into its port here (registered first: the reply can come
+  # write the frame into its request FIFO here (registered first: the reply can come
   # as soon as the frame is written). A worker on another node writes the
   # frame itself.
   defp submit(worker, ref, count, body, deadline, key) when node(worker) == node() do
     case SnakeBridge.Workers.lookup(worker) do
-      {port, ids, channel} ->
+      {_port, ids, channel} ->
         announce(worker, key)
         id = :atomics.add_get(ids, 1, 1)
-        drain? = SnakeBridge.Native.channel_expect(channel, id, self(), ref, self()) == :drain
-        if drain?, do: send(worker, :maybe_drain)
 
-        try do
-          case write(port, Worker.frame(id, count, body), deadline, 0) do
-            :ok ->
-              {:ok, %{channel: channel, id: id, drain?: drain?}}
+        case call(channel, id, ref, Worker.frame(id, count, body), deadline, 0) do
+          {:error, :timeout} = timeout ->
+            timeout
 
-            {:error, :timeout} = timeout ->
-              SnakeBridge.Native.channel_forget(channel, id)
-              timeout
-          end
-        rescue
-          # The port closed: the worker is stopping and the request never ran.
-          # Wait for it to go, so its crash notice for `ref` is not left behind.
-          ArgumentError ->
-            SnakeBridge.Native.channel_forget(channel, id)
-
-            receive do
-              {:DOWN, _, :process, ^worker, _} -> :ok
-            after
-              1_000 -> :ok
-            end
-
-            receive do
-              {^ref, _} -> :ok
-            after
-              0 -> :ok
+          # The program is gone (the worker took every request still expected)
+          # and the request never ran. Its crash notice, if one was sent to
+          # `ref`, is not left behind.
+          closed when closed in [:closed, :closed_notified] ->
+            if closed == :closed_notified do
+              receive do
+                {^ref, _} -> :ok
+              after
+                1_000 -> :ok
+              end
             end
 
             {:error, %WorkerCrashError{reason: {:shutdown, :recycled}, worker: worker}}
+
+          # This request reached the worker's :max_calls: no other goes to it
+          # (the worker, told, drains and is replaced).
+          {:drain, polled} ->
+            send(worker, :maybe_drain)
+            {:ok, %{channel: channel, id: id, drain?: true}, polled}
+
+          polled ->
+            {:ok, %{channel: channel, id: id}, polled}
         end
 
       nil ->
@@ -424,21 +418,27 @@ defmodule SnakeBridge.Backend.PortWorker do
     end
   end
 
-  # A caller never blocks on a full pipe (a frozen or swamped program): the
-  # frame is offered without suspending, and while the port is busy the caller
-  # tries again, backing off, until its deadline; then the request, never
-  # written, ends as a timeout (after the worker is told to forget it).
-  defp write(port, frame, deadline, attempt) do
-    cond do
-      Port.command(port, frame, [:nosuspend]) ->
-        :ok
+  # The request registered with the channel, written into the program's
+  # request FIFO, and its reply polled for, in one NIF call
+  # (SnakeBridge.Native.channel_call/5). A caller never blocks on a full pipe
+  # (a frozen or swamped program): while too much waits to be written the
+  # request is not taken (nor registered), and the caller tries again,
+  # backing off, until its deadline; then the request, never written, ends
+  # as a timeout.
+  defp call(channel, id, ref, frame, deadline, attempt) do
+    frame = if IO.iodata_length(frame) >= Worker.flat_below(), do: :erlang.iolist_to_iovec(frame), else: frame
 
-      deadline != :infinity and System.monotonic_time(:millisecond) >= deadline ->
-        {:error, :timeout}
+    case SnakeBridge.Native.channel_call(channel, id, ref, frame, @poll_us) do
+      :busy ->
+        if deadline != :infinity and System.monotonic_time(:millisecond) >= deadline do
+          {:error, :timeout}
+        else
+          if attempt == 0, do: :erlang.yield(), else: Process.sleep(min(attempt, 10))
+          call(channel, id, ref, frame, deadline, attempt + 1)
+        end
 
-      true ->
-        if attempt == 0, do: :erlang.yield(), else: Process.sleep(min(attempt, 10))
-        write(port, frame, deadline, attempt + 1)
+      other ->
+        other
     end
   end
 
@@ -511,8 +511,8 @@ defmodule SnakeBridge.Backend.PortWorker do
   # node, or a port too busy to take the frame now, gets the answer as a
   # message, and writes it itself.
   def answer(worker, slot, answer) when node(worker) == node() do
-    with {port, _ids, channel} <- SnakeBridge.Workers.lookup(worker),
-         :ok <- Worker.command(port, Worker.answer_frame(slot, answer, worker)) do
+    with {_port, _ids, channel} <- SnakeBridge.Workers.lookup(worker),
+         :ok <- Worker.command(channel, Worker.answer_frame(slot, answer, worker)) do
       SnakeBridge.Native.channel_poll(channel, 0, @poll_us)
       :ok
     else
