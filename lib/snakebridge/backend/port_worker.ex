@@ -25,7 +25,8 @@ defmodule SnakeBridge.Backend.PortWorker do
   def owner(_request), do: nil
 
   # A caller whose request is the only one (or one of two) at its worker reads
-  # the reply channel itself for up to @poll_us (on its scheduler): a quick
+  # the reply channel itself for up to @poll_us (on its scheduler, while no
+  # other process waits for one: poll_us/0): a quick
   # reply then comes back with no process woken on its way
   # (docs/protocol.md, "The reply channel").
   @poll_us 50
@@ -428,7 +429,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   defp call(channel, id, ref, frame, deadline, attempt) do
     frame = if IO.iodata_length(frame) >= Worker.flat_below(), do: :erlang.iolist_to_iovec(frame), else: frame
 
-    case SnakeBridge.Native.channel_call(channel, id, ref, frame, @poll_us) do
+    case SnakeBridge.Native.channel_call(channel, id, ref, frame, poll_us()) do
       :busy ->
         if deadline != :infinity and System.monotonic_time(:millisecond) >= deadline do
           {:error, :timeout}
@@ -440,6 +441,16 @@ defmodule SnakeBridge.Backend.PortWorker do
       other ->
         other
     end
+  end
+
+  # A caller polls for its reply only while no other process waits for a
+  # scheduler: polling holds the scheduler, and with other callers runnable
+  # (many callers, or several workers each with few requests) their work is
+  # what the scheduler should do meanwhile; their replies come as messages.
+  # (100 processes through a pool of 2: half the calls were polled for, and
+  # the BEAM spent 22-32 µs a call instead of 17: docs/benchmarks.md.)
+  defp poll_us do
+    if :erlang.statistics(:total_run_queue_lengths) == 0, do: @poll_us, else: 0
   end
 
   # ----------------------------------------------------------------- the wire
@@ -507,13 +518,14 @@ defmodule SnakeBridge.Backend.PortWorker do
   # A callback's answer, written into the worker's port by the process that
   # ran the callback. The same call's next callback is often on its way (a
   # sort key, a reduce): that process then reads the reply channel for it
-  # for up to @poll_us, as a caller reads for its reply. A worker on another
+  # for up to @poll_us (while no other process waits for a scheduler), as a
+  # caller reads for its reply. A worker on another
   # node, or a port too busy to take the frame now, gets the answer as a
   # message, and writes it itself.
   def answer(worker, slot, answer) when node(worker) == node() do
     with {_port, _ids, channel} <- SnakeBridge.Workers.lookup(worker),
          :ok <- Worker.command(channel, Worker.answer_frame(slot, answer, worker)) do
-      SnakeBridge.Native.channel_poll(channel, 0, @poll_us)
+      SnakeBridge.Native.channel_poll(channel, 0, poll_us())
       :ok
     else
       _ -> send(worker, {:answer, slot, answer})
