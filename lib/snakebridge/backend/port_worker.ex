@@ -360,9 +360,8 @@ defmodule SnakeBridge.Backend.PortWorker do
   # as soon as the frame is written). A worker on another node writes the
   # frame itself.
   defp submit(worker, ref, count, body, deadline, key) when node(worker) == node() do
-    case SnakeBridge.Workers.lookup(worker) do
-      {_port, ids, channel} ->
-        announce(worker, key)
+    case link(worker, key) do
+      {ids, channel} ->
         id = :atomics.add_get(ids, 1, 1)
 
         case call(channel, id, ref, Worker.frame(id, count, body), deadline, 0) do
@@ -403,19 +402,35 @@ defmodule SnakeBridge.Backend.PortWorker do
     {:ok, %{}}
   end
 
-  # The worker learns once of each process using it: it holds the process's
-  # thread key until the process goes, and then interrupts what it left
-  # running. (Remembered per worker in the process dictionary; entries of
-  # workers gone are dropped as new ones come.)
-  @users_key :snakebridge_worker_user_of
+  # A worker on this node as this process last found it: {ids, channel}, or
+  # nil when the worker is gone. Looked up in SnakeBridge.Workers once per
+  # worker and process (an ETS read copies the two resource references out,
+  # ~1.5 µs: docs/benchmarks.md), then kept in the process dictionary: a
+  # worker keeps its channel for life, and a channel whose worker is gone
+  # refuses every frame (:closed), which the caller treats as the worker gone.
+  # The first time, the worker also learns of this process: it holds the
+  # process's thread key until the process goes, and then interrupts what it
+  # left running. (Up to 16 workers kept; past that, those gone are dropped.)
+  @links_key :snakebridge_worker_links
 
-  defp announce(worker, key) do
-    known = Process.get(@users_key, [])
+  defp link(worker, key) do
+    links = Process.get(@links_key, %{})
 
-    unless worker in known do
-      send(worker, {:thread_user, self(), key})
-      known = if length(known) >= 16, do: Enum.filter(known, &Process.alive?/1), else: known
-      Process.put(@users_key, [worker | known])
+    case links do
+      %{^worker => link} ->
+        link
+
+      _ ->
+        case SnakeBridge.Workers.lookup(worker) do
+          {_port, ids, channel} ->
+            send(worker, {:thread_user, self(), key})
+            links = if map_size(links) >= 16, do: Map.filter(links, fn {w, _} -> Process.alive?(w) end), else: links
+            Process.put(@links_key, Map.put(links, worker, {ids, channel}))
+            {ids, channel}
+
+          nil ->
+            nil
+        end
     end
   end
 
@@ -443,14 +458,19 @@ defmodule SnakeBridge.Backend.PortWorker do
     end
   end
 
-  # A caller polls for its reply only while no other process waits for a
-  # scheduler: polling holds the scheduler, and with other callers runnable
-  # (many callers, or several workers each with few requests) their work is
-  # what the scheduler should do meanwhile; their replies come as messages.
-  # (100 processes through a pool of 2: half the calls were polled for, and
-  # the BEAM spent 22-32 µs a call instead of 17: docs/benchmarks.md.)
+  # A caller polls for its reply only while fewer processes wait for a
+  # scheduler than there are schedulers (another scheduler takes those):
+  # polling holds this scheduler, and with many callers runnable (many
+  # callers, or several workers each with few requests) their work is what
+  # it should do meanwhile; their replies come as messages. (100 processes
+  # through a pool of 2: half the calls were polled for, and the BEAM spent
+  # 22-32 µs a call instead of 17. With none allowed, a lone caller stopped
+  # polling whenever the worker process was runnable, which its own
+  # unpolled replies made likely: docs/benchmarks.md.)
   defp poll_us do
-    if :erlang.statistics(:total_run_queue_lengths) == 0, do: @poll_us, else: 0
+    if :erlang.statistics(:total_run_queue_lengths) < :erlang.system_info(:schedulers_online),
+      do: @poll_us,
+      else: 0
   end
 
   # ----------------------------------------------------------------- the wire
