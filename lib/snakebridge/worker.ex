@@ -95,7 +95,16 @@ defmodule SnakeBridge.Worker do
     max_calls = Keyword.get(opts, :max_calls, :infinity)
 
     channel = SnakeBridge.Native.reply_channel(fifo, if(is_integer(max_calls), do: max_calls, else: 0))
-    :ok = SnakeBridge.Native.channel_requests(channel, requests)
+
+    try do
+      :ok = SnakeBridge.Native.channel_requests(channel, requests)
+    rescue
+      # (mkfifo or open refused: the reply FIFO made above goes too.)
+      e ->
+        SnakeBridge.Native.channel_close(channel)
+        File.rm(fifo)
+        reraise e, __STACKTRACE__
+    end
 
     env = [{~c"SNAKEBRIDGE_REPLY_FIFO", to_charlist(fifo)}, {~c"SNAKEBRIDGE_REQUEST_FIFO", to_charlist(requests)} | env]
 
