@@ -1,0 +1,169 @@
+# Where a pool's time goes under many callers (docs/benchmarks.md, "Requests
+# written by the NIF; polling and lookups under many callers"): CPU per call
+# of the BEAM and of each port program, read from /proc, over 100 processes x
+# 1,000 `math.sqrt` calls.
+#
+#     MIX_ENV=prod mix run bench/pool_cpu.exs [--rounds N]
+#
+# Three measurements, each printed per round:
+# - the full API (`SnakeBridge.call/5`) through a pool of 1 and of 2, with the
+#   reply channel's counters (replies read by their caller / sent to it, the
+#   worker's reads);
+# - the same transport without the API around it (each process encodes its
+#   request once, then registers, writes and waits for the reply with
+#   SnakeBridge.Native.channel_call/5 and decodes it): what the layers above the
+#   channel cost;
+# - the program's capacity: 20,000 requests written at once by one process,
+#   then every reply awaited (the program never waits for the BEAM).
+# Linux only (/proc/<pid>/stat).
+alias SnakeBridge.{Msgpack, Native, Pool, Worker}
+
+defmodule PoolCpu do
+  @callers 100
+  @per 1_000
+
+  def cpu_us(os_pid) do
+    [_, rest] = "/proc/#{os_pid}/stat" |> File.read!() |> String.split(") ", parts: 2)
+    fields = String.split(rest)
+    ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+    ticks * 1_000_000 / 100
+  end
+
+  def with_pool(name, size, fun) do
+    {:ok, sup} = Pool.start_link(name: name, size: size)
+    ready(name)
+
+    try do
+      workers = for {w, _} <- Pool.workers(name), do: w
+      fun.(workers)
+    after
+      Process.unlink(sup)
+      ref = Process.monitor(sup)
+      Process.exit(sup, :shutdown)
+      receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
+    end
+  end
+
+  defp ready(name) do
+    case SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, name}) do
+      {:ok, _} -> :ok
+      _ -> Process.sleep(10) && ready(name)
+    end
+  end
+
+  def os_pid(worker), do: :sys.get_state(worker).os_pid
+  def channel(worker), do: worker |> SnakeBridge.Workers.lookup() |> elem(2)
+
+  # 100 processes x 1,000 calls of `make_call.()`'s function; calls/s and CPU per call.
+  def burst(workers, make_call) do
+    pids = Enum.map(workers, &os_pid/1)
+    infos = Enum.map(workers, &Native.channel_info(channel(&1)))
+    b0 = cpu_us(System.pid())
+    p0 = Enum.map(pids, &cpu_us/1)
+    t0 = System.monotonic_time(:microsecond)
+
+    1..@callers
+    |> Enum.map(fn _ ->
+      Task.async(fn ->
+        f = make_call.()
+        for _ <- 1..@per, do: f.()
+      end)
+    end)
+    |> Task.await_many(:infinity)
+
+    t = System.monotonic_time(:microsecond) - t0
+    n = @callers * @per
+    beam = (cpu_us(System.pid()) - b0) / n
+    programs = Enum.zip_with(Enum.map(pids, &cpu_us/1), p0, &((&1 - &2) / n))
+
+    counters =
+      Enum.zip_with(workers, infos, fn w, i0 ->
+        i1 = Native.channel_info(channel(w))
+        "#{i1.polled - i0.polled}/#{i1.routed - i0.routed}/#{i1.batches - i0.batches}"
+      end)
+
+    "#{round(n / (t / 1.0e6))} calls/s; CPU a call: BEAM #{Float.round(beam, 1)} µs, " <>
+      "program#{if length(pids) > 1, do: "s"} #{Enum.map_join(programs, " + ", &"#{Float.round(&1, 1)}")} µs; " <>
+      "polled/routed/reads #{Enum.join(counters, ", ")}"
+  end
+
+  def api(name), do: fn -> fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, name}) end end
+
+  # The channel alone: what SnakeBridge.Backend.PortWorker does for a local
+  # worker, without the pool, the runtime's options and routing, or encoding.
+  def raw(worker) do
+    fn ->
+      {_port, ids, chan} = SnakeBridge.Workers.lookup(worker)
+      key = SnakeBridge.PythonThread.key()
+      send(worker, {:thread_user, self(), key})
+      body = Msgpack.encode_each(["call", key, "math", "sqrt", [2.0], [], "auto"], nil)
+
+      fn ->
+        ref = :erlang.alias()
+        id = :atomics.add_get(ids, 1, 1)
+
+        frame =
+          case Native.channel_call(chan, id, ref, Worker.frame(id, 7, body), 50) do
+            {:frame, frame} -> frame
+            _ -> receive do: ({^ref, {:frame, frame, _}} -> frame)
+          end
+
+        :erlang.unalias(ref)
+        {:ok, [_, "ok", _]} = Msgpack.decode(frame)
+      end
+    end
+  end
+
+  def capacity(worker, n) do
+    {_port, ids, chan} = SnakeBridge.Workers.lookup(worker)
+    key = SnakeBridge.PythonThread.key()
+    send(worker, {:thread_user, self(), key})
+    body = Msgpack.encode_each(["call", key, "math", "sqrt", [2.0], [], "auto"], nil)
+    ref = :erlang.alias()
+
+    frames =
+      for _ <- 1..n,
+          do:
+            (
+              id = :atomics.add_get(ids, 1, 1)
+              {id, IO.iodata_to_binary(Worker.frame(id, 7, body))}
+            )
+
+    p0 = cpu_us(os_pid(worker))
+    t0 = System.monotonic_time(:microsecond)
+    for {id, frame} <- frames, do: written(chan, id, ref, frame)
+    for _ <- 1..n, do: receive(do: ({^ref, {:frame, _, _}} -> :ok))
+    t = System.monotonic_time(:microsecond) - t0
+    :erlang.unalias(ref)
+    "#{Float.round(t / n, 2)} µs a request, program CPU #{Float.round((cpu_us(os_pid(worker)) - p0) / n, 2)} µs"
+  end
+
+  defp written(chan, id, ref, frame) do
+    case Native.channel_call(chan, id, ref, frame, 0) do
+      :busy -> Process.sleep(1) && written(chan, id, ref, frame)
+      _ -> :ok
+    end
+  end
+end
+
+{opts, _} = OptionParser.parse!(System.argv(), strict: [rounds: :integer])
+rounds = Keyword.get(opts, :rounds, 2)
+
+IO.puts(
+  "bench/pool_cpu.exs — #{DateTime.utc_now() |> DateTime.truncate(:second)} — " <>
+    "#{System.schedulers_online()} schedulers; load average #{File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ")}"
+)
+
+PoolCpu.with_pool(:pool_cpu_1, 1, fn [w] = workers ->
+  for r <- 1..rounds do
+    IO.puts("round #{r}, pool of 1, full API:     " <> PoolCpu.burst(workers, PoolCpu.api(:pool_cpu_1)))
+    IO.puts("round #{r}, pool of 1, channel only: " <> PoolCpu.burst(workers, PoolCpu.raw(w)))
+    IO.puts("round #{r}, the program's capacity (20,000 requests written at once): " <> PoolCpu.capacity(w, 20_000))
+  end
+end)
+
+PoolCpu.with_pool(:pool_cpu_2, 2, fn workers ->
+  for r <- 1..rounds do
+    IO.puts("round #{r}, pool of 2, full API:     " <> PoolCpu.burst(workers, PoolCpu.api(:pool_cpu_2)))
+  end
+end)
