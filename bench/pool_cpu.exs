@@ -14,7 +14,9 @@
 #   SnakeBridge.Native.channel_call/5 and decodes it): what the layers above the
 #   channel cost;
 # - the program's capacity: 20,000 requests written at once by one process,
-#   then every reply awaited (the program never waits for the BEAM).
+#   then every reply awaited (the program never waits for the BEAM);
+# - 100 processes x 20 calls that hold the GIL ~4 ms each (`sum(range(200_000))`)
+#   through a pool of 1 and of 2: where a second worker pays off.
 # Linux only (/proc/<pid>/stat).
 alias SnakeBridge.{Msgpack, Native, Pool, Worker}
 
@@ -114,6 +116,21 @@ defmodule PoolCpu do
     end
   end
 
+  # Calls/s of 100 processes x 20 GIL-holding evaluations.
+  def gil_bound(name) do
+    be = [backend: {:pool, name}]
+    for _ <- 1..10, do: {:ok, _} = SnakeBridge.eval("sum(range(200_000))", %{}, be)
+    t0 = System.monotonic_time(:microsecond)
+
+    1..100
+    |> Enum.map(fn _ ->
+      Task.async(fn -> for _ <- 1..20, do: {:ok, _} = SnakeBridge.eval("sum(range(200_000))", %{}, be) end)
+    end)
+    |> Task.await_many(:infinity)
+
+    round(2_000 / ((System.monotonic_time(:microsecond) - t0) / 1.0e6))
+  end
+
   def capacity(worker, n) do
     {_port, ids, chan} = SnakeBridge.Workers.lookup(worker)
     key = SnakeBridge.PythonThread.key()
@@ -167,3 +184,12 @@ PoolCpu.with_pool(:pool_cpu_2, 2, fn workers ->
     IO.puts("round #{r}, pool of 2, full API:     " <> PoolCpu.burst(workers, PoolCpu.api(:pool_cpu_2)))
   end
 end)
+
+for r <- 1..rounds do
+  one = PoolCpu.with_pool(:pool_gil_1, 1, fn _ -> PoolCpu.gil_bound(:pool_gil_1) end)
+  two = PoolCpu.with_pool(:pool_gil_2, 2, fn _ -> PoolCpu.gil_bound(:pool_gil_2) end)
+
+  IO.puts(
+    "round #{r}, 100 x 20 GIL-holding calls: pool of 1 #{one} calls/s, pool of 2 #{two} calls/s (×#{Float.round(two / one, 2)})"
+  )
+end
