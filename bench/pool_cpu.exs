@@ -107,6 +107,7 @@ defmodule PoolCpu do
         frame =
           case Native.channel_call(chan, id, ref, Worker.frame(id, 7, body), 50) do
             {:frame, frame} -> frame
+            {:frame, frame, :sent} -> frame
             _ -> receive do: ({^ref, {:frame, frame, _}} -> frame)
           end
 

@@ -38,6 +38,7 @@ struct Entry {
   ERL_NIF_TERM owner;   // the process the request is for (maybe on another node)
   bool routed = false;  // callbacks go to `route` (the call's callback runner)
   ErlNifPid route;
+  bool notified = false;  // an output notice or a callback was sent for it
 };
 
 struct Channel {
@@ -177,6 +178,9 @@ class Dispatch {
   }
 
   ERL_NIF_TERM own_reply() const { return own_reply_; }
+  // Whether anything else for the own request was sent to its caller before
+  // its reply (by whichever reader): then those messages are in its mailbox.
+  bool own_notified() const { return own_notified_; }
   // Whether a frame went to the calling process (an output notice, a callback).
   bool sent_to_self() const { return sent_to_self_; }
   // The worker's frames, in the order read (then `last`, if given).
@@ -207,6 +211,7 @@ class Dispatch {
     }
     if (id == own_) {
       own_reply_ = frame_binary(env_, f);
+      own_notified_ = e.notified;
       c_->polled.fetch_add(1, std::memory_order_relaxed);
     } else {
       ERL_NIF_TERM inner = enif_make_tuple3(env_, atoms.frame, frame_binary(env_, f), enif_make_pid(env_, &c_->worker));
@@ -227,6 +232,7 @@ class Dispatch {
     }
     ERL_NIF_TERM msg = enif_make_tuple4(env_, atoms.snakebridge_output, enif_make_copy(env_, it->second.ref),
                                         r.stderr_stream ? atoms.stderr_ : atoms.stdout_, binary(env_, r.text));
+    it->second.notified = true;
     send(it->second.dest, msg);
   }
 
@@ -237,9 +243,10 @@ class Dispatch {
       lock.unlock();
       return to_worker(enif_make_tuple2(env_, atoms.snakebridge_notice, frame_binary(env_, f)));
     }
-    const Entry& e = it->second;
+    Entry& e = it->second;
     ERL_NIF_TERM msg = enif_make_tuple4(env_, atoms.snakebridge_port_callback, enif_make_copy(env_, e.ref),
                                         frame_binary(env_, f), enif_make_pid(env_, &c_->worker));
+    e.notified = true;
     send(e.routed ? e.route : e.dest, msg);
   }
 
@@ -260,6 +267,7 @@ class Dispatch {
   bool by_worker_;
   uint64_t own_;
   ERL_NIF_TERM own_reply_ = 0;
+  bool own_notified_ = false;
   ERL_NIF_TERM kept_;
 };
 
@@ -344,7 +352,8 @@ Term channel_read(ErlNifEnv* env, Term chan) {
   return d.kept(r == Read::More ? atoms.more : atoms.eof);
 }
 
-// channel_poll(channel, id, max_us) -> {:frame, frame} | :sent | :wait. A
+// channel_poll(channel, id, max_us) -> {:frame, frame} | {:frame, frame, :sent}
+// | :sent | :wait. A
 // caller whose request `id` is the only one about (or one of two) reads the
 // FIFO itself for up to max_us, while nobody else reads it: a quick reply then
 // reaches it with no process woken on the way. Whatever else it reads goes
@@ -373,7 +382,14 @@ Term poll_for(ErlNifEnv* env, Channel* c, uint64_t id, uint64_t max_us) {
     else sched_yield();
   }
   consume_timeslice_since(env, t0);
-  if (d.own_reply() != 0) return enif_make_tuple2(env, atoms.frame, d.own_reply());
+  if (d.own_reply() != 0) {
+    // {:frame, reply}: nothing else for the request is in the caller's
+    // mailbox, which it then need not search (a search goes through every
+    // message there, however many); {:frame, reply, :sent}: output notices or
+    // callbacks for it came first, as messages.
+    if (d.own_notified() || d.sent_to_self()) return enif_make_tuple3(env, atoms.frame, d.own_reply(), atoms.sent);
+    return enif_make_tuple2(env, atoms.frame, d.own_reply());
+  }
   return d.sent_to_self() ? atoms.sent : atoms.wait;
 }
 
@@ -607,7 +623,7 @@ bool forget(Channel* c, uint64_t id) {
 // channel_call(channel, id, ref, frame, max_us): a local caller's request in
 // one call: registered (for the calling process, its replies tagged `ref`),
 // written (channel_send), then polled for as channel_poll does (max_us 0:
-// not). -> {:frame, frame} | :sent | :wait, or, the request not written (and
+// not). -> as channel_poll, or, the request not written (and
 // forgotten): :busy | :closed (the program is gone; :closed_notified: its
 // crash notice was sent to `ref` already). When this request reaches the
 // worker's max_calls: {:drain, that}.

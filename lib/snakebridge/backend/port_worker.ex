@@ -161,7 +161,8 @@ defmodule SnakeBridge.Backend.PortWorker do
         job = %{job | state: %{job.state | channel: channel, id: id}}
 
         case polled do
-          {:frame, frame} -> {:done, polled(job, frame)}
+          {:frame, frame} -> {:done, polled(job, frame, false)}
+          {:frame, frame, :sent} -> {:done, polled(job, frame, true)}
           # (:sent: its output or a callback is in the mailbox.)
           _wait_or_sent -> {:running, job}
         end
@@ -182,11 +183,14 @@ defmodule SnakeBridge.Backend.PortWorker do
     end
   end
 
-  # The reply read by the caller itself; Python's output for the request,
-  # which came before it, is in the mailbox already (drop/1 writes it).
-  defp polled(%Job{ref: ref, state: s} = job, frame) do
+  # The reply read by the caller itself. Python's output for the request, if
+  # any came before it (`sent?`), is in the mailbox already: drop/1 writes it.
+  # Otherwise the mailbox is not searched: a search goes through every
+  # message there, and a busy server's may hold thousands (each call paid
+  # ~10 µs a thousand: docs/benchmarks.md).
+  defp polled(%Job{ref: ref, state: s} = job, frame, sent?) do
     reply = decode(frame, s.request, s.worker)
-    drop(ref)
+    if sent?, do: drop(ref)
     done(job)
     reply
   end
