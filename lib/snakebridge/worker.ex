@@ -480,17 +480,19 @@ defmodule SnakeBridge.Worker do
   @doc false
   # A frame (`data`, without its length) to the program of `channel` without
   # blocking: :ok, :busy (too much waits already: nothing was queued) or
-  # :closed. Large frames are handed over as a list of binaries, which the
-  # NIF queues without copying them. (Also how a callback's runner writes its
-  # answer, Backend.PortWorker.answer/3, and a caller its request.)
-  def flat_below, do: @flat_below
+  # :closed. (Also how a callback's runner writes its answer,
+  # Backend.PortWorker.answer/3.)
+  def command(channel, data), do: SnakeBridge.Native.channel_send(channel, outgoing(data))
 
-  def command(channel, data) when is_binary(data), do: SnakeBridge.Native.channel_send(channel, data)
+  @doc false
+  # A frame as the NIF takes it: a large one as a list of binaries, which the
+  # NIF queues without copying them; a small one as it is (the NIF copies it
+  # into one write). (Also how a caller hands over its request,
+  # Backend.PortWorker.)
+  def outgoing(data) when is_binary(data), do: data
 
-  def command(channel, data) do
-    if IO.iodata_length(data) >= @flat_below,
-      do: SnakeBridge.Native.channel_send(channel, :erlang.iolist_to_iovec(data)),
-      else: SnakeBridge.Native.channel_send(channel, data)
+  def outgoing(data) do
+    if IO.iodata_length(data) >= @flat_below, do: :erlang.iolist_to_iovec(data), else: data
   end
 
   # SIGKILL to the program's process group (c_src/nif/port_kill.cpp), once,

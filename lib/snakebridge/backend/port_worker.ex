@@ -364,11 +364,12 @@ defmodule SnakeBridge.Backend.PortWorker do
   # as soon as the frame is written). A worker on another node writes the
   # frame itself.
   defp submit(worker, ref, count, body, deadline, key) when node(worker) == node() do
-    case link(worker, key) do
+    case link(worker) do
       {ids, channel} ->
+        announce(worker, key)
         id = :atomics.add_get(ids, 1, 1)
 
-        case call(channel, id, ref, Worker.frame(id, count, body), deadline, 0) do
+        case call(channel, id, ref, Worker.outgoing(Worker.frame(id, count, body)), deadline, 0) do
           {:error, :timeout} = timeout ->
             timeout
 
@@ -412,12 +413,10 @@ defmodule SnakeBridge.Backend.PortWorker do
   # ~1.5 µs: docs/benchmarks.md), then kept in the process dictionary: a
   # worker keeps its channel for life, and a channel whose worker is gone
   # refuses every frame (:closed), which the caller treats as the worker gone.
-  # The first time, the worker also learns of this process: it holds the
-  # process's thread key until the process goes, and then interrupts what it
-  # left running. (Up to 16 workers kept; past that, those gone are dropped.)
+  # (Up to 16 workers kept; past that, those gone are dropped.)
   @links_key :snakebridge_worker_links
 
-  defp link(worker, key) do
+  defp link(worker) do
     links = Process.get(@links_key, %{})
 
     case links do
@@ -427,7 +426,6 @@ defmodule SnakeBridge.Backend.PortWorker do
       _ ->
         case SnakeBridge.Workers.lookup(worker) do
           {_port, ids, channel} ->
-            send(worker, {:thread_user, self(), key})
             links = if map_size(links) >= 16, do: Map.filter(links, fn {w, _} -> Process.alive?(w) end), else: links
             Process.put(@links_key, Map.put(links, worker, {ids, channel}))
             {ids, channel}
@@ -435,6 +433,22 @@ defmodule SnakeBridge.Backend.PortWorker do
           nil ->
             nil
         end
+    end
+  end
+
+  # The worker learns once of each process using it: it holds the process's
+  # thread key until the process goes, and then interrupts what it left
+  # running. (Remembered per worker in the process dictionary; entries of
+  # workers gone are dropped as new ones come.)
+  @users_key :snakebridge_worker_user_of
+
+  defp announce(worker, key) do
+    known = Process.get(@users_key, [])
+
+    unless worker in known do
+      send(worker, {:thread_user, self(), key})
+      known = if length(known) >= 16, do: Enum.filter(known, &Process.alive?/1), else: known
+      Process.put(@users_key, [worker | known])
     end
   end
 
@@ -446,8 +460,6 @@ defmodule SnakeBridge.Backend.PortWorker do
   # backing off, until its deadline; then the request, never written, ends
   # as a timeout.
   defp call(channel, id, ref, frame, deadline, attempt) do
-    frame = if IO.iodata_length(frame) >= Worker.flat_below(), do: :erlang.iolist_to_iovec(frame), else: frame
-
     case SnakeBridge.Native.channel_call(channel, id, ref, frame, poll_us()) do
       :busy ->
         if deadline != :infinity and System.monotonic_time(:millisecond) >= deadline do
@@ -547,7 +559,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # node, or a port too busy to take the frame now, gets the answer as a
   # message, and writes it itself.
   def answer(worker, slot, answer) when node(worker) == node() do
-    with {_port, _ids, channel} <- SnakeBridge.Workers.lookup(worker),
+    with {_ids, channel} <- link(worker),
          :ok <- Worker.command(channel, Worker.answer_frame(slot, answer, worker)) do
       SnakeBridge.Native.channel_poll(channel, 0, poll_us())
       :ok
