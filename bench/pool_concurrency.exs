@@ -6,29 +6,10 @@
 #
 #     MIX_ENV=prod mix run bench/pool_concurrency.exs
 Code.require_file("support/timing.exs", __DIR__)
+Code.require_file("support/pools.exs", __DIR__)
 
 defmodule PoolConcurrency do
-  def with_pool(size, fun) do
-    name = :"pool_concurrency_#{size}"
-    {:ok, sup} = SnakeBridge.Pool.start_link(name: name, size: size)
-    ready(name)
-
-    try do
-      fun.({:pool, name})
-    after
-      Process.unlink(sup)
-      ref = Process.monitor(sup)
-      Process.exit(sup, :shutdown)
-      receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
-    end
-  end
-
-  defp ready(name) do
-    case SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, name}) do
-      {:ok, _} -> :ok
-      _ -> Process.sleep(10) && ready(name)
-    end
-  end
+  def with_pool(size, fun), do: BenchPools.with_pool(:"pool_concurrency_#{size}", size, fun)
 
   def median_us(f, n), do: Float.round(BenchTiming.median_us(f, n, div(n, 5)), 1)
 

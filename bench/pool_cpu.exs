@@ -18,7 +18,8 @@
 # - 100 processes x 20 calls that hold the GIL ~4 ms each (`sum(range(200_000))`)
 #   through a pool of 1 and of 2: where a second worker pays off.
 # Linux only (/proc/<pid>/stat).
-alias SnakeBridge.{Msgpack, Native, Pool, Worker}
+Code.require_file("support/pools.exs", __DIR__)
+alias SnakeBridge.{Msgpack, Native, Worker}
 
 defmodule PoolCpu do
   @callers 100
@@ -31,27 +32,8 @@ defmodule PoolCpu do
     ticks * 1_000_000 / 100
   end
 
-  def with_pool(name, size, fun) do
-    {:ok, sup} = Pool.start_link(name: name, size: size)
-    ready(name)
-
-    try do
-      workers = for {w, _} <- Pool.workers(name), do: w
-      fun.(workers)
-    after
-      Process.unlink(sup)
-      ref = Process.monitor(sup)
-      Process.exit(sup, :shutdown)
-      receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
-    end
-  end
-
-  defp ready(name) do
-    case SnakeBridge.call("math", "sqrt", [2.0], [], backend: {:pool, name}) do
-      {:ok, _} -> :ok
-      _ -> Process.sleep(10) && ready(name)
-    end
-  end
+  def with_pool(name, size, fun),
+    do: BenchPools.with_pool(name, size, fn pool -> fun.(BenchPools.workers(pool)) end)
 
   def os_pid(worker), do: :sys.get_state(worker).os_pid
   def channel(worker), do: worker |> SnakeBridge.Workers.lookup() |> elem(2)
