@@ -1,7 +1,8 @@
 # A pool's figures for one build, for before/after comparisons run
 # alternately from two checkouts (docs/benchmarks.md, "Where a worker's time
 # goes"): a lone caller's math.sqrt and Fraction new + method through a pool
-# of 1 (medians), then 100 processes x 1,000 math.sqrt through a pool of 1
+# of 1 (medians; math.sqrt also from a process with 1,000 messages waiting),
+# then 100 processes x 1,000 math.sqrt through a pool of 1
 # (two bursts) and of 2 (calls/s).
 #
 #     MIX_ENV=prod mix run bench/pool_concurrency.exs
@@ -39,10 +40,20 @@ PoolConcurrency.with_pool(1, fn pool ->
       5_000
     )
 
+  # The same call from a process with 1,000 unrelated messages waiting (a
+  # busy server's): a call that searches its mailbox pays for each of them.
+  crowded =
+    Task.async(fn ->
+      for i <- 1..1_000, do: send(self(), {:unrelated, i})
+      PoolConcurrency.median_us(fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], backend: pool) end, 10_000)
+    end)
+    |> Task.await(:infinity)
+
   bursts = for _ <- 1..2, do: PoolConcurrency.burst(pool, 100, 1_000)
 
   IO.puts(
-    "pool of 1: math.sqrt #{trivial} µs, Fraction new + method #{object} µs, 100 x 1,000 calls: #{inspect(bursts)} calls/s"
+    "pool of 1: math.sqrt #{trivial} µs (#{crowded} µs with 1,000 messages waiting), " <>
+      "Fraction new + method #{object} µs, 100 x 1,000 calls: #{inspect(bursts)} calls/s"
   )
 end)
 
