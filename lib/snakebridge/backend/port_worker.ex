@@ -25,8 +25,8 @@ defmodule SnakeBridge.Backend.PortWorker do
   def owner(_request), do: nil
 
   # A caller whose request is the only one (or one of two) at its worker reads
-  # the reply channel itself for up to @poll_us (on its scheduler, while no
-  # other process waits for one: poll_us/0): a quick
+  # the reply channel itself for up to @poll_us (on its scheduler, while few
+  # other processes wait for one: poll_us/0): a quick
   # reply then comes back with no process woken on its way
   # (docs/protocol.md, "The reply channel").
   @poll_us 50
@@ -475,16 +475,16 @@ defmodule SnakeBridge.Backend.PortWorker do
   end
 
   # A caller polls for its reply only while fewer processes wait for a
-  # scheduler than there are schedulers (another scheduler takes those):
-  # polling holds this scheduler, and with many callers runnable (many
-  # callers, or several workers each with few requests) their work is what
-  # it should do meanwhile; their replies come as messages. (100 processes
-  # through a pool of 2: half the calls were polled for, and the BEAM spent
-  # 22-32 µs a call instead of 17. With none allowed, a lone caller stopped
-  # polling whenever the worker process was runnable, which its own
-  # unpolled replies made likely: docs/benchmarks.md.)
+  # scheduler than four per scheduler: polling holds this scheduler, and
+  # with many callers runnable (100 callers: 16 or more waiting at 86-89%
+  # of calls) their work is what it should do meanwhile; their replies come
+  # as messages. (100 processes through a pool of 2: half the calls were
+  # polled for, and the BEAM spent 22-32 µs a call instead of 17. With no
+  # process or fewer than one per scheduler allowed, a lone caller beside a
+  # few busy processes stopped polling and took 134-202 µs a call instead of
+  # 13-17: docs/benchmarks.md.)
   defp poll_us do
-    if :erlang.statistics(:total_run_queue_lengths) < :erlang.system_info(:schedulers_online),
+    if :erlang.statistics(:total_run_queue_lengths) < 4 * :erlang.system_info(:schedulers_online),
       do: @poll_us,
       else: 0
   end
@@ -554,7 +554,7 @@ defmodule SnakeBridge.Backend.PortWorker do
   # A callback's answer, written into the worker's port by the process that
   # ran the callback. The same call's next callback is often on its way (a
   # sort key, a reduce): that process then reads the reply channel for it
-  # for up to @poll_us (while no other process waits for a scheduler), as a
+  # for up to @poll_us (while few processes wait for a scheduler), as a
   # caller reads for its reply. A worker on another
   # node, or a port too busy to take the frame now, gets the answer as a
   # message, and writes it itself.
