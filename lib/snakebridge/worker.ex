@@ -23,11 +23,12 @@ defmodule SnakeBridge.Worker do
   # if the OS process dies, gives every caller still waiting a
   # WorkerCrashError and stops (its supervisor starts a fresh one).
   #
-  # The port can close before this process has seen the program's exit (its
-  # {:exit_status, _} is still in the mailbox), and a frozen program's pipe can
-  # fill: every write to the port goes through port_command/2, which never
-  # raises and never blocks; what a full pipe cannot take (cancels, releases,
-  # forgotten thread keys) waits here and is retried.
+  # The program can be gone before this process has seen its exit (its
+  # {:exit_status, _} is still in the mailbox), and a frozen program's request
+  # FIFO can fill: every frame this process writes goes through
+  # write_frame/2, which never raises and never blocks; what a full FIFO
+  # cannot take (cancels, releases, forgotten thread keys) waits here and is
+  # retried.
   #
   # The hard kill: a request still running @grace_ms after its cancel (C code
   # holding the GIL) gets the program's whole process group SIGKILLed (the
@@ -63,12 +64,12 @@ defmodule SnakeBridge.Worker do
   # collection lets go of a few objects at a time) cost a caller creating
   # objects in a loop a third of its time (docs/benchmarks.md).
   @release_batch_ms 10
+  @release_batch 1_000
 
   # Frames smaller than this are copied into one binary by the NIF as they
   # are written; larger ones are passed as binaries, their large parts queued
   # as they are if the pipe does not take them at once.
   @flat_below 64 * 1024
-  @release_batch 1_000
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts)
 
@@ -190,7 +191,7 @@ defmodule SnakeBridge.Worker do
     id = :atomics.add_get(state.ids, 1, 1)
     drain? = SnakeBridge.Native.channel_expect(state.channel, id, self(), ref, from) == :drain
 
-    case port_command(state, frame(id, count, body)) do
+    case write_frame(state, frame(id, count, body)) do
       :ok ->
         state = add_thread_user(state, from, key)
         {:noreply, if(drain?, do: maybe_drain(state), else: state)}
@@ -286,7 +287,7 @@ defmodule SnakeBridge.Worker do
   # A callback's answer, for the Python thread waiting for it (from a runner
   # on another node, or one that found the port busy).
   def handle_info({:answer, slot, answer}, state) do
-    if port_command(state, answer_frame(slot, answer, self())) == :busy do
+    if write_frame(state, answer_frame(slot, answer, self())) == :busy do
       Process.send_after(self(), {:answer, slot, answer}, 10)
     end
 
@@ -411,7 +412,7 @@ defmodule SnakeBridge.Worker do
     id = :atomics.add_get(state.ids, 1, 1)
 
     ping =
-      case port_command(state, Msgpack.encode!([id, "ping"])) do
+      case write_frame(state, Msgpack.encode!([id, "ping"])) do
         :ok -> {id, now}
         :busy -> busy(nil_or_busy, state.channel, now)
         _closed -> nil
@@ -475,7 +476,7 @@ defmodule SnakeBridge.Worker do
   # swamped program) is :busy and the data is not queued; once the program
   # is gone (this process learns it from the {:exit_status, _} message),
   # :closed.
-  defp port_command(%{channel: channel}, data), do: command(channel, data)
+  defp write_frame(%{channel: channel}, data), do: command(channel, data)
 
   @doc false
   # A frame (`data`, without its length) to the program of `channel` without
@@ -521,7 +522,7 @@ defmodule SnakeBridge.Worker do
   defp flush(state, field, op, again) do
     items = Map.fetch!(state, field)
 
-    if items != [] and port_command(state, Msgpack.encode!([0, op, items])) == :busy do
+    if items != [] and write_frame(state, Msgpack.encode!([0, op, items])) == :busy do
       Process.send_after(self(), again, 10)
       state
     else
@@ -598,7 +599,7 @@ defmodule SnakeBridge.Worker do
     do: Msgpack.encode(answer, handle_id: SnakeBridge.Backend.PortWorker.handle_ids(worker))
 
   defp queue_cancel(%{cancels: []} = state, id) do
-    if port_command(state, Msgpack.encode!([0, "cancel", [id]])) == :busy do
+    if write_frame(state, Msgpack.encode!([0, "cancel", [id]])) == :busy do
       Process.send_after(self(), :flush_cancels, 10)
       %{state | cancels: [id]}
     else
@@ -615,7 +616,7 @@ defmodule SnakeBridge.Worker do
       if state.group, do: :pg.leave(SnakeBridge.PG, state.group, self())
       id = :atomics.add_get(state.ids, 1, 1)
       # (On a closed port the program's exit, on its way, stops the worker.)
-      port_command(state, Msgpack.encode!([id, "drain"]))
+      write_frame(state, Msgpack.encode!([id, "drain"]))
       %{state | draining: id}
     else
       state
