@@ -89,14 +89,17 @@ defmodule SnakeBridge.MsgpackTest do
       vector(-(1 <<< 63), <<0xD3, 0x80, 0, 0, 0, 0, 0, 0, 0>>)
     end
 
-    test "the same integers inside a list and a tuple (the batched path of Wire.items/2)" do
-      ints =
+    test "the same integers inside a list and a tuple (both paths of Wire.items/2)" do
+      some =
         [0, 127, -1, -32, 128, 255, 256, 65_535, 65_536, 0xFFFF_FFFF, 1 <<< 32, (1 <<< 64) - 1] ++
           [-33, -128, -129, -32_768, -32_769, -(1 <<< 31), -(1 <<< 31) - 1, -(1 <<< 63)]
 
-      one_by_one = Enum.map(ints, &enc/1)
-      vector(ints, IO.iodata_to_binary([0xDC, <<length(ints)::16>> | one_by_one]))
-      vector(List.to_tuple(ints), IO.iodata_to_binary([0xDC, <<length(ints) + 1::16>>, @tuple | one_by_one]))
+      # 20 items: each its own piece; 40: appended to one binary.
+      for ints <- [some, some ++ some] do
+        one_by_one = Enum.map(ints, &enc/1)
+        vector(ints, IO.iodata_to_binary([0xDC, <<length(ints)::16>> | one_by_one]))
+        vector(List.to_tuple(ints), IO.iodata_to_binary([0xDC, <<length(ints) + 1::16>>, @tuple | one_by_one]))
+      end
     end
 
     test "decoding accepts any int format, not only the smallest" do
@@ -234,7 +237,12 @@ defmodule SnakeBridge.MsgpackTest do
             [0xA1, ?x, enc(1 <<< 70), 0xC4, 64, long]
         )
 
-      vector(items, expected, [1, "a", <<0xFF>>, nil, true, false, 2.5, [3], %{}, {}, "x", 1 <<< 70, long])
+      decoded = [1, "a", <<0xFF>>, nil, true, false, 2.5, [3], %{}, {}, "x", 1 <<< 70, long]
+      vector(items, expected, decoded)
+
+      # Three times over (39 items): the scalars' runs appended to binaries.
+      <<0x9D, body::binary>> = expected
+      vector(items ++ items ++ items, <<0xDC, 39::16>> <> body <> body <> body, decoded ++ decoded ++ decoded)
     end
 
     test "decoding array16/array32 with few items" do

@@ -37,6 +37,8 @@ defmodule SnakeBridge.Msgpack.Wire do
   # A binary shorter than this is copied into the run of scalars it is in
   # (items/2); a longer one is referenced from the iodata.
   @short_binary 64
+  # Lists this long or longer have their scalars appended to one binary (items/2).
+  @short_list 32
 
   # The int formats: {first, last, prefix, bits}, the prefix empty for the
   # fixints (the value is the byte). Written once here, this table generates
@@ -156,14 +158,33 @@ defmodule SnakeBridge.Msgpack.Wire do
   @doc """
   The items of a proper list as consecutive values, without a header.
 
-  Runs of integers that `is_int/1` accepts, floats, nil, booleans and binaries
-  shorter than #{@short_binary} bytes (as bin) are appended to one binary (the
-  runtime grows it in place), so a list of 10,000 integers is one binary rather
-  than 10,000 small ones; `encode` (a function of one argument) encodes every
-  other item. `encode` may be nil for a list of such scalars only.
+  In a list of #{@short_list} items or more, runs of integers that `is_int/1`
+  accepts, floats, nil, booleans and binaries shorter than #{@short_binary}
+  bytes (as bin) are appended to one binary (the runtime grows it in place),
+  so a list of 10,000 integers is one binary rather than 10,000 small ones. A
+  shorter list gives each item its own small piece: a binary grown in place
+  is allocated off the process heap, which costs more than a few items' worth
+  of pieces (~1.5 µs: `[2.0]` took 1.8 µs, against 0.3 µs for `"call"`).
+  `encode` (a function of one argument) encodes every other item; it may be
+  nil for a list of such scalars only.
   """
   @spec items(list(), (term() -> iodata() | byte()) | nil) :: iodata()
-  def items(list, encode), do: run(list, <<>>, encode)
+  def items(list, encode) do
+    if shorter_than?(list, @short_list), do: each(list, encode), else: run(list, <<>>, encode)
+  end
+
+  defp shorter_than?([_ | rest], n) when n > 1, do: shorter_than?(rest, n - 1)
+  defp shorter_than?([_ | _], _n), do: false
+  defp shorter_than?(_end, _n), do: true
+
+  defp each([i | rest], e) when is_int(i), do: [int(i) | each(rest, e)]
+  defp each([f | rest], e) when is_float(f), do: [float(f) | each(rest, e)]
+  defp each([nil | rest], e), do: [@null | each(rest, e)]
+  defp each([false | rest], e), do: [@false_ | each(rest, e)]
+  defp each([true | rest], e), do: [@true_ | each(rest, e)]
+  defp each([b | rest], e) when is_binary(b) and byte_size(b) < @short_binary, do: [bin(b) | each(rest, e)]
+  defp each([x | rest], e), do: [e.(x) | each(rest, e)]
+  defp each([], _e), do: []
 
   for {first, last, prefix, bits} <- @ints do
     defp run([i | rest], acc, e) when is_integer(i) and in_format(i, unquote(first), unquote(last)),
