@@ -282,17 +282,22 @@ void PythonThread::serve() {
   std::function<void()> task;
   while (next(&task, spin)) {
     all.busy_.fetch_add(1, std::memory_order_acq_rel);
-    // A task's GIL is kept when it ends, and the next one starts holding it if
-    // it comes within kKeepGilNs (a caller calling in a loop); otherwise it
-    // is let go. Well inside the switch interval (5 ms) after which CPython
-    // itself would ask a holder to let go for a waiting thread.
-    keep_gil_between_scopes(true);
+    // While quiet (a lone caller, or two), a task's GIL is kept when it ends,
+    // and the next one starts holding it if it comes within kKeepGilNs (a
+    // caller calling in a loop); otherwise it is let go. Well inside the
+    // switch interval (5 ms) after which CPython itself would ask a holder to
+    // let go for a waiting thread. With more callers about, the GIL goes at
+    // once: their threads wait for it, and this caller's next request is not
+    // coming within microseconds (100 callers through one worker, calls that
+    // are not thread_free: 55-69k calls/s against 32-38k when every task kept
+    // it: docs/benchmarks.md).
+    keep_gil_between_scopes(all.quiet());
     while (true) {
       task();
       // Destroyed here, not when the next task replaces it: its captures may
       // hold what the caller waits to see released.
       task = nullptr;
-      if (!gil_kept() || !next_soon(&task)) break;
+      if (!gil_kept() || !all.quiet() || !next_soon(&task)) break;
     }
     keep_gil_between_scopes(false);
     release_kept_gil();
