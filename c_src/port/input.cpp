@@ -19,6 +19,19 @@ Input::Input(int fd, Server& server) : fd_(fd), server_(server) {
 bool Input::read_available(bool by_python_thread) {
   std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return false;
+  // The replies this thread writes for what it reads here go out together
+  // (Server::begin_batch), once it has dispatched all of it.
+  struct Batch {
+    Server* server = nullptr;
+    void begin(Server& s) {
+      if (server) return;
+      server = &s;
+      s.begin_batch();
+    }
+    ~Batch() {
+      if (server) server->end_batch();
+    }
+  } batch;
   bool any = false;
   while (true) {
     size_t room;
@@ -32,6 +45,7 @@ bool Input::read_available(bool by_python_thread) {
     }
     if (!any && by_python_thread) last_python_read_.store(monotonic_ns(), std::memory_order_relaxed);
     any = true;
+    batch.begin(server_);
     reader_.commit(static_cast<size_t>(n));
     while (true) {
       Frame frame;

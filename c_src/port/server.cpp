@@ -190,7 +190,7 @@ class PortHost : public ElixirHost {
     }
     {
       GilRelease release;  // writing may block on a full pipe
-      g_server->send(buf.data(), buf.size());
+      g_server->send_now(buf.data(), buf.size());
     }
     if (!slot->wait.wait([&] { return slot->answered.load(std::memory_order_acquire); })) return nullptr;
     MsgpackReader reader;
@@ -252,13 +252,47 @@ void Server::send_reply(const msgpack::sbuffer& reply, std::vector<Spliced>& spl
   spliced.clear();
 }
 
-void Server::write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced) {
+void Server::send_now(const char* data, size_t size) {
+  std::vector<Spliced> none;
+  write_frame(data, size, none, true);
+}
+
+void Server::begin_batch() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  batcher_ = std::this_thread::get_id();
+}
+
+void Server::end_batch() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  batcher_ = std::thread::id();
+  if (batch_.empty()) return;
+  std::vector<iovec> parts{{batch_.data(), batch_.size()}};
+  write_all(parts);
+  batch_.clear();
+  batch_frames_ = 0;
+}
+
+void Server::write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced, bool now) {
   // One write for header and body: a reader woken by the header alone would
   // have to wait again for the rest.
   size_t total = size;
   for (const Spliced& s : spliced) total += s.size;
   std::string header = frame_header(total);
-  std::vector<iovec> parts{{const_cast<char*>(header.data()), header.size()}};
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (!now && spliced.empty() && batcher_ == std::this_thread::get_id() &&
+      batch_.size() + header.size() + size <= kBatchBytes) {
+    batch_.append(header).append(data, size);
+    if (++batch_frames_ < kBatchFrames) return;
+    std::vector<iovec> parts{{batch_.data(), batch_.size()}};
+    write_all(parts);
+    batch_.clear();
+    batch_frames_ = 0;
+    return;
+  }
+  // (What was gathered goes first, in the same write.)
+  std::vector<iovec> parts;
+  if (!batch_.empty()) parts.push_back({batch_.data(), batch_.size()});
+  parts.push_back({const_cast<char*>(header.data()), header.size()});
   size_t from = 0;
   for (const Spliced& s : spliced) {
     parts.push_back({const_cast<char*>(data + from), s.at - from});
@@ -266,7 +300,12 @@ void Server::write_frame(const char* data, size_t size, const std::vector<Splice
     from = s.at;
   }
   parts.push_back({const_cast<char*>(data + from), size - from});
-  std::lock_guard<std::mutex> lock(write_mu_);
+  write_all(parts);
+  batch_.clear();
+  batch_frames_ = 0;
+}
+
+void Server::write_all(std::vector<iovec>& parts) {
   size_t first = 0;
   while (first < parts.size()) {
     int count = static_cast<int>(std::min<size_t>(parts.size() - first, IOV_MAX));

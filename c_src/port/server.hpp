@@ -8,7 +8,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
+
+#include <sys/uio.h>
 
 #include "../core/python_threads.hpp"
 #include "../core/interrupter.hpp"
@@ -32,6 +36,17 @@ class Server {
   // place, in one frame; their owners are released afterwards (no GIL needed).
   void send_reply(const msgpack::sbuffer& reply, std::vector<Spliced>& spliced);
   void send_error(uint64_t id, const char* kind, const std::string& message);
+  // The thread reading requests, around what it dispatches from one read:
+  // the frames it writes meanwhile (replies it answered itself, errors,
+  // pongs) are gathered and go out in one write at end_batch() (or once
+  // kBatchFrames or kBatchBytes wait). A frame written by another thread
+  // meanwhile goes out after those gathered, so frames keep the order they
+  // were written in. (100 callers: each reply was a write of its own.)
+  void begin_batch();
+  void end_batch();
+  // Any thread: what was gathered, then this frame, written now (a frame
+  // whose answer the writer then waits for: a callback).
+  void send_now(const char* data, size_t size);
 
   size_t in_flight();
 
@@ -64,7 +79,9 @@ class Server {
     std::vector<SharedOut> shared;  // or through shared memory, for a caller on this machine
   };
 
-  void write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced);
+  void write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced, bool now = false);
+  // Under write_mu_: writes `parts` whole (exits when the client is gone).
+  void write_all(std::vector<iovec>& parts);
   // On the caller's thread: takes its turn and the GIL, responds, delivers.
   void run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running);
   // On the thread that read the request: runs it there and true when it
@@ -88,6 +105,13 @@ class Server {
   // (SNAKEBRIDGE_MAX_REPLY_BYTES, at most kMaxReply).
   size_t max_reply_ = kMaxReply;
   std::mutex write_mu_;
+  // Under write_mu_: the frames gathered by the batching thread (whole
+  // frames, headers included), and that thread (none: no batch).
+  static constexpr size_t kBatchFrames = 32;
+  static constexpr size_t kBatchBytes = 64 * 1024;
+  std::string batch_;
+  size_t batch_frames_ = 0;
+  std::thread::id batcher_;
   std::mutex running_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Running>> running_;
   bool draining_ = false;      // under running_mu_: after "drain", requests are refused

@@ -744,6 +744,45 @@ TEST_CASE("port program: drain finishes what was read, refuses what follows, the
   CHECK(order.back() == 51);
 }
 
+// Many frames in one write: the replies the reading thread writes for them
+// (thread-free calls it answers itself, pings, refusals) are gathered and
+// written together (Server::begin_batch). Every one still arrives, the reply
+// of another caller's request in between too, and "drained" after them all.
+TEST_CASE("port program: replies to frames read together all arrive, drained last", "[port][process]") {
+  Gil gil;
+  Port port;
+  port.send("[1, 'ping']");  // the program is up
+  check_ok(must(port.reply()).get(), 1, "'pong'");
+  std::string bytes;
+  auto add = [&](const std::string& literal) {
+    std::string body = encode_request(literal, wire()).str();
+    bytes += frame_header(body.size()) + body;
+  };
+  for (int id = 100; id < 300; ++id) {
+    if (id == 150) add("[150, 'eval', 7, '__import__(\"time\").sleep(0.05) or 150', {}, 'auto']");
+    else if (id % 50 == 25) add("[" + std::to_string(id) + ", 'ping']");
+    else add("[" + std::to_string(id) + ", 'call', 1, 'math', 'sqrt', [" + std::to_string(id * id) + ".0], {}, 'auto']");
+  }
+  add("[300, 'drain']");
+  port.write_raw(bytes);
+  std::vector<uint64_t> order;
+  for (int i = 0; i < 201; ++i) {
+    auto r = must(port.reply(std::chrono::milliseconds(5000)));
+    uint64_t id = id_of(r.get());
+    order.push_back(id);
+    if (id == 300) check_ok(r.get(), 300, "'drained'");
+    else if (id == 150) check_ok(r.get(), 150, "150");
+    else if (id % 50 == 25) check_ok(r.get(), id, "'pong'");
+    else check_ok(r.get(), id, std::to_string(id) + ".0");
+  }
+  std::set<uint64_t> ids(order.begin(), order.end());
+  CHECK(ids.size() == 201);
+  CHECK(*ids.begin() == 100);
+  CHECK(*ids.rbegin() == 300);
+  CHECK(order.back() == 300);  // "drained" comes after every reply
+  CHECK(!port.recv(std::chrono::milliseconds(20)).has_value());
+}
+
 // The I/O thread never runs Python: while one caller's request sleeps (or
 // spins), a ping is answered, a cancel gets through, and so do other callers'
 // requests.
