@@ -14,11 +14,11 @@
 # ERLPORT_DIR only SnakeBridge's figures are printed.
 #
 # Workloads (`--only` takes these names): trivial, json, object, concurrent,
-# list, bytes, cold_start, loaded, callbacks. docs/benchmarks.md, "Pool vs ErlPort, side by
+# concurrent_json, list, bytes, cold_start, loaded, callbacks. docs/benchmarks.md, "Pool vs ErlPort, side by
 # side", has a run and what each contender does differently.
 
 defmodule VsErlport do
-  @workloads ~w(trivial json object concurrent list bytes cold_start loaded callbacks)
+  @workloads ~w(trivial json object concurrent concurrent_json list bytes cold_start loaded callbacks)
   @order [:pool, :pool2, :nif, :erlport]
   @pool1 VsErlport.Pool1
   @pool2 VsErlport.Pool2
@@ -146,7 +146,7 @@ defmodule VsErlport do
 
   defp setup(erlport, quick, rounds, only) do
     pool1 = start_pool(@pool1, 1)
-    pool2 = if "concurrent" in only, do: start_pool(@pool2, 2)
+    pool2 = if "concurrent" in only or "concurrent_json" in only, do: start_pool(@pool2, 2)
     ident_code = "def ident(x):\n    return x\n"
 
     py =
@@ -297,16 +297,34 @@ defmodule VsErlport do
   end
 
   defp run("concurrent", ctx) do
-    callers = 100
-    per = ctx.per_caller
     sqrt = fn opts -> fn -> {:ok, _} = SnakeBridge.call("math", "sqrt", [2.0], [], opts) end end
 
-    funs = %{
+    concurrent(ctx, "`math.sqrt`", %{
       pool: sqrt.(backend: ctx.pool1),
       pool2: sqrt.(backend: ctx.pool2),
       nif: sqrt.([]),
       erlport: fn -> 1.4142135623730951 = ctx.ep.call(ctx.py, :math, :sqrt, [2.0]) end
-    }
+    })
+  end
+
+  # The same with a call that runs on its caller's Python thread (math.sqrt
+  # is answered by the thread that reads it: docs/backends.md, "Calls that
+  # run where they arrive"), as most calls do.
+  defp run("concurrent_json", ctx) do
+    expected = SnakeBridge.call!("json", "dumps", [@map])
+    dumps = fn opts -> fn -> {:ok, ^expected} = SnakeBridge.call("json", "dumps", [@map], [], opts) end end
+
+    concurrent(ctx, "`json.dumps` of a 4-key map", %{
+      pool: dumps.(backend: ctx.pool1),
+      pool2: dumps.(backend: ctx.pool2),
+      nif: dumps.([]),
+      erlport: fn -> ^expected = ctx.ep.call(ctx.py, :sb_vs_erlport, :dumps, [@map]) end
+    })
+  end
+
+  defp concurrent(ctx, what, funs) do
+    callers = 100
+    per = ctx.per_caller
 
     contenders = [:pool, :pool2 | tl(ctx.contenders)]
 
@@ -329,7 +347,7 @@ defmodule VsErlport do
       end)
 
     rates = for {c, rs} <- rounds, into: %{}, do: {c, median(Enum.map(rs, & &1.rate))}
-    label = "#{callers} processes × #{per} `math.sqrt` calls at once"
+    label = "#{callers} processes × #{per} #{what} calls at once"
 
     %{
       rows: [
