@@ -421,6 +421,58 @@ TEST_CASE("A PythonThread runs its caller's tasks in order on one OS thread, eac
   CHECK(py_int(PyDict_GetItemString(d.get(), "n")) == kTasks);
 }
 
+// A thread keeps the GIL after a task for the next one only while quiet (at
+// most two calls queued or running: PythonThreads::quiet). With more callers
+// about, their threads wait for it, and it goes as the task ends.
+TEST_CASE("A thread keeps the GIL between back-to-back tasks only while few calls are about", "[threads]") {
+  auto& threads = PythonThreads::instance();
+  // Two tasks on one thread, the second queued before the first takes the
+  // GIL: whether the second starts with the GIL still kept from the first.
+  auto kept_into_second = [&](PythonThread* thread) {
+    auto submitted = std::make_shared<std::atomic<bool>>(false);
+    auto kept = std::make_shared<std::atomic<int>>(-1);
+    auto done = std::make_shared<JobTracker>();
+    thread->submit([submitted] {
+      while (!submitted->load()) std::this_thread::yield();
+      Gil gil;
+      PyRef one = PyRef::steal(PyLong_FromLong(1));
+    });
+    thread->submit([kept, done] {
+      kept->store(gil_kept() ? 1 : 0);
+      { Gil gil; }
+      done->finish();
+    });
+    submitted->store(true);
+    REQUIRE(done->wait_for(1, 10s));
+    return kept->load();
+  };
+
+  PythonThread* a = threads.bind();
+  SECTION("alone: kept") { CHECK(kept_into_second(a) == 1); }
+  SECTION("three other callers' tasks running: let go") {
+    std::vector<PythonThread*> others;
+    auto release = std::make_shared<std::atomic<bool>>(false);
+    auto started = std::make_shared<std::atomic<int>>(0);
+    auto finished = std::make_shared<JobTracker>();
+    for (int i = 0; i < 3; ++i) {
+      others.push_back(threads.bind());
+      // Running (busy) without the GIL until released.
+      others.back()->submit([release, started, finished] {
+        ++*started;
+        while (!release->load()) std::this_thread::sleep_for(1ms);
+        finished->finish();
+      });
+    }
+    REQUIRE(wait_until([&] { return started->load() == 3; }, 10s));
+    CHECK(!threads.quiet());
+    CHECK(kept_into_second(a) == 0);
+    release->store(true);
+    REQUIRE(finished->wait_for(3, 10s));
+    for (PythonThread* t : others) threads.unbind(t);
+  }
+  threads.unbind(a);
+}
+
 TEST_CASE("Callers get threads of their own: tasks that block with the GIL released overlap", "[threads]") {
   constexpr int kCallers = 8;
   constexpr double kSleep = 0.2;
