@@ -20,7 +20,8 @@ bool Input::read_available(bool by_python_thread) {
   std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return false;
   // The replies this thread writes for what it reads here go out together
-  // (Server::begin_batch), once it has dispatched all of it.
+  // (Server::begin_batch), once it has dispatched all of it. Begun at the
+  // first read that brings something: a poll that finds nothing takes no lock.
   struct Batch {
     Server* server = nullptr;
     void begin(Server& s) {

@@ -164,7 +164,8 @@ defmodule SnakeBridge.Msgpack.Wire do
   so a list of 10,000 integers is one binary rather than 10,000 small ones. A
   shorter list gives each item its own small piece: a binary grown in place
   is allocated off the process heap, which costs more than a few items' worth
-  of pieces (~1.5 µs: `[2.0]` took 1.8 µs, against 0.3 µs for `"call"`).
+  of pieces (a `math.sqrt` request's elements took 620–760 ns to encode with
+  it, 360 ns without).
   `encode` (a function of one argument) encodes every other item; it may be
   nil for a list of such scalars only.
   """
