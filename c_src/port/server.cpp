@@ -265,6 +265,10 @@ void Server::begin_batch() {
 void Server::end_batch() {
   std::lock_guard<std::mutex> lock(write_mu_);
   batcher_ = std::thread::id();
+  flush_batch();
+}
+
+void Server::flush_batch() {
   if (batch_.empty()) return;
   std::vector<iovec> parts{{batch_.data(), batch_.size()}};
   write_all(parts);
@@ -282,11 +286,7 @@ void Server::write_frame(const char* data, size_t size, const std::vector<Splice
   if (!now && spliced.empty() && batcher_ == std::this_thread::get_id() &&
       batch_.size() + header.size() + size <= kBatchBytes) {
     batch_.append(header).append(data, size);
-    if (++batch_frames_ < kBatchFrames) return;
-    std::vector<iovec> parts{{batch_.data(), batch_.size()}};
-    write_all(parts);
-    batch_.clear();
-    batch_frames_ = 0;
+    if (++batch_frames_ == kBatchFrames) flush_batch();
     return;
   }
   // (What was gathered goes first, in the same write.)

@@ -82,6 +82,8 @@ class Server {
   void write_frame(const char* data, size_t size, const std::vector<Spliced>& spliced, bool now = false);
   // Under write_mu_: writes `parts` whole (exits when the client is gone).
   void write_all(std::vector<iovec>& parts);
+  // Under write_mu_: writes what was gathered, if anything, and empties it.
+  void flush_batch();
   // On the caller's thread: takes its turn and the GIL, responds, delivers.
   void run(uint64_t id, std::shared_ptr<Incoming> request, std::shared_ptr<Running> running);
   // On the thread that read the request: runs it there and true when it
