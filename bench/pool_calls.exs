@@ -17,6 +17,8 @@ Code.require_file("support/timing.exs", __DIR__)
 Code.require_file("support/pools.exs", __DIR__)
 
 defmodule PoolCalls do
+  import BenchPools, only: [cpu_us: 1]
+
   @callers 100
   @per 1_000
   @map %{"a" => 1, "b" => [1, 2], "c" => "x", "d" => nil}
@@ -29,15 +31,9 @@ defmodule PoolCalls do
     ]
   end
 
-  def cpu_us(os_pid) do
-    [_, rest] = "/proc/#{os_pid}/stat" |> File.read!() |> String.split(") ", parts: 2)
-    fields = String.split(rest)
-    (String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))) * 1_000_000 / 100
-  end
-
   def measure(pool, {name, f}) do
     [worker] = BenchPools.workers(pool)
-    os_pid = :sys.get_state(worker).os_pid
+    os_pid = BenchPools.os_pid(worker)
     b0 = cpu_us(System.pid())
     p0 = cpu_us(os_pid)
     t0 = System.monotonic_time(:microsecond)

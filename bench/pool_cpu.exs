@@ -22,20 +22,14 @@ Code.require_file("support/pools.exs", __DIR__)
 alias SnakeBridge.{Msgpack, Native, Worker}
 
 defmodule PoolCpu do
+  import BenchPools, only: [cpu_us: 1, os_pid: 1]
+
   @callers 100
   @per 1_000
-
-  def cpu_us(os_pid) do
-    [_, rest] = "/proc/#{os_pid}/stat" |> File.read!() |> String.split(") ", parts: 2)
-    fields = String.split(rest)
-    ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
-    ticks * 1_000_000 / 100
-  end
 
   def with_pool(name, size, fun),
     do: BenchPools.with_pool(name, size, fn pool -> fun.(BenchPools.workers(pool)) end)
 
-  def os_pid(worker), do: :sys.get_state(worker).os_pid
   def channel(worker), do: worker |> SnakeBridge.Workers.lookup() |> elem(2)
 
   # 100 processes x 1,000 calls of `make_call.()`'s function; calls/s and CPU per call.

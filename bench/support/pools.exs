@@ -27,4 +27,16 @@ defmodule BenchPools do
 
   # The pool's workers on this node.
   def workers({:pool, name}), do: for({w, _} <- SnakeBridge.Pool.workers(name), do: w)
+
+  # A local worker's program, as an OS pid.
+  def os_pid(worker), do: :sys.get_state(worker).os_pid
+
+  # The CPU time (user + system) an OS process has used so far, in
+  # microseconds, from /proc/<pid>/stat (Linux only; clock ticks of 10 ms).
+  def cpu_us(os_pid) do
+    [_, rest] = "/proc/#{os_pid}/stat" |> File.read!() |> String.split(") ", parts: 2)
+    fields = String.split(rest)
+    ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+    ticks * 1_000_000 / 100
+  end
 end
