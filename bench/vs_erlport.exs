@@ -13,12 +13,12 @@
 # interpreter as SnakeBridge. The directory is deleted at the end. Without
 # ERLPORT_DIR only SnakeBridge's figures are printed.
 #
-# Workloads (`--only` takes these names): trivial, json, object, concurrent,
+# Workloads (`--only` takes these names): trivial, json, object, medium, concurrent,
 # concurrent_json, list, bytes, cold_start, loaded, callbacks. docs/benchmarks.md, "Pool vs ErlPort, side by
 # side", has a run and what each contender does differently.
 
 defmodule VsErlport do
-  @workloads ~w(trivial json object concurrent concurrent_json list bytes cold_start loaded callbacks)
+  @workloads ~w(trivial json object medium concurrent concurrent_json list bytes cold_start loaded callbacks)
   @order [:pool, :pool2, :nif, :erlport]
   @pool1 VsErlport.Pool1
   @pool2 VsErlport.Pool2
@@ -31,10 +31,19 @@ defmodule VsErlport do
   @helper """
   \"\"\"ErlPort's side of SnakeBridge's bench/vs_erlport.exs (written to a temporary directory).\"\"\"
   import json
+  import time
 
 
   def ident(x):
       return x
+
+
+  def work(us):
+      # Python busy for `us` microseconds of wall time (the same work for every contender).
+      end = time.perf_counter() + us * 1e-6
+      while time.perf_counter() < end:
+          pass
+      return us
 
 
   def _text(x):
@@ -148,6 +157,15 @@ defmodule VsErlport do
     pool1 = start_pool(@pool1, 1)
     pool2 = if "concurrent" in only or "concurrent_json" in only, do: start_pool(@pool2, 2)
     ident_code = "def ident(x):\n    return x\n"
+    # The same as the ErlPort helper's work/1 (the "medium" workload).
+    work_code = """
+    import time
+    def work(us):
+        end = time.perf_counter() + us * 1e-6
+        while time.perf_counter() < end:
+            pass
+        return us
+    """
 
     py =
       if erlport do
@@ -169,6 +187,8 @@ defmodule VsErlport do
       pool2: pool2,
       nif_ident: SnakeBridge.exec!(ident_code)["ident"],
       pool_ident: SnakeBridge.exec!(ident_code, %{}, backend: pool1)["ident"],
+      nif_work: SnakeBridge.exec!(work_code)["work"],
+      pool_work: SnakeBridge.exec!(work_code, %{}, backend: pool1)["work"],
       contenders: [:pool, :nif] ++ if(erlport, do: [:erlport], else: [])
     }
   end
@@ -271,6 +291,21 @@ defmodule VsErlport do
       nif: fn -> {:ok, ^expected} = SnakeBridge.call("builtins", "sorted", [xs], key: key) end,
       erlport: fn -> ^expected = ctx.ep.call(ctx.py, :sb_vs_erlport, :sort_by_erlang, [xs]) end
     })
+  end
+
+  # Calls whose Python work takes a while: past a caller's polling window
+  # (50 µs), its reply comes as a message.
+  defp run("medium", ctx) do
+    rows =
+      for us <- [20, 50, 100, 500] do
+        latency(ctx, "medium", "Python busy #{us} µs (`work(#{us})`)", div(20_000_000, us + 20), %{
+          pool: fn -> {:ok, ^us} = SnakeBridge.call(ctx.pool_work, nil, [us], [], backend: ctx.pool1) end,
+          nif: fn -> {:ok, ^us} = SnakeBridge.call(ctx.nif_work, nil, [us]) end,
+          erlport: fn -> ^us = ctx.ep.call(ctx.py, :sb_vs_erlport, :work, [us]) end
+        })
+      end
+
+    %{rows: Enum.flat_map(rows, & &1.rows), detail: Enum.map_join(rows, "\n", & &1.detail)}
   end
 
   defp run("list", ctx) do

@@ -17,7 +17,7 @@ namespace sb::nif {
   X(elixir_datetime, "Elixir.DateTime") X(elixir_mapset, "Elixir.MapSet")                   \
   X(elixir_object, "Elixir.SnakeBridge.Object") X(elixir_bytes, "Elixir.SnakeBridge.Bytes") \
   X(elixir_array, "Elixir.SnakeBridge.Array") X(shape) X(not_array) X(to_array) X(to_columns)  \
-  X(output_server, "Elixir.SnakeBridge.Output") X(not_started) X(timeout) X(snakebridge_release)     \
+  X(output_server, "Elixir.SnakeBridge.Output") X(not_started) X(timeout) X(snakebridge_release) X(snakebridge_releases) \
   X(pending_releases) X(threads) X(bound_processes) X(busy_threads) X(max_threads) X(wedged_calls) X(scheduler_calls) X(paths)     \
   X(pythonpath) X(spin_us) X(fast_path) X(message) X(__exception__) X(snakebridge_callback)                       \
   X(type_error) X(abandoned) X(frame) X(drain) X(snakebridge_unclaimed) X(snakebridge_notice)    \

@@ -2,6 +2,7 @@
 
 #include "atoms.hpp"
 #include "boundary.hpp"
+#include "reply_channel.hpp"
 
 namespace sb::nif {
 namespace {
@@ -13,12 +14,18 @@ struct PortHandle {
   uint64_t id;
   ErlNifEnv* env;       // holds `remote` (nullptr for a local worker)
   ERL_NIF_TERM remote;  // the remote worker's pid
+  void* channel;        // the local worker's reply channel (channel_handle), or nullptr
 };
 
+// The id into the worker's channel (channel_handle); else
 // {:snakebridge_release, id} to a local worker, or
 // {:snakebridge_release, id, remote_pid} to the relay that forwards it.
 void port_handle_dtor(ErlNifEnv*, void* p) {
   auto* h = static_cast<PortHandle*>(p);
+  if (h->channel) {
+    release_into(h->channel, h->id);
+    return;
+  }
   ErlNifEnv* msg_env = enif_alloc_env();
   ERL_NIF_TERM id = enif_make_uint64(msg_env, h->id);
   ERL_NIF_TERM msg = h->env ? enif_make_tuple3(msg_env, atoms.snakebridge_release, id, enif_make_copy(msg_env, h->remote))
@@ -43,6 +50,21 @@ Term port_handle(ErlNifEnv* env, ErlNifPid owner, uint64_t id, std::optional<Ter
   h->id = id;
   h->env = remote ? enif_alloc_env() : nullptr;
   h->remote = remote ? enif_make_copy(h->env, *remote) : 0;
+  h->channel = nullptr;
+  ERL_NIF_TERM t = enif_make_resource(env, h);
+  enif_release_resource(h);
+  return t;
+}
+
+Term channel_handle(ErlNifEnv* env, Term channel, uint64_t id) {
+  ErlNifPid worker;
+  void* c = keep_channel(env, channel, &worker);
+  auto* h = static_cast<PortHandle*>(enif_alloc_resource(g_port_handle_type, sizeof(PortHandle)));
+  h->owner = worker;
+  h->id = id;
+  h->env = nullptr;
+  h->remote = 0;
+  h->channel = c;
   ERL_NIF_TERM t = enif_make_resource(env, h);
   enif_release_resource(h);
   return t;
@@ -56,6 +78,7 @@ Term port_handle_id(ErlNifEnv* env, Term handle) {
 
 SB_NIF("port_handle", port_handle, 0);
 SB_NIF_ARITY("port_handle", port_handle, 2, 0);
+SB_NIF("channel_handle", channel_handle, 0);
 SB_NIF("port_handle_id", port_handle_id, 0);
 
 }  // namespace sb::nif

@@ -75,6 +75,10 @@ struct Channel {
   // The worker process is gone (the channel monitors it): nothing more is
   // written, and callers learn it at once (as a closed port told them).
   std::atomic<bool> worker_gone{false};
+  // Ids of the worker's handles the BEAM garbage-collected (port_handle.cpp),
+  // until the worker takes them (channel_take_releases).
+  std::mutex release_mu;
+  std::vector<uint64_t> releases;
 
   ErlNifEnv* take_env() {
     if (spare_envs.empty()) return enif_alloc_env();
@@ -736,7 +740,47 @@ void channel_close(ErlNifEnv* env, Term chan) {
   close_requests(env, c);
 }
 
+// channel_take_releases(channel) -> the ids of collected handles gathered
+// since the last take.
+Term channel_take_releases(ErlNifEnv* env, Term chan) {
+  Channel* c = get_channel(env, chan);
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(c->release_mu);
+    ids.swap(c->releases);
+  }
+  ERL_NIF_TERM list = enif_make_list(env, 0);
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) list = enif_make_list_cell(env, enif_make_uint64(env, *it), list);
+  return list;
+}
+
 }  // namespace
+
+void* keep_channel(ErlNifEnv* env, Term chan, ErlNifPid* worker) {
+  Channel* c = get_channel(env, chan);
+  enif_keep_resource(c);
+  *worker = c->worker;
+  return c;
+}
+
+void release_into(void* channel, uint64_t id) {
+  auto* c = static_cast<Channel*>(channel);
+  size_t waiting = 0;
+  if (!c->worker_gone.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> lock(c->release_mu);
+    c->releases.push_back(id);
+    waiting = c->releases.size();
+  }
+  // The worker hears of the first id of a batch, and of every kReleaseNotice
+  // more (it then writes the batch at once, not after its wait).
+  if (waiting == 1 || (waiting > 0 && waiting % kReleaseNotice == 0)) {
+    ErlNifEnv* msg_env = enif_alloc_env();
+    enif_send(nullptr, &c->worker, msg_env,
+              enif_make_tuple2(msg_env, atoms.snakebridge_releases, enif_make_uint64(msg_env, waiting)));
+    enif_free_env(msg_env);
+  }
+  enif_release_resource(c);
+}
 
 void open_reply_channel_type(ErlNifEnv* env) {
   auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
@@ -764,5 +808,6 @@ SB_NIF("channel_send", channel_send, 0);
 SB_NIF("channel_flush", channel_flush, 0);
 SB_NIF("channel_output", channel_output, 0);
 SB_NIF("channel_call", channel_call, 0);
+SB_NIF("channel_take_releases", channel_take_releases, 0);
 
 }  // namespace sb::nif

@@ -15,8 +15,30 @@
 #pragma once
 #include <erl_nif.h>
 
+#include <cstddef>
+#include <cstdint>
+
+#include "boundary.hpp"
+
 namespace sb::nif {
 
 void open_reply_channel_type(ErlNifEnv* env);
+
+// The releases of a worker's handles (port_handle.cpp) are gathered in its
+// channel, the one object per worker that every decoder of its replies has at
+// hand: a collected handle adds its id there (no message of its own), and the
+// worker process, told of the first id of a batch and of every
+// kReleaseNotice more ({:snakebridge_releases, waiting}), takes them
+// (channel_take_releases) and writes them in one frame.
+constexpr size_t kReleaseNotice = 1000;
+
+// The channel `chan` (a reference kept for the caller: release_into lets it
+// go) and its worker's pid. Throws ArgumentError for anything else.
+void* keep_channel(ErlNifEnv* env, Term chan, ErlNifPid* worker);
+
+// A collected handle's id into `channel`'s releases (dropped when the worker
+// is gone: its program, and the object, went with it); lets go of the
+// reference keep_channel kept. Safe on any thread.
+void release_into(void* channel, uint64_t id);
 
 }  // namespace sb::nif

@@ -44,6 +44,8 @@ defmodule SnakeBridge.Native do
   def channel_flush(_channel), do: :erlang.nif_error(:nif_not_loaded)
   def channel_output(_channel), do: :erlang.nif_error(:nif_not_loaded)
   def channel_call(_channel, _id, _ref, _frame, _max_us), do: :erlang.nif_error(:nif_not_loaded)
+  def channel_handle(_channel, _id), do: :erlang.nif_error(:nif_not_loaded)
+  def channel_take_releases(_channel), do: :erlang.nif_error(:nif_not_loaded)
   def shm_write(_name, _binary), do: :erlang.nif_error(:nif_not_loaded)
   def shm_take(_name, _size), do: :erlang.nif_error(:nif_not_loaded)
   def shm_unlink(_name), do: :erlang.nif_error(:nif_not_loaded)

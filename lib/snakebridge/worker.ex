@@ -150,8 +150,11 @@ defmodule SnakeBridge.Worker do
        thread_users: %{},
        thread_keys: %{},
        forgotten: [],
+       # ids of handles to release (those collected on this node wait in the
+       # channel until the batch is written), and whether a write is due
        releases: [],
        release_count: 0,
+       release_timer: false,
        cancels: [],
        max_calls: max_calls,
        max_memory: max_memory,
@@ -316,17 +319,22 @@ defmodule SnakeBridge.Worker do
     end
   end
 
-  def handle_info({:snakebridge_release, id}, state) do
-    # Batched: one frame for the handles collected since the last one.
-    if state.releases == [], do: Process.send_after(self(), :flush_releases, @release_batch_ms)
-    state = %{state | releases: [id | state.releases], release_count: state.release_count + 1}
-    # One early flush when the batch is full; if the pipe is busy then, the
-    # retry timer it sets takes the rest (not one write, and one timer, per
-    # further release).
-    if state.release_count == @release_batch, do: {:noreply, flush_releases(state)}, else: {:noreply, state}
+  # Handles collected on this node: their ids wait in the channel
+  # (c_src/nif/port_handle.hpp), which says when the first of a batch came and
+  # every @release_batch more. Batched: one frame for the handles collected
+  # since the last one, or at once when the batch is full (if the pipe is busy
+  # then, the retry timer it sets takes the rest).
+  def handle_info({:snakebridge_releases, waiting}, state) do
+    if waiting >= @release_batch, do: {:noreply, flush_releases(state)}, else: {:noreply, release_soon(state)}
   end
 
-  def handle_info(:flush_releases, state), do: {:noreply, flush_releases(state)}
+  # Handles collected on another node, each relayed by its SnakeBridge.Workers.
+  def handle_info({:snakebridge_release, id}, state) do
+    state = release_soon(%{state | releases: [id | state.releases], release_count: state.release_count + 1})
+    if state.release_count >= @release_batch, do: {:noreply, flush_releases(state)}, else: {:noreply, state}
+  end
+
+  def handle_info(:flush_releases, state), do: {:noreply, flush_releases(%{state | release_timer: false})}
 
   def handle_info(:liveness, state) do
     Process.send_after(self(), :liveness, @liveness_tick_ms)
@@ -510,10 +518,19 @@ defmodule SnakeBridge.Worker do
     end
   end
 
+  defp release_soon(%{release_timer: false} = state) do
+    Process.send_after(self(), :flush_releases, @release_batch_ms)
+    %{state | release_timer: true}
+  end
+
+  defp release_soon(state), do: state
+
   # (A timer left from a batch flushed early finds the next batch, or none.)
   defp flush_releases(state) do
+    state = %{state | releases: SnakeBridge.Native.channel_take_releases(state.channel) ++ state.releases}
     state = flush(state, :releases, "release", :flush_releases)
-    if state.releases == [], do: %{state | release_count: 0}, else: state
+    # (Not written, the pipe busy: flush/4 set the retry timer.)
+    if state.releases == [], do: %{state | release_count: 0}, else: %{state | release_timer: true}
   end
 
   # One frame [0, op, items] for the items batched in state[field] (handles

@@ -176,6 +176,43 @@ defmodule SnakeBridge.PoolTest do
     assert eventually(fn -> live_tracked(worker) == 0 end)
   end
 
+  test "handles collected together reach their worker in a few notices, not a message each" do
+    # (A worker of this test's own: other tests' objects would add notices.)
+    start_supervised!({SnakeBridge.Pool, name: SnakeBridge.PoolTest.Releases, size: 1})
+    o = [backend: {:pool, SnakeBridge.PoolTest.Releases}]
+    SnakeBridge.exec!(@tracked, %{}, o)
+    [{worker, _}] = SnakeBridge.Pool.workers(SnakeBridge.PoolTest.Releases)
+
+    counter =
+      spawn_link(fn ->
+        receive_loop = fn loop, notices, singles ->
+          receive do
+            {:trace, ^worker, :receive, {:snakebridge_releases, _}} -> loop.(loop, notices + 1, singles)
+            {:trace, ^worker, :receive, {:snakebridge_release, _}} -> loop.(loop, notices, singles + 1)
+            {:trace, ^worker, :receive, _} -> loop.(loop, notices, singles)
+            {:count, from} -> send(from, {:counted, notices, singles})
+          end
+        end
+
+        receive_loop.(receive_loop, 0, 0)
+      end)
+
+    1 = :erlang.trace(worker, true, [:receive, {:tracer, counter}])
+
+    # 2,500 objects, all collected at once when the task's heap goes.
+    task = Task.async(fn -> length(for i <- 1..2_500, do: SnakeBridge.new!("sb_tracked", "Tracked", [i], [], o)) end)
+    assert Task.await(task, 30_000) == 2_500
+    assert eventually(fn -> live_tracked(worker) == 0 end)
+
+    :erlang.trace(worker, false, [:receive])
+    send(counter, {:count, self()})
+    assert_receive {:counted, notices, singles}, 5_000
+    # one for the first id of a batch, one per 1,000 more (and the flushes
+    # live_tracked/1 asks for meanwhile let a few batches start again)
+    assert notices >= 1 and notices < 50, "#{notices} release notices for 2,500 handles"
+    assert singles == 0
+  end
+
   test "a worker is recycled after :max_calls, transparently" do
     start_supervised!({SnakeBridge.Pool, name: SnakeBridge.PoolTest.Recycled, size: 1, max_calls: 5})
 
