@@ -1,7 +1,9 @@
 # The floors a worker's round trip is measured against (docs/benchmarks.md,
 # "Where a worker's time goes"): a futex hand-off between two threads on the
-# same core and on different cores, and a C echo port, blocking and polling,
-# answered directly and through a middleman process as a worker's replies are.
+# same core and on different cores; two C processes handing a message back
+# and forth, both polling, through pipes and through shared memory (no BEAM
+# in it); and a C echo port, blocking and polling, answered directly and
+# through a middleman process as a worker's replies are.
 #
 #     MIX_ENV=prod mix run bench/floor.exs
 Code.require_file("support/timing.exs", __DIR__)
@@ -11,10 +13,16 @@ File.mkdir_p!(dir)
 src = Path.expand("floor", __DIR__)
 {_, 0} = System.cmd("cc", ["-O2", "-o", Path.join(dir, "echo_port"), Path.join(src, "echo_port.c")])
 {_, 0} = System.cmd("c++", ["-O2", "-pthread", "-o", Path.join(dir, "handoff"), Path.join(src, "handoff.cpp")])
+{_, 0} = System.cmd("cc", ["-O2", "-o", Path.join(dir, "pingpong"), Path.join(src, "pingpong.c")])
 
 for {a, b} <- [{0, 0}, {0, 1}, {-1, -1}] do
   {out, 0} = System.cmd(Path.join(dir, "handoff"), [to_string(a), to_string(b)])
   IO.write("futex hand-off, " <> out)
+end
+
+for how <- ["pipe", "shm"] do
+  {out, 0} = System.cmd(Path.join(dir, "pingpong"), [how])
+  IO.write(out)
 end
 
 defmodule Floor.Middleman do
