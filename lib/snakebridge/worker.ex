@@ -64,6 +64,7 @@ defmodule SnakeBridge.Worker do
   # collection lets go of a few objects at a time) cost a caller creating
   # objects in a loop a third of its time (docs/benchmarks.md).
   @release_batch_ms 10
+  # (The channel tells of every kReleaseNotice more ids, c_src/nif/reply_channel.hpp: the same number.)
   @release_batch 1_000
 
   # Frames smaller than this are copied into one binary by the NIF as they

@@ -590,29 +590,26 @@ defmodule SnakeBridge.Backend.PortWorker do
   @doc false
   # The objects of `worker`'s handles, as its replies and callbacks name them.
   def handles(worker) do
-    if node(worker) == node() do
-      # Its releases are gathered in its channel (c_src/nif/port_handle.hpp):
-      # a collected handle costs no message (~2 µs of the collecting
-      # process's time each, and a message for the worker, before:
-      # docs/benchmarks.md).
-      case link(worker) do
-        {_ids, channel} ->
-          fn id, type ->
-            %Object{ref: SnakeBridge.Native.channel_handle(channel, id), type: type, owner: {:port, worker}}
-          end
+    handle =
+      cond do
+        # (A NIF resource can only message a local process: the relay forwards.)
+        node(worker) != node() ->
+          relay = Process.whereis(SnakeBridge.Workers)
+          &SnakeBridge.Native.port_handle(relay, &1, worker)
 
-        nil ->
-          fn id, type ->
-            %Object{ref: SnakeBridge.Native.port_handle(worker, id), type: type, owner: {:port, worker}}
-          end
-      end
-    else
-      relay = Process.whereis(SnakeBridge.Workers)
+        # Releases gathered in the worker's channel (c_src/nif/port_handle.hpp):
+        # a collected handle costs no message (~2 µs of the collecting
+        # process's time each, and a message for the worker, before:
+        # docs/benchmarks.md).
+        link = link(worker) ->
+          {_ids, channel} = link
+          &SnakeBridge.Native.channel_handle(channel, &1)
 
-      fn id, type ->
-        %Object{ref: SnakeBridge.Native.port_handle(relay, id, worker), type: type, owner: {:port, worker}}
+        true ->
+          &SnakeBridge.Native.port_handle(worker, &1)
       end
-    end
+
+    fn id, type -> %Object{ref: handle.(id), type: type, owner: {:port, worker}} end
   end
 
   # The core names a refused term by its position in what was sent; the
