@@ -71,22 +71,11 @@ defmodule PoolCpu do
   # worker, without the pool, the runtime's options and routing, or encoding.
   def raw(worker) do
     fn ->
-      {_port, ids, chan} = SnakeBridge.Workers.lookup(worker)
-      key = SnakeBridge.PythonThread.key()
-      send(worker, {:thread_user, self(), key})
-      body = Msgpack.encode_each(["call", key, "math", "sqrt", [2.0], [], "auto"], nil)
+      {ids, chan, body} = BenchPools.raw_sqrt(worker)
 
       fn ->
         ref = :erlang.alias()
-        id = :atomics.add_get(ids, 1, 1)
-
-        frame =
-          case Native.channel_call(chan, id, ref, Worker.frame(id, 7, body), 50) do
-            {:frame, frame} -> frame
-            {:frame, frame, :sent} -> frame
-            _ -> receive do: ({^ref, {:frame, frame, _}} -> frame)
-          end
-
+        frame = BenchPools.round_trip(ids, chan, body, ref, 50)
         :erlang.unalias(ref)
         {:ok, [_, "ok", _]} = Msgpack.decode(frame)
       end
@@ -109,10 +98,7 @@ defmodule PoolCpu do
   end
 
   def capacity(worker, n) do
-    {_port, ids, chan} = SnakeBridge.Workers.lookup(worker)
-    key = SnakeBridge.PythonThread.key()
-    send(worker, {:thread_user, self(), key})
-    body = Msgpack.encode_each(["call", key, "math", "sqrt", [2.0], [], "auto"], nil)
+    {ids, chan, body} = BenchPools.raw_sqrt(worker)
     ref = :erlang.alias()
 
     frames =

@@ -16,25 +16,14 @@
 #     MIX_ENV=prod mix run bench/pool_layers.exs [--rounds N]
 Code.require_file("support/timing.exs", __DIR__)
 Code.require_file("support/pools.exs", __DIR__)
-alias SnakeBridge.{Msgpack, Native, Pool, Worker}
+alias SnakeBridge.{Msgpack, Native, Pool}
 
 defmodule PoolLayers do
   def variants({:pool, name} = pool) do
     [worker] = BenchPools.workers(pool)
-    {_port, ids, chan} = SnakeBridge.Workers.lookup(worker)
-    request = fn -> ["call", SnakeBridge.PythonThread.key(), "math", "sqrt", [2.0], [], "auto"] end
-    body = Msgpack.encode_each(request.(), nil)
-    send(worker, {:thread_user, self(), SnakeBridge.PythonThread.key()})
-
-    round_trip = fn body, ref, poll_us ->
-      id = :atomics.add_get(ids, 1, 1)
-
-      case Native.channel_call(chan, id, ref, Worker.outgoing(Worker.frame(id, 7, body)), poll_us) do
-        {:frame, frame} -> frame
-        {:frame, frame, :sent} -> frame
-        _ -> receive do: ({^ref, {:frame, frame, _}} -> frame)
-      end
-    end
+    {ids, chan, body} = BenchPools.raw_sqrt(worker)
+    request = fn -> BenchPools.request_body(SnakeBridge.PythonThread.key()) end
+    round_trip = fn body, ref, poll_us -> BenchPools.round_trip(ids, chan, body, ref, poll_us) end
 
     [
       {"channel",
@@ -47,7 +36,7 @@ defmodule PoolLayers do
       {"+ encode",
        fn ->
          ref = :erlang.alias()
-         frame = round_trip.(Msgpack.encode_each(request.(), nil), ref, 50)
+         frame = round_trip.(request.(), ref, 50)
          :erlang.unalias(ref)
          {:ok, [_, "ok", _]} = Msgpack.decode(frame, handle: SnakeBridge.Backend.PortWorker.handles(worker))
        end},
@@ -61,7 +50,7 @@ defmodule PoolLayers do
              do: 50,
              else: 0
 
-         frame = round_trip.(Msgpack.encode_each(request.(), nil), ref, poll_us)
+         frame = round_trip.(request.(), ref, poll_us)
          :erlang.unalias(ref)
          Native.channel_forget(chan, 0)
          Pool.checkin(key, p)

@@ -12,6 +12,7 @@
 #
 #     MIX_ENV=prod mix run bench/quick_beside_slow.exs
 Code.require_file("support/timing.exs", __DIR__)
+Code.require_file("support/pools.exs", __DIR__)
 
 defmodule QuickBesideSlow do
   @slow [
@@ -22,9 +23,11 @@ defmodule QuickBesideSlow do
 
   def run(label, pool_opts) do
     name = Module.concat(__MODULE__, "P#{System.unique_integer([:positive])}")
-    {:ok, sup} = SnakeBridge.Pool.start_link([name: name] ++ pool_opts)
-    o = [backend: {:pool, name}]
-    ready(o)
+    BenchPools.with_pool(name, pool_opts, &run(label, pool_opts, &1))
+  end
+
+  defp run(label, pool_opts, {:pool, name} = pool) do
+    o = [backend: pool]
 
     for {slow_label, slow} <- @slow do
       parent = self()
@@ -57,16 +60,6 @@ defmodule QuickBesideSlow do
       IO.puts("#{label}, slow #{slow_label}: sqrt median #{p.(0.5)} µs, p99 #{p.(0.99)} µs")
       # (A killed slow caller's request runs to its end.)
       Process.sleep(200)
-    end
-
-    Process.unlink(sup)
-    Process.exit(sup, :shutdown)
-  end
-
-  defp ready(o) do
-    case SnakeBridge.call("math", "sqrt", [2.0], [], o) do
-      {:ok, _} -> :ok
-      _ -> Process.sleep(10) && ready(o)
     end
   end
 
